@@ -1,0 +1,225 @@
+"""Application settings: the one place that knows every setting the code reads.
+
+Settings come from the process environment (App Settings in Azure, ``local.settings.json``
+values under the Functions host, or the shell locally). A bad value fails at start with one
+line that names the setting, so a misconfigured deployment never runs half-working.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+PUBLIC_CLOUD_ARM = "https://management.azure.com"
+
+STORAGE_CONNECTION = "AUDITOR_STORAGE"
+STORAGE_SERVICE_URI_SUFFIXES = ("tableServiceUri", "queueServiceUri", "blobServiceUri")
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """A setting the code reads: its name, default (None = no default) and meaning."""
+
+    name: str
+    default: str | None
+    meaning: str
+
+
+# Every setting the application reads. infra/main.bicep must set each one (tests/infra checks it),
+# except those marked local-only below.
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "AUDITOR_STORAGE",
+        None,
+        "Storage connection: a connection string locally; in Azure use the identity-based "
+        "AUDITOR_STORAGE__tableServiceUri / __queueServiceUri / __blobServiceUri instead.",
+    ),
+    SettingSpec("AUDITOR_ARM_ENDPOINT", PUBLIC_CLOUD_ARM, "Azure Resource Manager endpoint (cloud)."),
+    SettingSpec(
+        "AUDITOR_SNAPSHOT_SCHEDULE", "0 0 2 * * *", "NCRONTAB schedule of the daily snapshot run."
+    ),
+    SettingSpec(
+        "AUDITOR_REPORT_SCHEDULE", "0 0 4 1 * *", "NCRONTAB schedule of the monthly evidence packs."
+    ),
+    SettingSpec("AUDITOR_SNAPSHOT_QUEUE", "auditor-snapshots", "Queue of one-tenant snapshot jobs."),
+    SettingSpec("AUDITOR_REPORT_QUEUE", "auditor-reports", "Queue of evidence-pack jobs."),
+    SettingSpec("AUDITOR_TABLE_PREFIX", "auditor", "Prefix of every table name (alphanumeric)."),
+    SettingSpec("AUDITOR_EVIDENCE_CONTAINER", "evidence", "Write-once blob container of evidence."),
+    SettingSpec(
+        "AUDITOR_EVIDENCE_RETENTION_DAYS",
+        "2555",
+        "Days the evidence container's immutability policy retains blobs (recorded in manifests).",
+    ),
+    SettingSpec(
+        "AUDITOR_ACCESS_POLICY",
+        None,
+        'JSON access policy of the API: {"grants": [{"principal": ..., "tenants": [...] | "*"}]}. '
+        "Unset in Azure means nobody may see any tenant.",
+    ),
+    SettingSpec(
+        "AUDITOR_COLLECT_TIMEOUT_SECONDS",
+        "900",
+        "Upper bound on one tenant's collection time, retries and throttling included.",
+    ),
+)
+
+# Settings that exist only for local runs and tests; infra does not set them.
+LOCAL_ONLY: frozenset[str] = frozenset({"AUDITOR_TABLE_PREFIX"})
+
+_SPECS = {spec.name: spec for spec in SETTINGS}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed. str() is one line naming the setting."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"setting {name}: {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Either a connection string (local, Azurite) or service URIs used with managed identity."""
+
+    connection_string: str | None
+    table_uri: str | None = None
+    queue_uri: str | None = None
+    blob_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    arm_endpoint: str
+    storage: StorageSettings | None
+    snapshot_schedule: str
+    report_schedule: str
+    snapshot_queue: str
+    report_queue: str
+    table_prefix: str
+    evidence_container: str
+    evidence_retention_days: int
+    access_policy_json: str | None
+    collect_timeout_seconds: float
+
+    @property
+    def arm_scope(self) -> str:
+        """Token scope for Resource Manager: it follows the endpoint (sovereign clouds)."""
+        return self.arm_endpoint.rstrip("/") + "/.default"
+
+
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+_CONTAINER_NAME = _QUEUE_NAME
+_TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$")
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        default = _SPECS[name].default
+        return default
+    return value.strip()
+
+
+def _https_url(env: Mapping[str, str], name: str) -> str:
+    value = _get(env, name) or ""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(name, f"must be an https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _ncrontab(env: Mapping[str, str], name: str) -> str:
+    value = _get(env, name) or ""
+    if len(value.split()) != 6:
+        raise SettingsError(name, f"must be an NCRONTAB expression with six fields, got {value!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
+    raw = _get(env, name) or ""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _named(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    value = _get(env, name) or ""
+    if not pattern.match(value):
+        raise SettingsError(name, f"must be {what}, got {value!r}")
+    return value
+
+
+def load_storage(env: Mapping[str, str]) -> StorageSettings | None:
+    """Read the AUDITOR_STORAGE connection in either of its two forms (None when absent)."""
+    conn = env.get(STORAGE_CONNECTION, "").strip()
+    uris = {
+        suffix: env.get(f"{STORAGE_CONNECTION}__{suffix}", "").strip()
+        for suffix in STORAGE_SERVICE_URI_SUFFIXES
+    }
+    if conn:
+        if conn != "UseDevelopmentStorage=true" and "AccountName=" not in conn:
+            raise SettingsError(
+                STORAGE_CONNECTION,
+                "must be a storage connection string (AccountName=...;...) "
+                "or UseDevelopmentStorage=true",
+            )
+        return StorageSettings(connection_string=conn)
+    if any(uris.values()):
+        for suffix, uri in uris.items():
+            parts = urlsplit(uri)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise SettingsError(
+                    f"{STORAGE_CONNECTION}__{suffix}", f"must be a service URL, got {uri!r}"
+                )
+        return StorageSettings(
+            connection_string=None,
+            table_uri=uris["tableServiceUri"],
+            queue_uri=uris["queueServiceUri"],
+            blob_uri=uris["blobServiceUri"],
+        )
+    return None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+    policy = _get(env, "AUDITOR_ACCESS_POLICY")
+    if policy is not None:
+        try:
+            json.loads(policy)
+        except json.JSONDecodeError as exc:
+            raise SettingsError("AUDITOR_ACCESS_POLICY", f"is not valid JSON ({exc.msg})") from None
+    return Settings(
+        arm_endpoint=_https_url(env, "AUDITOR_ARM_ENDPOINT"),
+        storage=load_storage(env),
+        snapshot_schedule=_ncrontab(env, "AUDITOR_SNAPSHOT_SCHEDULE"),
+        report_schedule=_ncrontab(env, "AUDITOR_REPORT_SCHEDULE"),
+        snapshot_queue=_named(env, "AUDITOR_SNAPSHOT_QUEUE", _QUEUE_NAME, "a queue name"),
+        report_queue=_named(env, "AUDITOR_REPORT_QUEUE", _QUEUE_NAME, "a queue name"),
+        table_prefix=_named(env, "AUDITOR_TABLE_PREFIX", _TABLE_PREFIX, "alphanumeric"),
+        evidence_container=_named(
+            env, "AUDITOR_EVIDENCE_CONTAINER", _CONTAINER_NAME, "a blob container name"
+        ),
+        evidence_retention_days=_int(env, "AUDITOR_EVIDENCE_RETENTION_DAYS", 1),
+        access_policy_json=policy,
+        collect_timeout_seconds=float(_int(env, "AUDITOR_COLLECT_TIMEOUT_SECONDS", 10)),
+    )
+
+
+def require_storage(settings: Settings) -> StorageSettings:
+    """The storage connection, or SettingsError when it is not configured."""
+    if settings.storage is None:
+        raise SettingsError(
+            STORAGE_CONNECTION,
+            "is not set: give a connection string, or AUDITOR_STORAGE__tableServiceUri, "
+            "__queueServiceUri and __blobServiceUri for managed identity",
+        )
+    return settings.storage
