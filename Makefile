@@ -1,0 +1,45 @@
+# One-command workflows. Each target installs what it needs on a fresh machine.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed
+
+.PHONY: help setup lint typecheck unit test demo bench infra-check clean
+
+help:
+	@echo "make demo   - start Azurite + simulator, run the auditor end to end, stop them"
+	@echo "make test   - ruff, mypy, infra checks and the whole pytest suite"
+	@echo "make bench  - benchmarks (bench/), each printing its ratio to a baseline"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
+	$(PIP) install --quiet --disable-pip-version-check --upgrade pip
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.bin/azurite: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) node_modules/.bin/azurite
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+infra-check: $(STAMP)
+	$(PY) tools/check_infra.py
+
+test: setup lint typecheck infra-check
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m tools.demo
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf .demo .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,241 @@
+"""Typed records of one tenant's Defender for Cloud posture.
+
+Pure data: no I/O. Every other layer (collector, store, diff, workbook) speaks in these records.
+Records are frozen so a snapshot, once built, cannot be changed in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class State(str, Enum):
+    """Regulatory compliance state, spelled as the API spells it."""
+
+    PASSED = "Passed"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    UNSUPPORTED = "Unsupported"
+
+
+class HardeningStatus(str, Enum):
+    """How a hardening recommendation stands in a subscription.
+
+    ``retired`` is for features Microsoft retired (never reported as passed or failed);
+    ``missing`` is for a recommendation with no data (never reported as passed).
+    """
+
+    ASSESSED = "assessed"
+    RETIRED = "retired"
+    MISSING = "missing"
+
+
+class CollectionStatus(str, Enum):
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    tenant_id: str
+    display_name: str
+    state: str = "Enabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """A delegated tenant and the subscriptions the managing tenant can see in it."""
+
+    tenant_id: str
+    display_name: str
+    subscriptions: tuple[Subscription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceRecord:
+    """One regulatory compliance assessment: subscription → standard → control → assessment."""
+
+    subscription_id: str
+    standard: str
+    control: str
+    assessment: str
+    state: State
+    passed_resources: int
+    failed_resources: int
+    skipped_resources: int
+    description: str
+    assessment_type: str = ""
+    details_link: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.subscription_id, self.standard, self.control, self.assessment)
+
+
+@dataclass(frozen=True, slots=True)
+class StandardSummary:
+    """A standard's state per subscription, as Defender for Cloud reports it."""
+
+    subscription_id: str
+    standard: str
+    state: State
+    passed_controls: int
+    failed_controls: int
+    skipped_controls: int
+    unsupported_controls: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSummary:
+    subscription_id: str
+    standard: str
+    control: str
+    description: str
+    state: State
+    passed_assessments: int
+    failed_assessments: int
+    skipped_assessments: int
+
+
+@dataclass(frozen=True, slots=True)
+class DefenderPlan:
+    """A Defender for Cloud plan (pricing) of one subscription."""
+
+    subscription_id: str
+    plan: str
+    tier: str  # Free | Standard
+    sub_plan: str = ""
+    deprecated: bool = False
+    replaced_by: tuple[str, ...] = ()
+    enablement_time: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecureScore:
+    subscription_id: str
+    current: float
+    maximum: float
+    percentage: float
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecureScoreControl:
+    subscription_id: str
+    control_id: str
+    display_name: str
+    current: float
+    maximum: float
+    percentage: float
+    healthy_resources: int
+    unhealthy_resources: int
+    not_applicable_resources: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationMetadata:
+    """Tenant-level metadata of a Defender recommendation (assessment key)."""
+
+    key: str
+    display_name: str
+    severity: str = ""
+    remediation: str = ""
+    categories: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HardeningCoverage:
+    """Per subscription and hardening recommendation: resource counts by status."""
+
+    subscription_id: str
+    recommendation: str  # assessment key (GUID)
+    feature: str  # short name, e.g. "just-in-time VM access"
+    display_name: str
+    status: HardeningStatus
+    healthy: int
+    unhealthy: int
+    not_applicable: int
+    severity: str = ""
+    remediation: str = ""
+    # Only for just-in-time access: VMs that an actual JIT policy covers (None when not read).
+    jit_covered_vms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    description: str
+    source_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StandardAssignment:
+    """A 2024-08-01 standard assignment: Audit (assigned standard), Exempt or Attest."""
+
+    subscription_id: str
+    assignment_id: str
+    display_name: str
+    standard_id: str
+    effect: str  # Audit | Exempt | Attest | ...
+    assessment_key: str = ""
+    expires_on: str = ""  # ISO-8601 or ""
+    exemption_category: str = ""
+    compliance_state: str = ""  # for attestations
+    compliance_date: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Completeness:
+    """What a collection expected and got, as data: never a silent pass."""
+
+    expected_subscriptions: tuple[str, ...]
+    collected_subscriptions: tuple[str, ...]
+    missing: dict[str, str] = field(default_factory=dict)  # subscription id -> reason
+    queries: int = 0
+    pages: int = 0
+    rest_calls: int = 0
+    throttles: int = 0
+    retries: int = 0
+    errors: tuple[str, ...] = ()
+    malformed: dict[str, int] = field(default_factory=dict)  # record kind -> count
+    warnings: tuple[str, ...] = ()
+    duration_seconds: float = 0.0
+
+    @property
+    def status(self) -> CollectionStatus:
+        if not self.collected_subscriptions and self.expected_subscriptions:
+            return CollectionStatus.FAILED
+        if self.missing or self.errors or set(self.expected_subscriptions) - set(
+            self.collected_subscriptions
+        ):
+            return CollectionStatus.INCOMPLETE
+        return CollectionStatus.COMPLETE
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why the collection is not complete (empty when it is)."""
+        out = [f"subscription {sub}: {why}" for sub, why in sorted(self.missing.items())]
+        out.extend(self.errors)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPosture:
+    """Everything collected for one tenant in one run."""
+
+    tenant: Tenant
+    compliance: tuple[ComplianceRecord, ...]
+    standards: tuple[StandardSummary, ...]
+    controls: tuple[ControlSummary, ...]
+    plans: tuple[DefenderPlan, ...]
+    secure_scores: tuple[SecureScore, ...]
+    secure_score_controls: tuple[SecureScoreControl, ...]
+    hardening: tuple[HardeningCoverage, ...]
+    assignments: tuple[StandardAssignment, ...]
+    completeness: Completeness

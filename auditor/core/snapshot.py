@@ -1,0 +1,95 @@
+"""Snapshot records: one tenant's posture at one scheduled moment, with its place in history.
+
+Pure types and rules shared by the store, the diff API and the evidence packs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from auditor.core.model import CollectionStatus, ControlSummary, State, TenantPosture
+
+SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z$")
+TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def snapshot_id_for(scheduled_at: datetime) -> str:
+    """The snapshot id of a scheduled slot: the same slot always gives the same id (idempotency)."""
+    if scheduled_at.tzinfo is None:
+        raise ValueError("scheduled_at must be timezone-aware (UTC)")
+    return scheduled_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def slot_of(snapshot_id: str) -> datetime:
+    """Inverse of snapshot_id_for."""
+    if not SNAPSHOT_ID.match(snapshot_id):
+        raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+    return datetime.strptime(snapshot_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def is_tenant_id(value: str) -> bool:
+    return bool(TENANT_ID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotIndexEntry:
+    """One row of a tenant's snapshot index (newest first): what an auditor sees in a list."""
+
+    tenant_id: str
+    tenant_name: str
+    snapshot_id: str
+    scheduled_at: datetime
+    finished_at: datetime
+    status: CollectionStatus
+    reasons: tuple[str, ...]
+    expected_subscriptions: tuple[str, ...]
+    collected_subscriptions: tuple[str, ...]
+    counts: dict[str, int]
+    compliance_by_standard: dict[str, float | None]
+    collector_version: str
+    content_hash: str
+    previous_snapshot_id: str | None
+    previous_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """History of one assessment, carried from snapshot to snapshot."""
+
+    first_seen: datetime
+    last_changed: datetime
+    first_failed: datetime | None  # start of the current failing streak; None when not failing
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    index: SnapshotIndexEntry
+    posture: TenantPosture
+    # Keyed by ComplianceRecord.key: (subscription, standard, control, assessment).
+    transitions: dict[tuple[str, str, str, str], Transition] = field(default_factory=dict)
+
+
+def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
+    """Per standard, passed controls as a percentage of passed + failed controls.
+
+    Summed over subscriptions. Skipped and unsupported controls are excluded (they are neither
+    compliant nor not); a standard with no passed or failed control has no percentage (None),
+    never 100 %.
+    """
+    passed: dict[str, int] = defaultdict(int)
+    assessed: dict[str, int] = defaultdict(int)
+    for control in controls:
+        assessed.setdefault(control.standard, 0)
+        if control.state is State.PASSED:
+            passed[control.standard] += 1
+            assessed[control.standard] += 1
+        elif control.state is State.FAILED:
+            assessed[control.standard] += 1
+    return {
+        standard: (round(100.0 * passed[standard] / total, 2) if total else None)
+        for standard, total in sorted(assessed.items())
+    }
