@@ -9,6 +9,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 from datetime import UTC, datetime
 
 from auditor.core.model import CollectionStatus, ControlSummary, State, TenantPosture
@@ -93,3 +94,40 @@ def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, floa
         standard: (round(100.0 * passed[standard] / total, 2) if total else None)
         for standard, total in sorted(assessed.items())
     }
+
+
+class SnapshotNotFound(LookupError):
+    """No committed snapshot (or tenant) answers the request."""
+
+
+class SnapshotReader(Protocol):
+    """Read side of the snapshot store: all a reader (API, evidence packs, verify) may use.
+
+    Only committed snapshots are ever returned; a partial write is invisible.
+    """
+
+    def list_tenants(self) -> list[SnapshotIndexEntry]:
+        """The latest committed snapshot of every tenant that has one, ordered by tenant id."""
+        ...
+
+    def list_snapshots(
+        self,
+        tenant_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[SnapshotIndexEntry]:
+        """A tenant's committed snapshots, newest first, optionally bounded by scheduled time."""
+        ...
+
+    def get_index(self, tenant_id: str, snapshot_id: str) -> SnapshotIndexEntry:
+        """One committed snapshot's index entry; SnapshotNotFound when absent."""
+        ...
+
+    def find_at(self, tenant_id: str, instant: datetime) -> SnapshotIndexEntry:
+        """The latest committed snapshot scheduled at or before `instant`; else SnapshotNotFound."""
+        ...
+
+    def get_snapshot(self, tenant_id: str, snapshot_id: str) -> Snapshot:
+        """A committed snapshot's full content; SnapshotNotFound when absent."""
+        ...
