@@ -38,14 +38,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Storage connection: a connection string locally; in Azure use the identity-based "
         "AUDITOR_STORAGE__tableServiceUri / __queueServiceUri / __blobServiceUri instead.",
     ),
-    SettingSpec("AUDITOR_ARM_ENDPOINT", PUBLIC_CLOUD_ARM, "Azure Resource Manager endpoint (cloud)."),
+    SettingSpec(
+        "AUDITOR_ARM_ENDPOINT", PUBLIC_CLOUD_ARM, "Azure Resource Manager endpoint (cloud)."
+    ),
     SettingSpec(
         "AUDITOR_SNAPSHOT_SCHEDULE", "0 0 2 * * *", "NCRONTAB schedule of the daily snapshot run."
     ),
     SettingSpec(
         "AUDITOR_REPORT_SCHEDULE", "0 0 4 1 * *", "NCRONTAB schedule of the monthly evidence packs."
     ),
-    SettingSpec("AUDITOR_SNAPSHOT_QUEUE", "auditor-snapshots", "Queue of one-tenant snapshot jobs."),
+    SettingSpec(
+        "AUDITOR_SNAPSHOT_QUEUE", "auditor-snapshots", "Queue of one-tenant snapshot jobs."
+    ),
     SettingSpec("AUDITOR_REPORT_QUEUE", "auditor-reports", "Queue of evidence-pack jobs."),
     SettingSpec("AUDITOR_TABLE_PREFIX", "auditor", "Prefix of every table name (alphanumeric)."),
     SettingSpec("AUDITOR_EVIDENCE_CONTAINER", "evidence", "Write-once blob container of evidence."),

@@ -7,10 +7,10 @@ Records are frozen so a snapshot, once built, cannot be changed in place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     """Regulatory compliance state, spelled as the API spells it."""
 
     PASSED = "Passed"
@@ -19,7 +19,7 @@ class State(str, Enum):
     UNSUPPORTED = "Unsupported"
 
 
-class HardeningStatus(str, Enum):
+class HardeningStatus(StrEnum):
     """How a hardening recommendation stands in a subscription.
 
     ``retired`` is for features Microsoft retired (never reported as passed or failed);
@@ -31,7 +31,7 @@ class HardeningStatus(str, Enum):
     MISSING = "missing"
 
 
-class CollectionStatus(str, Enum):
+class CollectionStatus(StrEnum):
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"
     FAILED = "failed"
@@ -211,8 +211,10 @@ class Completeness:
     def status(self) -> CollectionStatus:
         if not self.collected_subscriptions and self.expected_subscriptions:
             return CollectionStatus.FAILED
-        if self.missing or self.errors or set(self.expected_subscriptions) - set(
-            self.collected_subscriptions
+        if (
+            self.missing
+            or self.errors
+            or set(self.expected_subscriptions) - set(self.collected_subscriptions)
         ):
             return CollectionStatus.INCOMPLETE
         return CollectionStatus.COMPLETE

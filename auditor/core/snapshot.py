@@ -9,13 +9,15 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 from datetime import UTC, datetime
+from typing import Protocol
 
 from auditor.core.model import CollectionStatus, ControlSummary, State, TenantPosture
 
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z$")
-TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+TENANT_ID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
+)
 
 
 def snapshot_id_for(scheduled_at: datetime) -> str:

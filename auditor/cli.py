@@ -1,0 +1,62 @@
+"""`python -m auditor`: one subcommand per use case, each in its own module under commands/.
+
+A command module exposes ``register(subparsers)``, which adds its parser and sets
+``handler=`` (a function taking the parsed namespace and returning the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from auditor import __version__
+from auditor.settings import SettingsError
+
+# Order is the order of `--help`.
+COMMANDS: tuple[str, ...] = ("collect",)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m auditor",
+        description=(
+            "Daily, evidenced Defender for Cloud compliance of Lighthouse-delegated tenants."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress and SDK details to stderr"
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"auditor.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # The SDKs log every HTTP request at INFO; keep the terminal for results.
+        logging.getLogger("azure").setLevel(logging.WARNING)
+    try:
+        code: int = args.handler(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,366 @@
+"""Resource Graph rows → typed posture records. Pure: no I/O, fully unit-tested on fixtures.
+
+One table (``NORMALIZERS``) says what we collect: Resource Graph type → record kind →
+normalizer. Adding a kind is one row and one function. A row that does not fit its shape
+(missing properties, unknown state, an id that does not parse) is counted as malformed
+under its kind and described in a bounded list of warnings; it never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.core.model import (
+    ComplianceRecord,
+    ControlSummary,
+    DefenderPlan,
+    Evidence,
+    SecureScore,
+    SecureScoreControl,
+    StandardAssignment,
+    StandardSummary,
+    State,
+)
+
+Row = Mapping[str, Any]
+
+T_STANDARD = "microsoft.security/regulatorycompliancestandards"
+T_CONTROL = T_STANDARD + "/regulatorycompliancecontrols"
+T_ASSESSMENT = T_CONTROL + "/regulatorycomplianceassessments"
+T_SECURE_SCORE = "microsoft.security/securescores"
+T_SECURE_SCORE_CONTROL = T_SECURE_SCORE + "/securescorecontrols"
+T_PRICING = "microsoft.security/pricings"
+T_STANDARD_ASSIGNMENT = "microsoft.security/standardassignments"
+T_RECOMMENDATION = "microsoft.security/assessments"
+T_SUBSCRIPTION = "microsoft.resources/subscriptions"
+T_REGISTRATION_ASSIGNMENT = "microsoft.managedservices/registrationassignments"
+
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
+_ASSESSMENT_ID = re.compile(
+    _SUB + r"/providers/Microsoft\.Security/regulatoryComplianceStandards/(?P<standard>[^/]+)"
+    r"/regulatoryComplianceControls/(?P<control>[^/]+)"
+    r"/regulatoryComplianceAssessments/(?P<assessment>[^/]+)$",
+    re.IGNORECASE,
+)
+_CONTROL_ID = re.compile(
+    _SUB + r"/providers/Microsoft\.Security/regulatoryComplianceStandards/(?P<standard>[^/]+)"
+    r"/regulatoryComplianceControls/(?P<control>[^/]+)$",
+    re.IGNORECASE,
+)
+_STANDARD_ID = re.compile(
+    _SUB + r"/providers/Microsoft\.Security/regulatoryComplianceStandards/(?P<standard>[^/]+)$",
+    re.IGNORECASE,
+)
+_SUB_PREFIX = re.compile(r"^" + _SUB + r"(/|$)", re.IGNORECASE)
+
+MAX_WARNINGS = 50
+
+
+class Malformed(ValueError):
+    """A row does not have the shape its type promises."""
+
+
+@dataclass
+class Batch:
+    """Records normalised from a stream of rows, with what could not be normalised."""
+
+    compliance: list[ComplianceRecord] = field(default_factory=list)
+    standards: list[StandardSummary] = field(default_factory=list)
+    controls: list[ControlSummary] = field(default_factory=list)
+    plans: list[DefenderPlan] = field(default_factory=list)
+    secure_scores: list[SecureScore] = field(default_factory=list)
+    secure_score_controls: list[SecureScoreControl] = field(default_factory=list)
+    assignments: list[StandardAssignment] = field(default_factory=list)
+    # Recommendation rows stay raw-ish: (subscription, key, status code) for hardening roll-up.
+    recommendations: list[tuple[str, str, str]] = field(default_factory=list)
+    malformed: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+    def add(self, row: Row) -> None:
+        """Normalise one Resource Graph row into its record list (or count it as malformed)."""
+        row_type = str(row.get("type", "")).lower()
+        entry = NORMALIZERS.get(row_type)
+        if entry is None:
+            self.ignored += 1
+            return
+        kind, normalizer = entry
+        try:
+            record = normalizer(row)
+        except Malformed as exc:
+            self.malformed[kind] += 1
+            if len(self.warnings) < MAX_WARNINGS:
+                self.warnings.append(f"malformed {kind} row {row.get('id', '<no id>')!s}: {exc}")
+            return
+        getattr(self, kind).append(record)
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        for row in rows:
+            self.add(row)
+
+
+# --- field access -------------------------------------------------------------------------
+
+
+def _props(row: Row) -> Mapping[str, Any]:
+    props = row.get("properties")
+    if not isinstance(props, Mapping):
+        raise Malformed("no properties")
+    return props
+
+
+def _str(mapping: Mapping[str, Any], name: str, *, required: bool = True) -> str:
+    value = mapping.get(name)
+    if value is None:
+        if required:
+            raise Malformed(f"missing {name}")
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{name} is not a string")
+    return value
+
+
+def _int(mapping: Mapping[str, Any], name: str) -> int:
+    value = mapping.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Malformed(f"{name} is not a number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise Malformed(f"{name} is not a number") from None
+    if number < 0:
+        raise Malformed(f"{name} is negative")
+    return number
+
+
+def _float(mapping: Mapping[str, Any], name: str) -> float:
+    value = mapping.get(name, 0.0)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Malformed(f"{name} is not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise Malformed(f"{name} is not a number") from None
+
+
+def _state(props: Mapping[str, Any]) -> State:
+    raw = props.get("state")
+    if raw is None:
+        raise Malformed("missing state")
+    try:
+        return State(str(raw))
+    except ValueError:
+        # Casing differs between API versions; accept it, but nothing unknown.
+        for state in State:
+            if state.value.lower() == str(raw).lower():
+                return state
+        raise Malformed(f"unknown state {raw!r}") from None
+
+
+def _match(pattern: re.Pattern[str], row: Row) -> re.Match[str]:
+    row_id = row.get("id")
+    if not isinstance(row_id, str):
+        raise Malformed("missing id")
+    match = pattern.match(row_id)
+    if match is None:
+        raise Malformed("id does not parse")
+    return match
+
+
+def subscription_of(row: Row) -> str:
+    """The subscription a row belongs to: the subscriptionId column, else the id's prefix."""
+    sub = row.get("subscriptionId")
+    if isinstance(sub, str) and sub:
+        return sub.lower()
+    row_id = row.get("id")
+    match = _SUB_PREFIX.match(row_id) if isinstance(row_id, str) else None
+    if match is None:
+        raise Malformed("no subscription")
+    return match.group("sub").lower()
+
+
+# --- normalizers ----------------------------------------------------------------------------
+
+
+def compliance_record(row: Row) -> ComplianceRecord:
+    match = _match(_ASSESSMENT_ID, row)
+    props = _props(row)
+    return ComplianceRecord(
+        subscription_id=match.group("sub").lower(),
+        standard=match.group("standard"),
+        control=match.group("control"),
+        assessment=match.group("assessment").lower(),
+        state=_state(props),
+        passed_resources=_int(props, "passedResources"),
+        failed_resources=_int(props, "failedResources"),
+        skipped_resources=_int(props, "skippedResources"),
+        description=_str(props, "description", required=False),
+        assessment_type=_str(props, "assessmentType", required=False),
+        details_link=_str(props, "assessmentDetailsLink", required=False),
+    )
+
+
+def standard_summary(row: Row) -> StandardSummary:
+    match = _match(_STANDARD_ID, row)
+    props = _props(row)
+    return StandardSummary(
+        subscription_id=match.group("sub").lower(),
+        standard=match.group("standard"),
+        state=_state(props),
+        passed_controls=_int(props, "passedControls"),
+        failed_controls=_int(props, "failedControls"),
+        skipped_controls=_int(props, "skippedControls"),
+        unsupported_controls=_int(props, "unsupportedControls"),
+    )
+
+
+def control_summary(row: Row) -> ControlSummary:
+    match = _match(_CONTROL_ID, row)
+    props = _props(row)
+    return ControlSummary(
+        subscription_id=match.group("sub").lower(),
+        standard=match.group("standard"),
+        control=match.group("control"),
+        description=_str(props, "description", required=False),
+        state=_state(props),
+        passed_assessments=_int(props, "passedAssessments"),
+        failed_assessments=_int(props, "failedAssessments"),
+        skipped_assessments=_int(props, "skippedAssessments"),
+    )
+
+
+def defender_plan(row: Row) -> DefenderPlan:
+    props = _props(row)
+    tier = _str(props, "pricingTier")
+    if tier not in ("Free", "Standard"):
+        raise Malformed(f"unknown pricingTier {tier!r}")
+    replaced = props.get("replacedBy") or []
+    if not isinstance(replaced, list):
+        raise Malformed("replacedBy is not a list")
+    deprecated = props.get("deprecated", False)
+    return DefenderPlan(
+        subscription_id=subscription_of(row),
+        plan=_str(row, "name"),
+        tier=tier,
+        sub_plan=_str(props, "subPlan", required=False),
+        deprecated=deprecated is True or str(deprecated).lower() == "true",
+        replaced_by=tuple(str(item) for item in replaced),
+        enablement_time=_str(props, "enablementTime", required=False),
+    )
+
+
+def _score(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    score = props.get("score")
+    if not isinstance(score, Mapping):
+        raise Malformed("missing score")
+    return score
+
+
+def secure_score(row: Row) -> SecureScore:
+    props = _props(row)
+    score = _score(props)
+    return SecureScore(
+        subscription_id=subscription_of(row),
+        current=_float(score, "current"),
+        maximum=_float(score, "max"),
+        percentage=_float(score, "percentage"),
+        weight=_int(props, "weight"),
+    )
+
+
+def secure_score_control(row: Row) -> SecureScoreControl:
+    props = _props(row)
+    score = _score(props)
+    return SecureScoreControl(
+        subscription_id=subscription_of(row),
+        control_id=_str(row, "name"),
+        display_name=_str(props, "displayName", required=False),
+        current=_float(score, "current"),
+        maximum=_float(score, "max"),
+        percentage=_float(score, "percentage"),
+        healthy_resources=_int(props, "healthyResourceCount"),
+        unhealthy_resources=_int(props, "unhealthyResourceCount"),
+        not_applicable_resources=_int(props, "notApplicableResourceCount"),
+        weight=_int(props, "weight"),
+    )
+
+
+def _assessment_key(data: Mapping[str, Any]) -> str:
+    assigned = data.get("assignedAssessment")
+    if isinstance(assigned, Mapping):
+        return str(assigned.get("assessmentKey") or "").lower()
+    return ""
+
+
+def standard_assignment(row: Row) -> StandardAssignment:
+    props = _props(row)
+    effect = _str(props, "effect")
+    standard = props.get("assignedStandard")
+    standard_id = str(standard.get("id", "")) if isinstance(standard, Mapping) else ""
+    exemption = props.get("exemptionData")
+    attestation = props.get("attestationData")
+    exemption = exemption if isinstance(exemption, Mapping) else {}
+    attestation = attestation if isinstance(attestation, Mapping) else {}
+    evidence_rows = attestation.get("evidence") or []
+    if not isinstance(evidence_rows, list):
+        raise Malformed("attestation evidence is not a list")
+    evidence = tuple(
+        Evidence(str(item.get("description", "")), str(item.get("sourceUrl", "")))
+        for item in evidence_rows
+        if isinstance(item, Mapping)
+    )
+    if effect == "Exempt" and not exemption:
+        raise Malformed("Exempt assignment without exemptionData")
+    if effect == "Attest" and not attestation:
+        raise Malformed("Attest assignment without attestationData")
+    expires = _str(props, "expiresOn", required=False) or str(attestation.get("expiresOn") or "")
+    return StandardAssignment(
+        subscription_id=subscription_of(row),
+        assignment_id=_str(row, "id"),
+        display_name=_str(props, "displayName", required=False),
+        standard_id=standard_id,
+        effect=effect,
+        assessment_key=_assessment_key(exemption) or _assessment_key(attestation),
+        expires_on=expires,
+        exemption_category=str(exemption.get("exemptionCategory") or ""),
+        compliance_state=str(attestation.get("complianceState") or ""),
+        compliance_date=str(attestation.get("complianceDate") or ""),
+        evidence=evidence,
+        description=_str(props, "description", required=False),
+    )
+
+
+def recommendation(row: Row) -> tuple[str, str, str]:
+    """(subscription, assessment key, status code) of one per-resource recommendation row."""
+    props = _props(row)
+    status = props.get("status")
+    if not isinstance(status, Mapping):
+        raise Malformed("missing status")
+    code = _str(status, "code")
+    if code not in ("Healthy", "Unhealthy", "NotApplicable"):
+        raise Malformed(f"unknown status code {code!r}")
+    return (subscription_of(row), _str(row, "name").lower(), code)
+
+
+NORMALIZERS: dict[str, tuple[str, Callable[[Row], Any]]] = {
+    T_ASSESSMENT: ("compliance", compliance_record),
+    T_STANDARD: ("standards", standard_summary),
+    T_CONTROL: ("controls", control_summary),
+    T_PRICING: ("plans", defender_plan),
+    T_SECURE_SCORE: ("secure_scores", secure_score),
+    T_SECURE_SCORE_CONTROL: ("secure_score_controls", secure_score_control),
+    T_STANDARD_ASSIGNMENT: ("assignments", standard_assignment),
+    T_RECOMMENDATION: ("recommendations", recommendation),
+}
+
+# Types read in the per-tenant posture query (everything but per-resource recommendations,
+# which are filtered by key in a query of their own).
+POSTURE_TYPES: tuple[str, ...] = tuple(t for t in NORMALIZERS if t != T_RECOMMENDATION)
