@@ -1,0 +1,59 @@
+import pytest
+
+from auditor.settings import SETTINGS, SettingsError, load_settings
+
+CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+
+
+def test_defaults_are_valid_and_public_cloud() -> None:
+    settings = load_settings({})
+    assert settings.arm_endpoint == "https://management.azure.com"
+    assert settings.arm_scope == "https://management.azure.com/.default"
+    assert settings.storage is None
+
+
+def test_token_scope_follows_a_sovereign_endpoint() -> None:
+    settings = load_settings({"AUDITOR_ARM_ENDPOINT": "https://management.usgovcloudapi.net/"})
+    assert settings.arm_scope == "https://management.usgovcloudapi.net/.default"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AUDITOR_ARM_ENDPOINT", "http://management.azure.com"),
+        ("AUDITOR_ARM_ENDPOINT", "management.azure.com"),
+        ("AUDITOR_SNAPSHOT_SCHEDULE", "0 2 * * *"),
+        ("AUDITOR_REPORT_SCHEDULE", "monthly"),
+        ("AUDITOR_SNAPSHOT_QUEUE", "Bad_Queue"),
+        ("AUDITOR_TABLE_PREFIX", "has-dash"),
+        ("AUDITOR_EVIDENCE_CONTAINER", "x"),
+        ("AUDITOR_EVIDENCE_RETENTION_DAYS", "forever"),
+        ("AUDITOR_COLLECT_TIMEOUT_SECONDS", "1"),
+        ("AUDITOR_ACCESS_POLICY", "{not json"),
+        ("AUDITOR_STORAGE", "not a connection string"),
+        ("AUDITOR_STORAGE__tableServiceUri", "nope"),
+    ],
+)
+def test_bad_setting_fails_with_one_line_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert caught.value.name.startswith(name.split("__")[0])
+    assert str(caught.value).startswith(f"setting {caught.value.name}:")
+    assert "\n" not in str(caught.value)
+
+
+def test_storage_connection_string_or_identity_based_uris() -> None:
+    assert load_settings({"AUDITOR_STORAGE": CONN}).storage.connection_string == CONN  # type: ignore[union-attr]
+    uris = {
+        "AUDITOR_STORAGE__tableServiceUri": "https://acct.table.core.windows.net",
+        "AUDITOR_STORAGE__queueServiceUri": "https://acct.queue.core.windows.net",
+        "AUDITOR_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
+    }
+    storage = load_settings(uris).storage
+    assert storage is not None and storage.connection_string is None
+    assert storage.table_uri == "https://acct.table.core.windows.net"
+
+
+def test_every_setting_has_a_meaning() -> None:
+    assert all(spec.meaning for spec in SETTINGS)
+    assert len({spec.name for spec in SETTINGS}) == len(SETTINGS)
