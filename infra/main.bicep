@@ -1,0 +1,682 @@
+// Managing tenant: the compliance auditor on Azure Functions Flex Consumption.
+//
+// Deployed by `azd up` (see azure.yaml and docs/deploy.md) into one resource group of the service
+// provider's (managing) tenant. Plain `resource` blocks only, no modules: checkov scans every
+// resource offline (tools/check_infra.py) and tests/infra/test_bicep.py asserts on the parsed file.
+//
+// Identity model: one user-assigned managed identity runs everything. It reads the host storage,
+// the data storage and Application Insights through RBAC (no keys, no connection strings with
+// secrets), and it is the principal that customers delegate to with Azure Lighthouse
+// (infra/lighthouse/delegate-auditor.bicep). A user-assigned identity outlives the Function App:
+// recreating the app does not break any customer's delegation.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; seeds the unique suffix of every resource name.')
+param environmentName string
+
+@description('Region of every resource. Pick a region where Flex Consumption is available.')
+param location string = resourceGroup().location
+
+@description('Azure Resource Manager endpoint the auditor calls (the cloud of the customers).')
+param armEndpoint string = environment().resourceManager
+
+@description('NCRONTAB (six fields) of the daily snapshot run. Default: 02:00 UTC every day.')
+param snapshotSchedule string = '0 0 2 * * *'
+
+@description('NCRONTAB (six fields) of the monthly evidence packs. Default: 04:00 UTC on the 1st.')
+param reportSchedule string = '0 0 4 1 * *'
+
+@minLength(3)
+@maxLength(56) // the host adds "-poison" (7 characters) and queue names stop at 63
+@description('Queue of one-tenant snapshot jobs (its poison queue is created beside it).')
+param snapshotQueueName string = 'auditor-snapshots'
+
+@minLength(3)
+@maxLength(56)
+@description('Queue of evidence-pack jobs (its poison queue is created beside it).')
+param reportQueueName string = 'auditor-reports'
+
+@minLength(3)
+@maxLength(63)
+@description('Write-once blob container of evidence (version-level immutability).')
+param evidenceContainerName string = 'evidence'
+
+@minValue(1)
+@maxValue(146000)
+@description('Days the time-based retention policy keeps every evidence blob version immutable.')
+param evidenceRetentionDays int = 2555
+
+@minValue(10)
+@maxValue(1800) // host.json functionTimeout is 30 minutes
+@description('Upper bound in seconds on one tenant\'s collection (retries and throttling included).')
+param collectTimeoutSeconds int = 900
+
+@description('Access policy of the API, as JSON {"grants": [{"principal": ..., "tenants": [...] | "*"}]}. Default: nobody sees any tenant.')
+param accessPolicy object = {
+  grants: []
+}
+
+@allowed([
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Replication of the data account (tables and evidence): geo-redundant.')
+param dataStorageSku string = 'Standard_GRS'
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption scale-out ceiling. Kept low: every instance queries Resource Graph as the same principal, and the per-principal quota (about 15 queries per 5 s) is shared.')
+param maximumInstanceCount int = 10
+
+@allowed([
+  2048
+  4096
+])
+@description('Memory of one Flex Consumption instance (evidence workbooks are built in memory).')
+param instanceMemoryMB int = 2048
+
+@description('Zone-redundant Flex Consumption plan. Only in regions that support it; fixed at plan creation.')
+param zoneRedundant bool = false
+
+@minValue(30)
+@maxValue(730)
+@description('Retention in days of the Log Analytics workspace behind Application Insights.')
+param logRetentionDays int = 90
+
+@description('Turn on App Service Authentication (Entra ID) in front of the API.')
+param enableApiAuth bool = false
+
+@description('Application (client) id of the Entra app registration that represents the API. Required when enableApiAuth is true.')
+param apiAuthClientId string = ''
+
+@description('Tenant that issues tokens for the API (normally the managing tenant).')
+param apiAuthTenantId string = tenant().tenantId
+
+@description('Extra audiences accepted by the API besides api://<apiAuthClientId> and <apiAuthClientId>.')
+param apiAuthExtraAudiences array = []
+
+// ---------------------------------------------------------------------------------------------
+// Names and constants
+// ---------------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+  workload: 'compliance-auditor'
+}
+var identityName = 'id-auditor-${resourceToken}'
+var functionAppName = 'func-auditor-${resourceToken}'
+var planName = 'plan-auditor-${resourceToken}'
+var hostStorageName = 'sthost${resourceToken}'
+var dataStorageName = 'stdata${resourceToken}'
+var deploymentContainerName = 'app-package-${resourceToken}'
+var logAnalyticsName = 'log-auditor-${resourceToken}'
+var appInsightsName = 'appi-auditor-${resourceToken}'
+
+// Built-in role definition ids.
+var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------------------------
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: identityName
+  location: location
+  tags: tags
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host storage: AzureWebJobsStorage (timer leases, host locks) and the Flex deployment package.
+// ---------------------------------------------------------------------------------------------
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_43: the name is the expression 'sthost' + uniqueString() (19 lowercase alphanumerics), which checkov cannot evaluate in Bicep; tests/infra asserts the naming rule on the expression
+  // checkov:skip=CKV_AZURE_206: host storage holds only the deployment package and the host's lease blobs, all recreated by the next deployment; it keeps no data worth geo-replication (the data account is geo-redundant)
+  // checkov:skip=CKV_AZURE_35: the Flex Consumption app has no VNet integration in this template, so it reaches storage over the public endpoint; a default-deny firewall would cut the host off. Access is Entra ID only (shared keys disabled, RBAC per identity)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: without VNet integration and private endpoints the app can only reach the public endpoint; shared-key access is disabled, so the endpoint accepts Entra ID tokens only
+  name: hostStorageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource hostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: hostStorage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: hostBlobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data storage: the auditor's tables, job queues and write-once evidence (AUDITOR_STORAGE).
+// Separate from the host's account so that the app's data roles never cover host internals and
+// the evidence account can carry its own replication, retention and immutability.
+// ---------------------------------------------------------------------------------------------
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_43: the name is the expression 'stdata' + uniqueString() (19 lowercase alphanumerics), which checkov cannot evaluate in Bicep; tests/infra asserts the naming rule on the expression
+  // checkov:skip=CKV_AZURE_35: the Flex Consumption app has no VNet integration in this template, so it reaches storage over the public endpoint; a default-deny firewall would cut the auditor off. Access is Entra ID only (shared keys disabled, RBAC per identity)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: without VNet integration and private endpoints the app can only reach the public endpoint; shared-key access is disabled, so the endpoint accepts Entra ID tokens only
+  name: dataStorageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: dataStorageSku
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: {
+          enabled: true
+          keyType: 'Account'
+        }
+        file: {
+          enabled: true
+          keyType: 'Account'
+        }
+        table: {
+          enabled: true
+          keyType: 'Account'
+        }
+        queue: {
+          enabled: true
+          keyType: 'Account'
+        }
+      }
+    }
+  }
+}
+
+// Tables: only the table service is declared. The code creates its tables at runtime (names
+// derive from AUDITOR_TABLE_PREFIX, default "auditor"), idempotently, with the Storage Table Data
+// Contributor role below. Declaring the tables here too would duplicate the code's naming rules
+// and drift from them.
+resource dataTableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource dataQueueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: dataStorage
+  name: 'default'
+}
+
+resource snapshotQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: dataQueueService
+  name: snapshotQueueName
+}
+
+resource snapshotPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: dataQueueService
+  name: '${snapshotQueueName}-poison'
+}
+
+resource reportQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: dataQueueService
+  name: reportQueueName
+}
+
+resource reportPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: dataQueueService
+  name: '${reportQueueName}-poison'
+}
+
+resource dataBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: dataStorage
+  name: 'default'
+  properties: {
+    // Version-level immutability on the evidence container requires versioning on the account.
+    isVersioningEnabled: true
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 30
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 30
+    }
+  }
+}
+
+resource evidenceContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: dataBlobService
+  name: evidenceContainerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: {
+      enabled: true
+    }
+  }
+}
+
+// Default time-based retention of every blob version in the evidence container. Deployed
+// unlocked: lock it (docs/deploy.md) once the retention period is agreed, because a locked
+// policy can only be extended, never shortened or removed.
+resource evidenceRetentionPolicy 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: evidenceContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: evidenceRetentionDays
+    allowProtectedAppendWrites: false
+    allowProtectedAppendWritesAll: false
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring: Application Insights on a Log Analytics workspace, local auth disabled.
+// ---------------------------------------------------------------------------------------------
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: logAnalyticsName
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: logRetentionDays
+    features: {
+      disableLocalAuth: true
+    }
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: appInsightsName
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    IngestionMode: 'LogAnalytics'
+    DisableLocalAuth: true
+  }
+}
+
+// Who read, wrote or deleted evidence: blob data-plane logs of the data account.
+resource evidenceAccessLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'evidence-access'
+  scope: dataBlobService
+  properties: {
+    workspaceId: logAnalytics.id
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role assignments of the app's identity, each scoped to the one resource it is needed on.
+// ---------------------------------------------------------------------------------------------
+
+resource dataTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, identity.id, storageTableDataContributorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Auditor: create its tables and read/write snapshot entities.'
+  }
+}
+
+resource dataQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, identity.id, storageQueueDataContributorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Auditor: enqueue and process snapshot and report jobs (triggers and scale controller).'
+  }
+}
+
+resource dataBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, identity.id, storageBlobDataContributorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Auditor: write and read evidence blobs (immutability still forbids changes).'
+  }
+}
+
+resource hostBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, identity.id, storageBlobDataOwnerRoleId)
+  scope: hostStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Functions host: AzureWebJobsStorage leases and the Flex deployment package.'
+  }
+}
+
+resource appInsightsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, identity.id, monitoringMetricsPublisherRoleId)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Functions host: send telemetry with Entra ID (local auth is disabled).'
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function App on Flex Consumption
+// ---------------------------------------------------------------------------------------------
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy of a Flex Consumption plan exists only in some regions and is fixed at plan creation; it is the zoneRedundant parameter, off by default so that the template deploys in every Flex Consumption region
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+// Settings the code reads (auditor/settings.py SETTINGS), in their Azure form. No connection
+// strings with secrets: storage is reached by service URI with the user-assigned identity.
+var auditorSettings = [
+  {
+    name: 'AUDITOR_STORAGE__tableServiceUri'
+    value: dataStorage.properties.primaryEndpoints.table
+  }
+  {
+    name: 'AUDITOR_STORAGE__queueServiceUri'
+    value: dataStorage.properties.primaryEndpoints.queue
+  }
+  {
+    name: 'AUDITOR_STORAGE__blobServiceUri'
+    value: dataStorage.properties.primaryEndpoints.blob
+  }
+  {
+    name: 'AUDITOR_STORAGE__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AUDITOR_STORAGE__clientId'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'AUDITOR_ARM_ENDPOINT'
+    value: armEndpoint
+  }
+  {
+    name: 'AUDITOR_SNAPSHOT_SCHEDULE'
+    value: snapshotSchedule
+  }
+  {
+    name: 'AUDITOR_REPORT_SCHEDULE'
+    value: reportSchedule
+  }
+  {
+    name: 'AUDITOR_SNAPSHOT_QUEUE'
+    value: snapshotQueueName
+  }
+  {
+    name: 'AUDITOR_REPORT_QUEUE'
+    value: reportQueueName
+  }
+  {
+    name: 'AUDITOR_EVIDENCE_CONTAINER'
+    value: evidenceContainerName
+  }
+  {
+    name: 'AUDITOR_EVIDENCE_RETENTION_DAYS'
+    value: string(evidenceRetentionDays)
+  }
+  {
+    name: 'AUDITOR_ACCESS_POLICY'
+    value: string(accessPolicy)
+  }
+  {
+    name: 'AUDITOR_COLLECT_TIMEOUT_SECONDS'
+    value: string(collectTimeoutSeconds)
+  }
+]
+
+// Settings of the platform: host storage and telemetry through the identity, and the client id
+// that DefaultAzureCredential needs to pick the user-assigned identity.
+var platformSettings = [
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: hostStorage.name
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  }
+]
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: callers authenticate with Entra ID bearer tokens (App Service Authentication, enableApiAuth) and the API's access policy; incoming client certificates are not part of this API's protocol
+  // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP/FTPS endpoint at all, and it rejects siteConfig.ftpsState (listed in the Flex Consumption deprecations); FTP basic-auth publishing is also disabled below
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales by functionAppConfig.scaleAndConcurrency, not siteConfig.numberOfWorkers, and scales to zero by design
+  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and the platform replaces its instances per event. The API has no health endpoint yet: set siteConfig.healthCheckPath when it has one
+  // checkov:skip=CKV_AZURE_222: the API must be reachable by the service provider's analysts without a VNet; it is protected by Entra ID authentication (enableApiAuth) and a deny-all default access policy
+  name: functionAppName
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: concat(auditorSettings, platformSettings)
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+  // The host must find its roles in place when it first starts.
+  dependsOn: [
+    hostBlobRole
+    dataTableRole
+    dataQueueRole
+    dataBlobRole
+    appInsightsRole
+    deploymentContainer
+  ]
+}
+
+// No basic-auth publishing: deployments (azd) use Entra ID tokens.
+resource ftpPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// Optional App Service Authentication (Entra ID) in front of the API: validates bearer tokens
+// issued for the API's app registration and answers 401 to anything else. No client secret:
+// the API only validates tokens, it never signs users in. The resource is always declared (every
+// site has an authsettingsV2 document) and switched by enableApiAuth, so that a redeployment with
+// the switch off really turns authentication off, and so that checkov scans its properties.
+resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: this check reads the legacy 'authsettings' (V1) schema (properties.enabled); this resource is 'authsettingsV2', whose switch is platform.enabled, checked by CKV_AZURE_56
+  // checkov:skip=CKV_AZURE_63: inspects properties.httpLoggingEnabled of the 'web' config document; 'authsettingsV2' has no such property (requests are logged by Application Insights)
+  // checkov:skip=CKV_AZURE_65: inspects properties.detailedErrorLoggingEnabled of the 'web' config document; 'authsettingsV2' has no such property
+  // checkov:skip=CKV_AZURE_66: inspects properties.requestTracingEnabled of the 'web' config document; 'authsettingsV2' has no such property
+  // checkov:skip=CKV_AZURE_80: inspects the .NET Framework version of the 'web' config document; 'authsettingsV2' has none, and the app runs Python 3.11 (functionAppConfig.runtime)
+  // checkov:skip=CKV_AZURE_88: inspects Azure Files mounts ('azurestorageaccounts' config); 'authsettingsV2' has none, and Flex Consumption uses no Azure Files share
+  // checkov:skip=CKV_AZURE_222: inspects properties.publicNetworkAccess, a property of the site, not of 'authsettingsV2'; the site's own finding is skipped above with its reason
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: enableApiAuth
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: enableApiAuth
+        registration: {
+          clientId: apiAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${apiAuthTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: empty(apiAuthClientId) ? apiAuthExtraAudiences : concat([
+            'api://${apiAuthClientId}'
+            apiAuthClientId
+          ], apiAuthExtraAudiences)
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (azd stores them in the environment's .env)
+// ---------------------------------------------------------------------------------------------
+
+@description('Object id of the auditor\'s identity: customers delegate Reader and Security Reader to it.')
+output AUDITOR_PRINCIPAL_ID string = identity.properties.principalId
+
+@description('Client id of the auditor\'s identity.')
+output AUDITOR_CLIENT_ID string = identity.properties.clientId
+
+@description('Managing tenant id: the managedByTenantId of the Lighthouse delegation.')
+output AUDITOR_MANAGING_TENANT_ID string = tenant().tenantId
+
+@description('Base URL of the auditor\'s API.')
+output AUDITOR_API_BASE_URL string = 'https://${functionApp.properties.defaultHostName}'
+
+output AZURE_FUNCTION_APP_NAME string = functionApp.name
+output AUDITOR_DATA_STORAGE_ACCOUNT string = dataStorage.name
+output AUDITOR_EVIDENCE_CONTAINER string = evidenceContainer.name
