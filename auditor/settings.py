@@ -7,12 +7,13 @@ line that names the setting, so a misconfigured deployment never runs half-worki
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from auditor.core.access import PolicyError, parse_policy
 
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
 
@@ -198,9 +199,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     policy = _get(env, "AUDITOR_ACCESS_POLICY")
     if policy is not None:
         try:
-            json.loads(policy)
-        except json.JSONDecodeError as exc:
-            raise SettingsError("AUDITOR_ACCESS_POLICY", f"is not valid JSON ({exc.msg})") from None
+            parse_policy(policy)
+        except PolicyError as exc:
+            raise SettingsError("AUDITOR_ACCESS_POLICY", str(exc)) from None
     return Settings(
         arm_endpoint=_https_url(env, "AUDITOR_ARM_ENDPOINT"),
         storage=load_storage(env),

@@ -1,0 +1,526 @@
+"""What changed for one tenant between two snapshots. Pure: no I/O.
+
+Every change falls in exactly one category:
+
+- scope (delegation) changes, per subscription: ``added`` / ``removed`` (the subscription entered
+  or left the tenant's scope) and ``incomparable`` (in scope at both ends, but either snapshot
+  lacks its data). They are never counted as posture changes;
+- posture changes, inside subscriptions collected at both ends: ``regressed`` (to Failed),
+  ``improved`` (Failed to Passed), ``changed`` (any other state transition), and ``added`` /
+  ``removed`` when a standard, control or assessment appeared or vanished. A change is reported
+  at the highest level that appeared or vanished: a new standard is one change, not one per
+  assessment.
+
+Resource counts that move while the state stays the same are not changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from operator import attrgetter
+
+from auditor.core.model import (
+    ComplianceRecord,
+    ControlSummary,
+    DefenderPlan,
+    SecureScore,
+    State,
+)
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_by_standard
+
+RecordKey = tuple[str, str, str, str]
+
+
+class ChangeKind(StrEnum):
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    CHANGED = "changed"
+    ADDED = "added"
+    REMOVED = "removed"
+    INCOMPARABLE = "incomparable"
+
+
+class Level(StrEnum):
+    """What a change is about: a whole subscription (scope), or a posture element."""
+
+    SUBSCRIPTION = "subscription"
+    STANDARD = "standard"
+    CONTROL = "control"
+    ASSESSMENT = "assessment"
+
+
+POSTURE_KINDS: tuple[ChangeKind, ...] = (
+    ChangeKind.REGRESSED,
+    ChangeKind.IMPROVED,
+    ChangeKind.CHANGED,
+    ChangeKind.ADDED,
+    ChangeKind.REMOVED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One end of a change: the state and resource counts (summed for a standard or control)."""
+
+    state: State | None
+    passed_resources: int
+    failed_resources: int
+    skipped_resources: int
+    assessments: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    subscription_id: str
+    level: Level
+    change: ChangeKind
+    standard: str | None
+    control: str | None
+    assessment: str | None
+    before: Side | None
+    after: Side | None
+    description: str = ""
+    # Where the later end is Failed: start of the current failing streak and its length.
+    failing_since: datetime | None = None
+    failing_days: int | None = None
+    # Scope changes: why (e.g. the reason a subscription was not collected).
+    reason: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (
+            self.subscription_id,
+            self.standard or "",
+            self.control or "",
+            self.assessment or "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StandardCompliance:
+    """Compliance of one standard at both ends (percent of passed controls; None = no data).
+
+    ``before`` / ``after`` are what each snapshot reports for the tenant; the ``comparable_``
+    figures count only subscriptions collected at both ends, so scope changes do not move them.
+    """
+
+    standard: str
+    before: float | None
+    after: float | None
+    delta: float | None
+    comparable_before: float | None
+    comparable_after: float | None
+    comparable_delta: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDowngrade:
+    subscription_id: str
+    plan: str
+    before_tier: str
+    after_tier: str
+    before_sub_plan: str
+    after_sub_plan: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecureScoreDrop:
+    subscription_id: str
+    before: float
+    after: float
+    delta: float
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSummary:
+    posture: dict[ChangeKind, int]  # regressed, improved, changed, added, removed
+    subscriptions_added: int
+    subscriptions_removed: int
+    subscriptions_incomparable: int
+    subscriptions_compared: int
+    compliance: tuple[StandardCompliance, ...]
+    plan_downgrades: tuple[PlanDowngrade, ...]
+    secure_score_drops: tuple[SecureScoreDrop, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    before: SnapshotIndexEntry
+    after: SnapshotIndexEntry
+    summary: DiffSummary
+    changes: tuple[Change, ...]  # ordered by subscription, standard, control, assessment
+
+    @property
+    def complete(self) -> bool:
+        """Both ends were committed complete."""
+        return self.before.status.value == "complete" and self.after.status.value == "complete"
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return round(after - before, 2)
+
+
+def _scope(snapshot: Snapshot) -> set[str]:
+    index = snapshot.index
+    return set(index.expected_subscriptions) | set(index.collected_subscriptions)
+
+
+def _missing_reason(snapshot: Snapshot, subscription_id: str, end: str) -> str:
+    why = snapshot.posture.completeness.missing.get(subscription_id)
+    detail = f": {why}" if why else ""
+    return f"not collected in the {end} snapshot ({snapshot.index.snapshot_id}){detail}"
+
+
+_KEY = attrgetter("subscription_id", "standard", "control", "assessment")
+_KEY_AND_STATE = attrgetter("subscription_id", "standard", "control", "assessment", "state._value_")
+_STANDARD = attrgetter("subscription_id", "standard")
+_CONTROL = attrgetter("subscription_id", "standard", "control")
+
+
+class ComplianceIndex:
+    """A snapshot's compliance records arranged for diffing; build once per snapshot and reuse.
+
+    Built with C-level maps (no Python loop per record): diffing two 100,000-record snapshots
+    then costs set differences, not a walk over every record.
+    """
+
+    __slots__ = ("_controls", "_standards", "records", "states")
+
+    def __init__(self, records: Sequence[ComplianceRecord]) -> None:
+        self.records: dict[RecordKey, ComplianceRecord] = dict(
+            zip(map(_KEY, records), records, strict=True)
+        )
+        # (subscription, standard, control, assessment, state)
+        self.states: frozenset[tuple[str, str, str, str, str]] = frozenset(
+            map(_KEY_AND_STATE, records)
+        )
+        self._standards: frozenset[tuple[str, str]] | None = None
+        self._controls: frozenset[tuple[str, str, str]] | None = None
+
+    @property
+    def standards(self) -> frozenset[tuple[str, str]]:
+        """(subscription, standard) pairs that have at least one record."""
+        if self._standards is None:
+            self._standards = frozenset(map(_STANDARD, self.records.values()))
+        return self._standards
+
+    @property
+    def controls(self) -> frozenset[tuple[str, str, str]]:
+        if self._controls is None:
+            self._controls = frozenset(map(_CONTROL, self.records.values()))
+        return self._controls
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _side(record: ComplianceRecord) -> Side:
+    return Side(
+        state=record.state,
+        passed_resources=record.passed_resources,
+        failed_resources=record.failed_resources,
+        skipped_resources=record.skipped_resources,
+        assessments=1,
+    )
+
+
+def _sum_side(state: State | None, records: list[ComplianceRecord]) -> Side:
+    return Side(
+        state=state,
+        passed_resources=sum(r.passed_resources for r in records),
+        failed_resources=sum(r.failed_resources for r in records),
+        skipped_resources=sum(r.skipped_resources for r in records),
+        assessments=len(records),
+    )
+
+
+def _kind(before: State, after: State) -> ChangeKind:
+    if after is State.FAILED:
+        return ChangeKind.REGRESSED
+    if before is State.FAILED and after is State.PASSED:
+        return ChangeKind.IMPROVED
+    return ChangeKind.CHANGED
+
+
+class _Appearance:
+    """Groups keys present at only one end into standard-, control- or assessment-level changes."""
+
+    def __init__(self, snapshot: Snapshot, index: ComplianceIndex, other: ComplianceIndex) -> None:
+        self.records = index.records
+        self.other_standards = other.standards
+        self.other_controls = other.controls
+        self.standard_states = {
+            (s.subscription_id, s.standard): s.state for s in snapshot.posture.standards
+        }
+        self.control_states = {
+            (c.subscription_id, c.standard, c.control): c.state for c in snapshot.posture.controls
+        }
+
+    def changes(self, keys: Iterable[RecordKey], kind: ChangeKind, at_after: bool) -> list[Change]:
+        groups: dict[tuple[str, ...], list[ComplianceRecord]] = defaultdict(list)
+        for key in keys:
+            if key[:2] not in self.other_standards:
+                groups[key[:2]].append(self.records[key])
+            elif key[:3] not in self.other_controls:
+                groups[key[:3]].append(self.records[key])
+            else:
+                groups[key].append(self.records[key])
+        out: list[Change] = []
+        for group, records in groups.items():
+            if len(group) == 2:
+                level = Level.STANDARD
+                side = _sum_side(self.standard_states.get((group[0], group[1])), records)
+                description = ""
+            elif len(group) == 3:
+                level = Level.CONTROL
+                side = _sum_side(self.control_states.get((group[0], group[1], group[2])), records)
+                description = ""
+            else:
+                level = Level.ASSESSMENT
+                side = _side(records[0])
+                description = records[0].description
+            out.append(
+                Change(
+                    subscription_id=group[0],
+                    level=level,
+                    change=kind,
+                    standard=group[1],
+                    control=group[2] if len(group) > 2 else None,
+                    assessment=group[3] if len(group) > 3 else None,
+                    before=None if at_after else side,
+                    after=side if at_after else None,
+                    description=description,
+                )
+            )
+        return out
+
+
+def _failing(
+    snapshot: Snapshot, key: RecordKey, state: State | None
+) -> tuple[datetime | None, int | None]:
+    if state is not State.FAILED:
+        return None, None
+    transition = snapshot.transitions.get(key)
+    if transition is None or transition.first_failed is None:
+        return None, None
+    elapsed = snapshot.index.scheduled_at - transition.first_failed
+    return transition.first_failed, max(0, math.floor(elapsed.total_seconds() / 86400))
+
+
+def _with_failing(snapshot: Snapshot, change: Change) -> Change:
+    if change.level is not Level.ASSESSMENT or change.after is None:
+        return change
+    assert change.standard is not None and change.control is not None
+    assert change.assessment is not None
+    key = (change.subscription_id, change.standard, change.control, change.assessment)
+    since, days = _failing(snapshot, key, change.after.state)
+    if since is None:
+        return change
+    return Change(
+        subscription_id=change.subscription_id,
+        level=change.level,
+        change=change.change,
+        standard=change.standard,
+        control=change.control,
+        assessment=change.assessment,
+        before=change.before,
+        after=change.after,
+        description=change.description,
+        failing_since=since,
+        failing_days=days,
+    )
+
+
+def _compliance(
+    before: Snapshot, after: Snapshot, comparable: set[str]
+) -> tuple[StandardCompliance, ...]:
+    def comparable_only(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
+        return compliance_by_standard(c for c in controls if c.subscription_id in comparable)
+
+    reported_before = before.index.compliance_by_standard
+    reported_after = after.index.compliance_by_standard
+    cmp_before = comparable_only(before.posture.controls)
+    cmp_after = comparable_only(after.posture.controls)
+    standards = sorted(
+        set(reported_before) | set(reported_after) | set(cmp_before) | set(cmp_after)
+    )
+    return tuple(
+        StandardCompliance(
+            standard=standard,
+            before=reported_before.get(standard),
+            after=reported_after.get(standard),
+            delta=_delta(reported_before.get(standard), reported_after.get(standard)),
+            comparable_before=cmp_before.get(standard),
+            comparable_after=cmp_after.get(standard),
+            comparable_delta=_delta(cmp_before.get(standard), cmp_after.get(standard)),
+        )
+        for standard in standards
+    )
+
+
+def plan_downgrades(
+    before: Iterable[DefenderPlan], after: Iterable[DefenderPlan], subscriptions: set[str]
+) -> tuple[PlanDowngrade, ...]:
+    """Plans that were Standard and are now Free, in the given subscriptions."""
+    later = {(p.subscription_id, p.plan): p for p in after}
+    out: list[PlanDowngrade] = []
+    for plan in before:
+        if plan.subscription_id not in subscriptions or plan.tier != "Standard":
+            continue
+        now = later.get((plan.subscription_id, plan.plan))
+        if now is not None and now.tier == "Free":
+            out.append(
+                PlanDowngrade(
+                    subscription_id=plan.subscription_id,
+                    plan=plan.plan,
+                    before_tier=plan.tier,
+                    after_tier=now.tier,
+                    before_sub_plan=plan.sub_plan,
+                    after_sub_plan=now.sub_plan,
+                )
+            )
+    return tuple(sorted(out, key=lambda d: (d.subscription_id, d.plan)))
+
+
+def secure_score_drops(
+    before: Iterable[SecureScore], after: Iterable[SecureScore], subscriptions: set[str]
+) -> tuple[SecureScoreDrop, ...]:
+    """Subscriptions whose secure score percentage went down."""
+    later = {s.subscription_id: s for s in after}
+    out: list[SecureScoreDrop] = []
+    for score in before:
+        now = later.get(score.subscription_id)
+        if score.subscription_id not in subscriptions or now is None:
+            continue
+        if now.percentage < score.percentage:
+            out.append(
+                SecureScoreDrop(
+                    subscription_id=score.subscription_id,
+                    before=score.percentage,
+                    after=now.percentage,
+                    delta=round(now.percentage - score.percentage, 4),
+                )
+            )
+    return tuple(sorted(out, key=lambda d: d.subscription_id))
+
+
+def _scope_change(subscription_id: str, kind: ChangeKind, reason: str) -> Change:
+    return Change(
+        subscription_id=subscription_id,
+        level=Level.SUBSCRIPTION,
+        change=kind,
+        standard=None,
+        control=None,
+        assessment=None,
+        before=None,
+        after=None,
+        reason=reason,
+    )
+
+
+def _scope_changes(before: Snapshot, after: Snapshot) -> tuple[list[Change], set[str]]:
+    """Subscription-level changes, and the subscriptions whose posture can be compared."""
+    scope_before, scope_after = _scope(before), _scope(after)
+    collected_before = set(before.index.collected_subscriptions)
+    collected_after = set(after.index.collected_subscriptions)
+    changes = [
+        _scope_change(sub, ChangeKind.ADDED, "entered the tenant's delegated scope")
+        for sub in sorted(scope_after - scope_before)
+    ]
+    changes += [
+        _scope_change(sub, ChangeKind.REMOVED, "left the tenant's delegated scope")
+        for sub in sorted(scope_before - scope_after)
+    ]
+    comparable: set[str] = set()
+    for sub in sorted(scope_before & scope_after):
+        reasons = []
+        if sub not in collected_before:
+            reasons.append(_missing_reason(before, sub, "from"))
+        if sub not in collected_after:
+            reasons.append(_missing_reason(after, sub, "to"))
+        if reasons:
+            changes.append(_scope_change(sub, ChangeKind.INCOMPARABLE, "; ".join(reasons)))
+        else:
+            comparable.add(sub)
+    return changes, comparable
+
+
+def diff_snapshots(
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    before_index: ComplianceIndex | None = None,
+    after_index: ComplianceIndex | None = None,
+) -> Diff:
+    """The diff from `before` to `after` (two snapshots of one tenant): summary and changes.
+
+    Changes are ordered by subscription, standard, control and assessment; a subscription's
+    scope change comes before anything else about it. Pass each snapshot's ComplianceIndex when
+    it is at hand (a cache keeps them): the result is the same, only faster.
+    """
+    if before.index.tenant_id != after.index.tenant_id:
+        raise ValueError("a diff compares two snapshots of the same tenant")
+    old = before_index or ComplianceIndex(before.posture.compliance)
+    new = after_index or ComplianceIndex(after.posture.compliance)
+    changes, comparable = _scope_changes(before, after)
+    scope_changes = list(changes)
+
+    # Records whose (key, state) is found at one end only: a transition, or an appearance.
+    old_keys = {t[:4] for t in old.states - new.states if t[0] in comparable}
+    new_keys = {t[:4] for t in new.states - old.states if t[0] in comparable}
+    for key in old_keys & new_keys:
+        was, now = old.records[key], new.records[key]
+        since, days = _failing(after, key, now.state)
+        changes.append(
+            Change(
+                subscription_id=key[0],
+                level=Level.ASSESSMENT,
+                change=_kind(was.state, now.state),
+                standard=key[1],
+                control=key[2],
+                assessment=key[3],
+                before=_side(was),
+                after=_side(now),
+                description=now.description,
+                failing_since=since,
+                failing_days=days,
+            )
+        )
+    if new_keys - old_keys:
+        appeared = _Appearance(after, new, old).changes(
+            new_keys - old_keys, ChangeKind.ADDED, at_after=True
+        )
+        changes.extend(_with_failing(after, change) for change in appeared)
+    if old_keys - new_keys:
+        changes.extend(
+            _Appearance(before, old, new).changes(
+                old_keys - new_keys, ChangeKind.REMOVED, at_after=False
+            )
+        )
+    changes.sort(key=lambda c: c.sort_key)
+    counts = dict.fromkeys(POSTURE_KINDS, 0)
+    for change in changes:
+        if change.level is not Level.SUBSCRIPTION:
+            counts[change.change] += 1
+    summary = DiffSummary(
+        posture=counts,
+        subscriptions_added=sum(1 for c in scope_changes if c.change is ChangeKind.ADDED),
+        subscriptions_removed=sum(1 for c in scope_changes if c.change is ChangeKind.REMOVED),
+        subscriptions_incomparable=sum(
+            1 for c in scope_changes if c.change is ChangeKind.INCOMPARABLE
+        ),
+        subscriptions_compared=len(comparable),
+        compliance=_compliance(before, after, comparable),
+        plan_downgrades=plan_downgrades(before.posture.plans, after.posture.plans, comparable),
+        secure_score_drops=secure_score_drops(
+            before.posture.secure_scores, after.posture.secure_scores, comparable
+        ),
+    )
+    return Diff(before=before.index, after=after.index, summary=summary, changes=tuple(changes))
