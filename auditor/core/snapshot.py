@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from auditor.core.model import CollectionStatus, ControlSummary, State, TenantPosture
+from auditor.core.model import (
+    CollectionStatus,
+    ComplianceRecord,
+    ControlSummary,
+    State,
+    TenantPosture,
+)
 
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z$")
 TENANT_ID = re.compile(
@@ -69,11 +75,28 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class CarriedAssessment:
+    """An assessment this snapshot did not observe because its collection was not complete.
+
+    Its last observed record and history are carried unchanged, so that "failing since" survives
+    a day on which a subscription could not be read. Stale, never current: readers show it as
+    last seen at ``last_seen``, not as the tenant's present state.
+    """
+
+    record: ComplianceRecord
+    transition: Transition
+    last_seen: datetime  # scheduled time of the snapshot that last observed it
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     index: SnapshotIndexEntry
     posture: TenantPosture
     # Keyed by ComplianceRecord.key: (subscription, standard, control, assessment).
     transitions: dict[tuple[str, str, str, str], Transition] = field(default_factory=dict)
+    # Assessments not observed in this snapshot whose history is carried (incomplete collection).
+    # Same key; never in posture.compliance.
+    carried: dict[tuple[str, str, str, str], CarriedAssessment] = field(default_factory=dict)
 
 
 def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
