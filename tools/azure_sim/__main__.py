@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    thread = threading.Thread(target=server.serve_forever, name="azure-sim", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.1,), name="azure-sim", daemon=True
+    )
     thread.start()
 
     info = {
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(info), flush=True)
 
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
             pass
     finally:
         server.shutdown()

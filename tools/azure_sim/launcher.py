@@ -69,6 +69,7 @@ class Simulator:
         self.identity_header: str = info["identity_header"]
         self._ssl = ssl.create_default_context(cafile=self.ca_bundle)
         self._lock = threading.Lock()
+        self._conn: http.client.HTTPSConnection | None = None
 
     # --- environment for the product --------------------------------------------------------
 
@@ -92,13 +93,21 @@ class Simulator:
         if data is not None:
             headers["Content-Type"] = "application/json"
         with self._lock:
-            conn = http.client.HTTPSConnection(host, self.port, context=self._ssl, timeout=120)
-            try:
-                conn.request(method, path, body=data, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-            finally:
-                conn.close()
+            for attempt in (1, 2):  # a kept-alive connection may have been closed by the server
+                if self._conn is None:
+                    self._conn = http.client.HTTPSConnection(
+                        host, self.port, context=self._ssl, timeout=120
+                    )
+                try:
+                    self._conn.request(method, path, body=data, headers=headers)
+                    resp = self._conn.getresponse()
+                    payload = resp.read()
+                    break
+                except (http.client.HTTPException, ConnectionError, ssl.SSLError):
+                    self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise
         if resp.status != 200:
             raise SimulatorError(f"{method} {path} -> {resp.status}: {payload[:500]!r}")
         return json.loads(payload)
@@ -145,6 +154,10 @@ class Simulator:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         if self.process.poll() is not None:
             return
         try:
