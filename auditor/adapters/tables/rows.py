@@ -1,0 +1,193 @@
+"""Index rows, latest-snapshot rows and run-manifest rows: records <-> entities. Pure.
+
+Property names are the record's field names. Lists and maps are JSON (compressed into binary
+parts when long, see ``packing.put_json``); times are ISO-8601 UTC strings, exact to the second
+and readable in Storage Explorer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.adapters.tables import keys
+from auditor.adapters.tables.packing import Entity, get_json, get_text, put_json, put_text
+from auditor.core.canonical import decode_record, encode_record, format_time, parse_time
+from auditor.core.model import CollectionStatus, Tenant
+from auditor.core.runs import RunManifest
+from auditor.core.snapshot import SnapshotIndexEntry
+
+LATEST_PARTITION = "latest"
+RUN_MANIFEST_ROW = "manifest"
+RUN_TENANT_PREFIX = "tenant"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentLayout:
+    """Where a committed snapshot's content is and what it must hold (checked on read)."""
+
+    partition_key: str
+    sections: dict[str, tuple[int, int]]  # section -> (entities, lines)
+    operations: dict[str, float]  # operational counters of the collection (not hashed)
+
+
+def content_partition_key(tenant_id: str, snapshot_id: str, attempt: str) -> str:
+    """Each write attempt has its own partition: a crashed or concurrent one never mixes in."""
+    return keys.join(tenant_id, snapshot_id, attempt)
+
+
+def index_keys(tenant_id: str, snapshot_id: str) -> tuple[str, str]:
+    return keys.escape(tenant_id), keys.index_row_key(snapshot_id)
+
+
+def pending_entity(
+    tenant_id: str, snapshot_id: str, attempt: str, abandoned: list[str], started_at: str
+) -> Entity:
+    """The index row while an attempt writes content: invisible to readers (committed false)."""
+    partition_key, row_key = index_keys(tenant_id, snapshot_id)
+    entity: Entity = {
+        "PartitionKey": partition_key,
+        "RowKey": row_key,
+        "tenant_id": tenant_id,
+        "snapshot_id": snapshot_id,
+        "committed": False,
+        "attempt": attempt,
+        "started_at": started_at,
+    }
+    put_json(entity, "abandoned", abandoned)
+    return entity
+
+
+def committed_entity(
+    entry: SnapshotIndexEntry, attempt: str, layout: ContentLayout, started_at: str
+) -> Entity:
+    partition_key, row_key = index_keys(entry.tenant_id, entry.snapshot_id)
+    entity: Entity = {
+        "PartitionKey": partition_key,
+        "RowKey": row_key,
+        "committed": True,
+        "attempt": attempt,
+        "started_at": started_at,
+        "content_partition": layout.partition_key,
+        **index_properties(entry),
+    }
+    put_json(entity, "sections", {k: list(v) for k, v in layout.sections.items()})
+    put_json(entity, "operations", layout.operations)
+    return entity
+
+
+def index_properties(entry: SnapshotIndexEntry) -> Entity:
+    entity: Entity = {
+        "tenant_id": entry.tenant_id,
+        "tenant_name": entry.tenant_name,
+        "snapshot_id": entry.snapshot_id,
+        "scheduled_at": format_time(entry.scheduled_at),
+        "finished_at": format_time(entry.finished_at),
+        "status": entry.status.value,
+        "collector_version": entry.collector_version,
+        "content_hash": entry.content_hash,
+        "previous_snapshot_id": entry.previous_snapshot_id or "",
+        "previous_hash": entry.previous_hash or "",
+        "subscriptions_expected": len(entry.expected_subscriptions),
+        "subscriptions_collected": len(entry.collected_subscriptions),
+    }
+    put_json(entity, "reasons", list(entry.reasons))
+    put_json(entity, "expected_subscriptions", list(entry.expected_subscriptions))
+    put_json(entity, "collected_subscriptions", list(entry.collected_subscriptions))
+    put_json(entity, "counts", entry.counts)
+    put_json(entity, "compliance_by_standard", entry.compliance_by_standard)
+    return entity
+
+
+def is_committed(entity: Mapping[str, Any]) -> bool:
+    return entity.get("committed") is True
+
+
+def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
+    """The index entry a committed row (or latest row) holds."""
+    return SnapshotIndexEntry(
+        tenant_id=entity["tenant_id"],
+        tenant_name=entity.get("tenant_name", ""),
+        snapshot_id=entity["snapshot_id"],
+        scheduled_at=parse_time(entity["scheduled_at"]),
+        finished_at=parse_time(entity["finished_at"]),
+        status=CollectionStatus(entity["status"]),
+        reasons=tuple(get_json(entity, "reasons", [])),
+        expected_subscriptions=tuple(get_json(entity, "expected_subscriptions", [])),
+        collected_subscriptions=tuple(get_json(entity, "collected_subscriptions", [])),
+        counts={k: int(v) for k, v in get_json(entity, "counts", {}).items()},
+        compliance_by_standard=dict(get_json(entity, "compliance_by_standard", {})),
+        collector_version=entity.get("collector_version", ""),
+        content_hash=entity["content_hash"],
+        previous_snapshot_id=entity.get("previous_snapshot_id") or None,
+        previous_hash=entity.get("previous_hash") or None,
+    )
+
+
+def content_layout(entity: Mapping[str, Any]) -> ContentLayout:
+    sections = get_json(entity, "sections", {})
+    return ContentLayout(
+        partition_key=entity["content_partition"],
+        sections={k: (int(v[0]), int(v[1])) for k, v in sections.items()},
+        operations={k: float(v) for k, v in get_json(entity, "operations", {}).items()},
+    )
+
+
+def latest_entity(committed: Mapping[str, Any]) -> Entity:
+    """The tenant's latest-snapshot row: a copy of its newest committed index row."""
+    entity = {k: v for k, v in committed.items() if k not in ("PartitionKey", "RowKey")}
+    entity.pop("abandoned", None)
+    entity.update(PartitionKey=LATEST_PARTITION, RowKey=keys.escape(committed["tenant_id"]))
+    return entity
+
+
+# ---------------------------------------------------------------------------------------------
+# Run manifests: partition = slot; one manifest row and one row per expected tenant.
+
+
+def run_tenant_row_key(tenant_id: str) -> str:
+    return keys.join(RUN_TENANT_PREFIX, tenant_id)
+
+
+def manifest_entities(manifest: RunManifest) -> tuple[list[Entity], Entity]:
+    """(tenant rows, manifest row): the manifest row is written last."""
+    tenant_rows = []
+    for tenant in manifest.tenants:
+        row: Entity = {
+            "PartitionKey": manifest.snapshot_id,
+            "RowKey": run_tenant_row_key(tenant.tenant_id),
+            "tenant_id": tenant.tenant_id,
+        }
+        put_text(row, "tenant", encode_record(tenant))
+        tenant_rows.append(row)
+    head: Entity = {
+        "PartitionKey": manifest.snapshot_id,
+        "RowKey": RUN_MANIFEST_ROW,
+        "snapshot_id": manifest.snapshot_id,
+        "scheduled_at": format_time(manifest.scheduled_at),
+        "planned_at": format_time(manifest.planned_at),
+        "collector_version": manifest.collector_version,
+        "tenant_count": len(manifest.tenants),
+        "enqueued": manifest.enqueued,
+    }
+    put_json(head, "tenant_ids", list(manifest.tenant_ids))
+    return tenant_rows, head
+
+
+def run_tenant(entity: Mapping[str, Any]) -> Tenant:
+    text = get_text(entity, "tenant")
+    if text is None:
+        raise ValueError(f"run row {entity.get('RowKey')!r} holds no tenant")
+    return decode_record(Tenant, text)
+
+
+def manifest_head(entity: Mapping[str, Any]) -> tuple[str, list[str], bool, str, str]:
+    """(snapshot id, tenant ids, enqueued, planned at, collector version) of a manifest row."""
+    return (
+        entity["snapshot_id"],
+        list(get_json(entity, "tenant_ids", [])),
+        bool(entity.get("enqueued")),
+        entity["planned_at"],
+        entity.get("collector_version", ""),
+    )
