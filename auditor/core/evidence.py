@@ -1,0 +1,357 @@
+"""Evidence records: pack manifests, snapshot anchors, report ids and where each blob lives.
+
+Pure: no I/O. The blob adapter stores what this module shapes, and `verify` checks stored
+evidence with the same functions, so writer and checker cannot drift apart.
+
+Two hashes tie a pack to its sources:
+
+- the *pack hash* (``packSha256``) is the SHA-256 of the canonical JSON of what the pack is made
+  of (tenant, period, every snapshot used with its content hash and predecessor hash, generator
+  version, generation time). It is known before the workbook exists, so the workbook's Cover
+  prints it;
+- the *workbook hash* (``workbook.sha256``) is the SHA-256 of the .xlsx bytes, known only after
+  writing; the manifest beside the workbook and the blob's metadata record it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from auditor.core.snapshot import SnapshotIndexEntry
+
+PACK_SCHEMA = "auditor.evidence-pack/1"
+ANCHOR_SCHEMA = "auditor.snapshot-anchor/1"
+REQUEST_SCHEMA = "auditor.evidence-request/1"
+FAILURE_SCHEMA = "auditor.evidence-failure/1"
+
+ANCHOR_PREFIX = "anchors/"
+REQUEST_PREFIX = "requests/"
+FAILURE_PREFIX = "failures/"
+
+REPORT_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+# Blob metadata keys (lowercase: Azure stores them so, and they must be C# identifiers).
+META_REPORT_ID = "reportid"
+META_TENANT_ID = "tenantid"
+META_PACK_SHA256 = "packsha256"
+META_WORKBOOK_SHA256 = "workbooksha256"
+META_START_SNAPSHOT = "startsnapshot"
+META_END_SNAPSHOT = "endsnapshot"
+META_SNAPSHOT_HASHES = "snapshothashes"
+META_GENERATOR = "generator"
+META_CONTENT_HASH = "contenthash"
+META_PREVIOUS_HASH = "previoushash"
+META_SNAPSHOT_ID = "snapshotid"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form of a JSON value that its hash is taken over: sorted keys, no spaces,
+    UTF-8. Equal values always give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def iso(instant: datetime) -> str:
+    """UTC, second precision, with a Z: the one spelling of an instant in evidence records."""
+    if instant.tzinfo is None:
+        raise ValueError("evidence instants must be timezone-aware")
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of iso() (also accepts any ISO-8601 instant with an offset)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def new_report_id(generated_at: datetime, token: str) -> str:
+    """A report id: the generation instant and 8 random hex digits (`token`).
+
+    A rerun of the same period gets a new id, so a stored pack is never overwritten.
+    """
+    report_id = f"{generated_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{token}"
+    if not REPORT_ID.match(report_id):
+        raise ValueError(f"token must be 8 lowercase hex digits, got {token!r}")
+    return report_id
+
+
+def is_report_id(value: str) -> bool:
+    return bool(REPORT_ID.match(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# Blob names
+# ---------------------------------------------------------------------------------------------
+
+
+def pack_folder(tenant_id: str, period_end: datetime) -> str:
+    """``{tenantId}/{yyyy}/{mm}``: the month of the period's last snapshot."""
+    end = period_end.astimezone(UTC)
+    return f"{tenant_id}/{end:%Y}/{end:%m}"
+
+
+def workbook_blob_name(tenant_id: str, period_end: datetime, report_id: str) -> str:
+    return f"{pack_folder(tenant_id, period_end)}/{report_id}.xlsx"
+
+
+def manifest_blob_name(tenant_id: str, period_end: datetime, report_id: str) -> str:
+    return f"{pack_folder(tenant_id, period_end)}/{report_id}.json"
+
+
+def anchor_blob_name(tenant_id: str, snapshot_id: str) -> str:
+    return f"{ANCHOR_PREFIX}{tenant_id}/{snapshot_id}.json"
+
+
+def request_blob_name(tenant_id: str, report_id: str) -> str:
+    return f"{REQUEST_PREFIX}{tenant_id}/{report_id}.json"
+
+
+def failure_blob_name(tenant_id: str, report_id: str) -> str:
+    return f"{FAILURE_PREFIX}{tenant_id}/{report_id}.json"
+
+
+def report_id_of(blob_name: str) -> str | None:
+    """The report id of a pack's workbook or manifest blob name (None for any other blob)."""
+    leaf = blob_name.rsplit("/", 1)[-1]
+    stem, _, ext = leaf.rpartition(".")
+    if ext not in ("xlsx", "json") or not is_report_id(stem):
+        return None
+    return stem
+
+
+# ---------------------------------------------------------------------------------------------
+# Pack manifest
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """A snapshot as evidence names it: id, times, status, and its place in the hash chain."""
+
+    snapshot_id: str
+    scheduled_at: datetime
+    finished_at: datetime
+    status: str
+    content_hash: str
+    previous_snapshot_id: str | None
+    previous_hash: str | None
+
+    @classmethod
+    def of(cls, entry: SnapshotIndexEntry) -> SnapshotRef:
+        return cls(
+            snapshot_id=entry.snapshot_id,
+            scheduled_at=entry.scheduled_at,
+            finished_at=entry.finished_at,
+            status=entry.status.value,
+            content_hash=entry.content_hash,
+            previous_snapshot_id=entry.previous_snapshot_id,
+            previous_hash=entry.previous_hash,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "snapshotId": self.snapshot_id,
+            "scheduledAt": iso(self.scheduled_at),
+            "finishedAt": iso(self.finished_at),
+            "status": self.status,
+            "contentHash": self.content_hash,
+            "previousSnapshotId": self.previous_snapshot_id,
+            "previousHash": self.previous_hash,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SnapshotRef:
+        return cls(
+            snapshot_id=str(data["snapshotId"]),
+            scheduled_at=parse_iso(str(data["scheduledAt"])),
+            finished_at=parse_iso(str(data["finishedAt"])),
+            status=str(data["status"]),
+            content_hash=str(data["contentHash"]),
+            previous_snapshot_id=data.get("previousSnapshotId"),
+            previous_hash=data.get("previousHash"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PackManifest:
+    """What a pack is made of, fixed before its workbook is written.
+
+    ``snapshots`` are every committed snapshot from the period's first to its last, oldest
+    first; ``start`` and ``end`` name the two the pack compares.
+    """
+
+    report_id: str
+    tenant_id: str
+    tenant_name: str
+    period_from: datetime
+    period_to: datetime
+    start: str
+    end: str
+    snapshots: tuple[SnapshotRef, ...]
+    generator_version: str
+    generated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": PACK_SCHEMA,
+            "reportId": self.report_id,
+            "tenantId": self.tenant_id,
+            "tenantName": self.tenant_name,
+            "period": {"from": iso(self.period_from), "to": iso(self.period_to)},
+            "startSnapshotId": self.start,
+            "endSnapshotId": self.end,
+            "snapshots": [ref.to_json() for ref in self.snapshots],
+            "generatorVersion": self.generator_version,
+            "generatedAt": iso(self.generated_at),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PackManifest:
+        return cls(
+            report_id=str(data["reportId"]),
+            tenant_id=str(data["tenantId"]),
+            tenant_name=str(data.get("tenantName", "")),
+            period_from=parse_iso(str(data["period"]["from"])),
+            period_to=parse_iso(str(data["period"]["to"])),
+            start=str(data["startSnapshotId"]),
+            end=str(data["endSnapshotId"]),
+            snapshots=tuple(SnapshotRef.from_json(s) for s in data["snapshots"]),
+            generator_version=str(data["generatorVersion"]),
+            generated_at=parse_iso(str(data["generatedAt"])),
+        )
+
+    @property
+    def sha256(self) -> str:
+        """The pack hash: SHA-256 of this manifest's canonical JSON."""
+        return sha256_hex(canonical_json(self.to_json()))
+
+    @property
+    def end_snapshot(self) -> SnapshotRef:
+        return next(ref for ref in self.snapshots if ref.snapshot_id == self.end)
+
+
+def stored_manifest(
+    pack: PackManifest, workbook_blob: str, workbook_sha256: str, workbook_bytes: int
+) -> dict[str, Any]:
+    """The JSON document stored beside the workbook."""
+    return {
+        "schema": PACK_SCHEMA,
+        "pack": pack.to_json(),
+        "packSha256": pack.sha256,
+        "workbook": {"blob": workbook_blob, "sha256": workbook_sha256, "bytes": workbook_bytes},
+    }
+
+
+def snapshot_hashes_text(pack: PackManifest) -> str:
+    """Blob-metadata form of the snapshots' hashes: ``id:hash`` pairs joined by commas.
+
+    Only the two compared snapshots (metadata is capped at 8 KiB); the manifest has them all.
+    """
+    refs = [ref for ref in pack.snapshots if ref.snapshot_id in (pack.start, pack.end)]
+    return ",".join(f"{ref.snapshot_id}:{ref.content_hash}" for ref in refs)
+
+
+def pack_metadata(pack: PackManifest, workbook_sha256: str) -> dict[str, str]:
+    """Blob metadata of both pack blobs: the hashes again, readable without opening anything."""
+    return {
+        META_REPORT_ID: pack.report_id,
+        META_TENANT_ID: pack.tenant_id,
+        META_PACK_SHA256: pack.sha256,
+        META_WORKBOOK_SHA256: workbook_sha256,
+        META_START_SNAPSHOT: pack.start,
+        META_END_SNAPSHOT: pack.end,
+        META_SNAPSHOT_HASHES: snapshot_hashes_text(pack),
+        META_GENERATOR: pack.generator_version,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshot anchors
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A committed snapshot's place in its tenant's hash chain, kept in write-once storage."""
+
+    tenant_id: str
+    snapshot_id: str
+    scheduled_at: datetime
+    content_hash: str
+    previous_snapshot_id: str | None
+    previous_hash: str | None
+
+    @classmethod
+    def of(cls, entry: SnapshotIndexEntry) -> Anchor:
+        return cls(
+            tenant_id=entry.tenant_id,
+            snapshot_id=entry.snapshot_id,
+            scheduled_at=entry.scheduled_at,
+            content_hash=entry.content_hash,
+            previous_snapshot_id=entry.previous_snapshot_id,
+            previous_hash=entry.previous_hash,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": ANCHOR_SCHEMA,
+            "tenantId": self.tenant_id,
+            "snapshotId": self.snapshot_id,
+            "scheduledAt": iso(self.scheduled_at),
+            "contentHash": self.content_hash,
+            "previousSnapshotId": self.previous_snapshot_id,
+            "previousHash": self.previous_hash,
+        }
+
+    def to_bytes(self) -> bytes:
+        """Deterministic: anchoring the same snapshot twice gives the same bytes."""
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Anchor:
+        return cls(
+            tenant_id=str(data["tenantId"]),
+            snapshot_id=str(data["snapshotId"]),
+            scheduled_at=parse_iso(str(data["scheduledAt"])),
+            content_hash=str(data["contentHash"]),
+            previous_snapshot_id=data.get("previousSnapshotId"),
+            previous_hash=data.get("previousHash"),
+        )
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            META_TENANT_ID: self.tenant_id,
+            META_SNAPSHOT_ID: self.snapshot_id,
+            META_CONTENT_HASH: self.content_hash,
+            META_PREVIOUS_HASH: self.previous_hash or "",
+        }
+
+
+def anchor_mismatch(anchor: Anchor, entry: SnapshotIndexEntry) -> str | None:
+    """How a committed snapshot's index entry disagrees with its anchor (None when it agrees)."""
+    problems = []
+    if anchor.content_hash != entry.content_hash:
+        problems.append(f"content hash {entry.content_hash} but anchored {anchor.content_hash}")
+    if anchor.previous_hash != entry.previous_hash:
+        problems.append(
+            f"predecessor hash {entry.previous_hash} but anchored {anchor.previous_hash}"
+        )
+    if anchor.previous_snapshot_id != entry.previous_snapshot_id:
+        problems.append(
+            f"predecessor {entry.previous_snapshot_id} but anchored {anchor.previous_snapshot_id}"
+        )
+    return "; ".join(problems) or None

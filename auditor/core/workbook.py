@@ -1,0 +1,1240 @@
+"""Evidence-pack layout: which sheets, columns, formats and rows a pack has. Pure: no I/O.
+
+Functions here turn snapshots and their diff into ``SheetLayout`` objects (rows are lazy
+iterables, so a large standard streams). ``auditor.core.workbook_writer`` renders them with
+openpyxl's write-only mode. Tests read the written workbook back and compare its numbers with
+the same snapshots.
+
+Sheets: Cover, Summary, one per standard, Changes, Hardening, Defender plans, Secure score,
+Attestations & exemptions, Data quality. A sheet that would pass Excel's row limit continues on
+a numbered sheet, and text longer than a cell holds is cut with a note saying so: the writer
+does both, for every sheet (``cell_text``), so row builders of large sheets leave text as is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from auditor.core.diff import Change, ChangeKind, Diff, Level, Side
+from auditor.core.evidence import PackManifest, iso, parse_iso
+from auditor.core.model import (
+    CollectionStatus,
+    ComplianceRecord,
+    HardeningStatus,
+    StandardAssignment,
+    State,
+)
+from auditor.core.snapshot import CarriedAssessment, Snapshot, SnapshotIndexEntry, Transition
+
+# Excel's limits (specifications and limits of Excel): rows per sheet, characters per cell,
+# characters per sheet name, hyperlinks per sheet.
+MAX_ROWS = 1_048_576
+MAX_CELL_CHARS = 32_767
+MAX_SHEET_TITLE = 31
+MAX_LINKS_PER_SHEET = 65_530
+
+# A gap between consecutive snapshots, or between the last snapshot and the period's end, longer
+# than this is reported as stale data (snapshots are daily).
+STALE_AFTER = timedelta(hours=48)
+
+# Characters XML 1.0 cannot carry (and lone surrogates, which UTF-8 cannot).
+ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+class Kind(StrEnum):
+    """How a column's values are formatted."""
+
+    TEXT = "text"
+    WRAP = "wrap"  # long text, wrapped
+    HASH = "hash"  # fixed-width identifiers and digests
+    INTEGER = "integer"
+    NUMBER = "number"
+    PERCENT = "percent"  # a fraction shown as %
+    DELTA = "delta"  # a fraction shown as a signed % (percentage points)
+    DATE = "date"
+    DATETIME = "datetime"
+    LINK = "link"
+
+
+class Tone(StrEnum):
+    """Conditional-format colour of a cell whose text equals a given value."""
+
+    GOOD = "good"
+    BAD = "bad"
+    WARN = "warn"
+    MUTED = "muted"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A hyperlink cell: to a web page (`url`) or to a place in the workbook (`location`)."""
+
+    text: str
+    url: str = ""
+    location: str = ""
+
+
+CellValue = str | int | float | datetime | date | Link | None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    width: float
+    kind: Kind = Kind.TEXT
+    tones: tuple[tuple[str, Tone], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A section title row inside a sheet (bold)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRow:
+    """The header of a further table inside a sheet (styled like row 1). Its columns' kinds
+    format the rows below it, up to the next heading or header."""
+
+    columns: tuple[Column, ...]
+
+    @classmethod
+    def of(cls, *labels: str | Column) -> HeaderRow:
+        """A header from labels (text columns) and columns."""
+        return cls(tuple(c if isinstance(c, Column) else Column(c, 0) for c in labels))
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """A line of prose: wrapped across the sheet's columns from the second one."""
+
+    text: str
+
+
+Row = Sequence[CellValue] | Heading | HeaderRow | Paragraph
+
+
+@dataclass(frozen=True, slots=True)
+class CellRange:
+    """1-based, inclusive."""
+
+    min_col: int
+    min_row: int
+    max_col: int
+    max_row: int
+
+
+class ChartKind(StrEnum):
+    BAR = "bar"
+    LINE = "line"
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    kind: ChartKind
+    title: str
+    y_title: str
+    categories: CellRange
+    series: tuple[CellRange, ...]  # each range's first cell is the series name
+    anchor: str  # top-left cell, e.g. "A20"
+
+
+@dataclass(frozen=True, slots=True)
+class SheetLayout:
+    """One sheet. With `table`, row 1 is the header of the table that starts the sheet: it is
+    frozen, filtered and printed on every page, and the table may continue on numbered sheets."""
+
+    title: str
+    purpose: str
+    columns: tuple[Column, ...]
+    rows: Iterable[Row]
+    table: bool = True
+    charts: tuple[Chart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PackInputs:
+    """Everything one pack shows: two snapshots of a tenant, the snapshots between (index
+    entries, oldest first, both ends included), their diff, and the manifest naming them."""
+
+    manifest: PackManifest
+    start: Snapshot
+    end: Snapshot
+    period: tuple[SnapshotIndexEntry, ...]
+    diff: Diff
+
+
+# ---------------------------------------------------------------------------------------------
+# Cell values
+# ---------------------------------------------------------------------------------------------
+
+
+def cell_text(value: str, limit: int = MAX_CELL_CHARS) -> str:
+    """`value` made safe for a cell: characters XML cannot carry become U+FFFD, and text
+    longer than a cell holds is cut with a note saying how much was cut."""
+    if ILLEGAL_XML.search(value):
+        value = ILLEGAL_XML.sub("\ufffd", value)
+    if len(value) <= limit:
+        return value
+    note = f" [cut at Excel's cell limit: {limit:,} of {len(value):,} characters shown]"
+    keep = limit - len(note)
+    return value[:keep] + note[: limit - keep]
+
+
+def _pct(value: float | None) -> float | None:
+    """A percentage (0–100) as the fraction Excel formats with %."""
+    return None if value is None else round(value / 100.0, 6)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.astimezone(UTC).date()
+
+
+def _yes(flag: bool) -> str:
+    return "Yes" if flag else "No"
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts control "1.2.10" after "1.2.9"."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part.lower())
+        for part in re.split(r"(\d+)", text)
+        if part
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sheet names
+# ---------------------------------------------------------------------------------------------
+
+COVER = "Cover"
+SUMMARY = "Summary"
+CHANGES = "Changes"
+HARDENING = "Hardening"
+PLANS = "Defender plans"
+SECURE_SCORE = "Secure score"
+ATTESTATIONS = "Attestations & exemptions"
+DATA_QUALITY = "Data quality"
+FIXED_SHEETS = (COVER, SUMMARY, CHANGES, HARDENING, PLANS, SECURE_SCORE, ATTESTATIONS, DATA_QUALITY)
+
+# Room left in a title for the writer's continuation suffix " (nn)".
+_SUFFIX_ROOM = 5
+
+
+def standard_sheet_titles(standards: Iterable[str]) -> dict[str, str]:
+    """A valid, unique sheet title for every standard (Excel: ≤ 31 characters, none of
+    ``[]:*?/\\``, not "History", unique ignoring case, not a fixed sheet's name)."""
+    taken = {title.lower() for title in FIXED_SHEETS} | {"history"}
+    out: dict[str, str] = {}
+    for standard in sorted(set(standards), key=str.lower):
+        base = _SHEET_FORBIDDEN.sub("-", standard).strip("'").strip() or "Standard"
+        base = base[: MAX_SHEET_TITLE - _SUFFIX_ROOM].rstrip()
+        title, number = base, 1
+        while title.lower() in taken:
+            number += 1
+            tag = f" {number}"
+            title = base[: MAX_SHEET_TITLE - _SUFFIX_ROOM - len(tag)].rstrip() + tag
+        taken.add(title.lower())
+        out[standard] = title
+    return out
+
+
+def continuation_title(title: str, number: int) -> str:
+    """Title of the `number`-th sheet (2, 3, ...) a table continues on."""
+    suffix = f" ({number})"
+    return title[: MAX_SHEET_TITLE - len(suffix)].rstrip() + suffix
+
+
+def sheet_ref(title: str) -> str:
+    """A workbook location of a sheet's first cell, for internal links."""
+    return "'" + title.replace("'", "''") + "'!A1"
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared column sets and tones
+# ---------------------------------------------------------------------------------------------
+
+STATE_TONES: tuple[tuple[str, Tone], ...] = (
+    (State.PASSED.value, Tone.GOOD),
+    (State.FAILED.value, Tone.BAD),
+    (State.SKIPPED.value, Tone.MUTED),
+    (State.UNSUPPORTED.value, Tone.MUTED),
+    ("Stale", Tone.WARN),
+)
+CHANGE_TONES: tuple[tuple[str, Tone], ...] = (
+    (ChangeKind.REGRESSED.value, Tone.BAD),
+    (ChangeKind.IMPROVED.value, Tone.GOOD),
+    (ChangeKind.REMOVED.value, Tone.WARN),
+    (ChangeKind.INCOMPARABLE.value, Tone.WARN),
+)
+STATUS_TONES: tuple[tuple[str, Tone], ...] = (
+    (CollectionStatus.COMPLETE.value, Tone.GOOD),
+    (CollectionStatus.INCOMPLETE.value, Tone.WARN),
+    (CollectionStatus.FAILED.value, Tone.BAD),
+    ("INCOMPLETE", Tone.BAD),
+)
+HARDENING_TONES: tuple[tuple[str, Tone], ...] = (
+    (HardeningStatus.ASSESSED.value, Tone.GOOD),
+    (HardeningStatus.RETIRED.value, Tone.MUTED),
+    (HardeningStatus.MISSING.value, Tone.WARN),
+)
+
+
+def _subscription_names(*snapshots: Snapshot) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for snapshot in snapshots:
+        for sub in snapshot.posture.tenant.subscriptions:
+            names[sub.subscription_id] = sub.display_name
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Cover
+# ---------------------------------------------------------------------------------------------
+
+METHODOLOGY = (
+    "Source: Microsoft Defender for Cloud regulatory compliance, read through Azure Resource "
+    "Graph (and the Security REST API where Resource Graph has no data) with Reader access "
+    "delegated by Azure Lighthouse.",
+    "A snapshot is the posture of every delegated subscription of the tenant at one scheduled "
+    "moment. It is committed complete, or incomplete with the reasons; it is never changed "
+    "afterwards.",
+    "Each snapshot's content is hashed (SHA-256) together with its predecessor's hash, forming a "
+    "chain per tenant; each hash is also written to a write-once (immutable) blob container.",
+    "Compliance % of a standard = passed controls / (passed + failed controls), summed over "
+    "subscriptions; skipped and unsupported controls are excluded. A standard without passed or "
+    "failed controls has no percentage (blank), never 100 %.",
+    "Changes compare the period's first and last snapshot. Changes in subscriptions that could "
+    "not be read at both ends are reported as scope changes, never as posture changes.",
+    "Nothing is reported as passed unless it was observed as passed: data that was not collected "
+    "is 'missing', features Microsoft retired are 'retired', data carried from an earlier "
+    "snapshot is 'Stale'.",
+    "First failed = start of the current uninterrupted failing streak; days failing counts "
+    "from it to the last snapshot of the period.",
+)
+
+VERIFY_STEPS = (
+    "The manifest <report id>.json beside this workbook in the evidence container records the "
+    "workbook's SHA-256; the blob's metadata repeats it (a file cannot contain its own hash).",
+    "The pack hash below is the SHA-256 of the manifest's 'pack' object in canonical JSON "
+    "(sorted keys, no spaces, UTF-8).",
+    "`python -m auditor verify --tenant <id> --reports` recomputes every snapshot hash, the "
+    "chain of predecessor hashes, the anchors and every pack's hashes, and names the first "
+    "broken link.",
+)
+
+COVER_COLUMNS = (
+    Column("", 24, Kind.TEXT),
+    Column("", 18, Kind.TEXT),
+    Column("", 18, Kind.DATETIME),
+    Column("", 18, Kind.DATETIME),
+    Column("", 11, Kind.TEXT, STATUS_TONES),
+    Column("", 66, Kind.HASH),
+    Column("", 18, Kind.TEXT),
+    Column("", 66, Kind.HASH),
+)
+SNAPSHOT_HEADERS = (
+    "Role",
+    "Snapshot ID",
+    "Scheduled (UTC)",
+    "Finished (UTC)",
+    "Status",
+    "SHA-256",
+    "Predecessor",
+    "Predecessor SHA-256",
+)
+
+
+def _role(entry: SnapshotIndexEntry, manifest: PackManifest) -> str:
+    if entry.snapshot_id == manifest.start and entry.snapshot_id == manifest.end:
+        return "start and end"
+    if entry.snapshot_id == manifest.start:
+        return "start"
+    if entry.snapshot_id == manifest.end:
+        return "end"
+    return "in period"
+
+
+def completeness_warning(entry: SnapshotIndexEntry, which: str) -> str | None:
+    """The Cover's warning for a snapshot that is not complete (None when it is)."""
+    if entry.status is CollectionStatus.COMPLETE:
+        return None
+    return (
+        f"WARNING: the {which} snapshot {entry.snapshot_id} is {entry.status.value.upper()}: "
+        f"{len(entry.collected_subscriptions)} of {len(entry.expected_subscriptions)} expected "
+        "subscriptions were collected. Figures cover only what was collected; see Data quality."
+    )
+
+
+def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> SheetLayout:
+    """Who, what period, which snapshots (with hashes), how complete, how made, how to check."""
+    m = inputs.manifest
+    end = inputs.end.index
+    rows: list[Row] = [Heading("Evidence pack: Defender for Cloud regulatory compliance")]
+    for entry, which in ((end, "end"), (inputs.start.index, "start")):
+        warning = completeness_warning(entry, which)
+        if warning and (which == "end" or entry.snapshot_id != end.snapshot_id):
+            rows.append(["Completeness", warning])
+    rows += [
+        ["Tenant", m.tenant_name],
+        ["Tenant ID", m.tenant_id],
+        ["Period from (UTC)", None, m.period_from],
+        ["Period to (UTC)", None, m.period_to],
+        ["Compared snapshots", f"{m.start} → {m.end}"],
+        ["Report ID", m.report_id],
+        ["Generated at (UTC)", None, m.generated_at],
+        ["Generator version", m.generator_version],
+        ["Pack manifest SHA-256", m.sha256],
+        [],
+        Heading("Completeness of the end snapshot"),
+        ["Status", end.status.value.upper() if end.reasons else end.status.value],
+        ["Expected subscriptions", len(end.expected_subscriptions)],
+        ["Collected subscriptions", len(end.collected_subscriptions)],
+    ]
+    rows += [["Reason", cell_text(reason)] for reason in end.reasons]
+    rows += [
+        [],
+        Heading("Snapshots used (oldest first)"),
+        HeaderRow(
+            tuple(
+                replace(c, header=h) for c, h in zip(COVER_COLUMNS, SNAPSHOT_HEADERS, strict=True)
+            )
+        ),
+    ]
+    for entry in inputs.period:
+        rows.append(
+            [
+                _role(entry, m),
+                entry.snapshot_id,
+                entry.scheduled_at,
+                entry.finished_at,
+                entry.status.value,
+                entry.content_hash,
+                entry.previous_snapshot_id or "(first)",
+                entry.previous_hash or "",
+            ]
+        )
+    rows += [[], Heading("How to verify this pack")]
+    rows += [Paragraph(step) for step in VERIFY_STEPS]
+    rows += [[], Heading("Methodology")]
+    rows += [Paragraph(line) for line in METHODOLOGY]
+    rows += [[], Heading("Sheets"), HeaderRow.of("Sheet", "What it shows")]
+    rows += [[Link(title, location=sheet_ref(title)), purpose] for title, purpose in contents]
+    rows.append(
+        Paragraph(
+            "A table longer than Excel's 1,048,576 rows continues on a sheet with the same name "
+            "and a number, e.g. 'PCI-DSS-4 (2)'."
+        )
+    )
+    return SheetLayout(
+        title=COVER,
+        purpose="Tenant, period, snapshots and their hashes, completeness, methodology.",
+        columns=COVER_COLUMNS,
+        rows=rows,
+        table=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    Column("Standard", 34),
+    Column("Sheet", 26, Kind.LINK),
+    Column("Passed controls (start)", 11, Kind.INTEGER),
+    Column("Failed controls (start)", 11, Kind.INTEGER),
+    Column("Skipped controls (start)", 11, Kind.INTEGER),
+    Column("Unsupported controls (start)", 13, Kind.INTEGER),
+    Column("Compliance (start)", 12, Kind.PERCENT),
+    Column("Passed controls (end)", 11, Kind.INTEGER),
+    Column("Failed controls (end)", 11, Kind.INTEGER),
+    Column("Skipped controls (end)", 11, Kind.INTEGER),
+    Column("Unsupported controls (end)", 13, Kind.INTEGER),
+    Column("Compliance (end)", 12, Kind.PERCENT),
+    Column("Change (points)", 11, Kind.DELTA),
+    Column("Change, same subscriptions (points)", 14, Kind.DELTA),
+    Column("Note", 44, Kind.WRAP),
+)
+_COMPLIANCE_START_COL = 7
+_COMPLIANCE_END_COL = 12
+
+
+def control_counts(snapshot: Snapshot) -> dict[str, Counter[State]]:
+    """Per standard, how many controls (over all subscriptions) are in each state."""
+    counts: dict[str, Counter[State]] = defaultdict(Counter)
+    for control in snapshot.posture.controls:
+        counts[control.standard][control.state] += 1
+    return counts
+
+
+def _summary_note(standard: str, start: Snapshot, end: Snapshot) -> str:
+    in_start = standard in start.index.compliance_by_standard
+    in_end = standard in end.index.compliance_by_standard
+    if not in_start and in_end:
+        return "Assigned during the period (not in the start snapshot)."
+    if in_start and not in_end:
+        return "Not in the end snapshot (unassigned, or its subscriptions were not collected)."
+    if end.index.compliance_by_standard.get(standard) is None:
+        return "No passed or failed control: no percentage."
+    return ""
+
+
+def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
+    """Per standard: controls by state and compliance at both ends, the change, and charts."""
+    start, end = inputs.start, inputs.end
+    standards = sorted(
+        set(start.index.compliance_by_standard) | set(end.index.compliance_by_standard),
+        key=str.lower,
+    )
+    comparable = {c.standard: c.comparable_delta for c in inputs.diff.summary.compliance}
+    before, after = control_counts(start), control_counts(end)
+    rows: list[Row] = []
+    for standard in standards:
+        b, a = before.get(standard, Counter()), after.get(standard, Counter())
+        pct_b = start.index.compliance_by_standard.get(standard)
+        pct_a = end.index.compliance_by_standard.get(standard)
+        delta = None if pct_a is None or pct_b is None else round(pct_a - pct_b, 2)
+        in_b = standard in start.index.compliance_by_standard
+        in_a = standard in end.index.compliance_by_standard
+        title = titles.get(standard)
+        rows.append(
+            [
+                standard,
+                Link(title, location=sheet_ref(title)) if title else None,
+                *((b[s] for s in State) if in_b else (None,) * 4),
+                _pct(pct_b),
+                *((a[s] for s in State) if in_a else (None,) * 4),
+                _pct(pct_a),
+                _pct(delta),
+                _pct(comparable.get(standard)),
+                _summary_note(standard, start, end),
+            ]
+        )
+    last_standard_row = 1 + len(standards)
+    counts = inputs.diff.summary.posture
+    rows += [
+        [],
+        Heading("Changes between the start and end snapshots (details: Changes)"),
+        HeaderRow.of("Category", Column("Count", 0, Kind.INTEGER)),
+        *([kind.value, counts.get(kind, 0)] for kind in counts),
+        ["subscriptions added", inputs.diff.summary.subscriptions_added],
+        ["subscriptions removed", inputs.diff.summary.subscriptions_removed],
+        ["subscriptions not comparable", inputs.diff.summary.subscriptions_incomparable],
+        ["Defender plans downgraded", len(inputs.diff.summary.plan_downgrades)],
+        ["secure scores dropped", len(inputs.diff.summary.secure_score_drops)],
+        [],
+        Heading("Compliance trend across the period's snapshots"),
+    ]
+    trend_header_row = len(rows) + 2  # +1 for the header row 1, +1 for this row
+    rows.append(
+        HeaderRow.of(
+            "Snapshot",
+            Column("Scheduled (UTC)", 0, Kind.DATETIME),
+            "Status",
+            *(Column(standard, 0, Kind.PERCENT) for standard in standards),
+        )
+    )
+    for entry in inputs.period:
+        rows.append(
+            [
+                entry.snapshot_id,
+                entry.scheduled_at,
+                entry.status.value,
+                *(_pct(entry.compliance_by_standard.get(s)) for s in standards),
+            ]
+        )
+    last_trend_row = trend_header_row + len(inputs.period)
+    charts: list[Chart] = []
+    chart_row = last_trend_row + 3
+    if standards:
+        charts.append(
+            Chart(
+                kind=ChartKind.BAR,
+                title="Compliance per standard",
+                y_title="Compliance",
+                categories=CellRange(1, 2, 1, last_standard_row),
+                series=(
+                    CellRange(_COMPLIANCE_START_COL, 1, _COMPLIANCE_START_COL, last_standard_row),
+                    CellRange(_COMPLIANCE_END_COL, 1, _COMPLIANCE_END_COL, last_standard_row),
+                ),
+                anchor=f"A{chart_row}",
+            )
+        )
+        charts.append(
+            Chart(
+                kind=ChartKind.LINE,
+                title="Compliance trend",
+                y_title="Compliance",
+                categories=CellRange(1, trend_header_row + 1, 1, last_trend_row),
+                series=tuple(
+                    CellRange(col, trend_header_row, col, last_trend_row)
+                    for col in range(4, 4 + len(standards))
+                ),
+                anchor=f"G{chart_row}",
+            )
+        )
+    return SheetLayout(
+        title=SUMMARY,
+        purpose="Per standard: controls by state and compliance % at both ends, the change, "
+        "change counts and the trend across the period.",
+        columns=SUMMARY_COLUMNS,
+        rows=rows,
+        charts=tuple(charts),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One sheet per standard
+# ---------------------------------------------------------------------------------------------
+
+STANDARD_COLUMNS = (
+    Column("Control", 12),
+    Column("Control description", 40),
+    Column("Control state", 12, Kind.TEXT, STATE_TONES),
+    Column("Assessment", 38, Kind.HASH),
+    Column("Assessment description", 60),
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("State", 12, Kind.TEXT, STATE_TONES),
+    Column("Passed resources", 10, Kind.INTEGER),
+    Column("Failed resources", 10, Kind.INTEGER),
+    Column("Skipped resources", 10, Kind.INTEGER),
+    Column("Assessment type", 14),
+    Column("First failed (UTC)", 12, Kind.DATE),
+    Column("Days failing", 9, Kind.INTEGER),
+    Column("Observed", 30),
+    Column("Portal link", 50),
+)
+
+
+def days_failing(transition: Transition | None, at: datetime) -> tuple[date | None, int | None]:
+    """First-failed date and whole days failing at `at` (None, None when not failing)."""
+    if transition is None or transition.first_failed is None:
+        return None, None
+    elapsed = at - transition.first_failed
+    return _day(transition.first_failed), max(0, math.floor(elapsed.total_seconds() / 86400))
+
+
+@dataclass(frozen=True, slots=True)
+class _ControlInfo:
+    description: str
+    state: str
+
+
+def _control_info(snapshot: Snapshot) -> dict[tuple[str, str, str], _ControlInfo]:
+    return {
+        (c.subscription_id, c.standard, c.control): _ControlInfo(c.description, c.state.value)
+        for c in snapshot.posture.controls
+    }
+
+
+def _standard_rows(
+    records: Sequence[ComplianceRecord],
+    carried: Sequence[CarriedAssessment],
+    snapshot: Snapshot,
+    names: Mapping[str, str],
+    controls: Mapping[tuple[str, str, str], _ControlInfo],
+) -> Iterator[Sequence[CellValue]]:
+    at = snapshot.index.scheduled_at
+    missing = _ControlInfo("", "")
+
+    def order(item: ComplianceRecord) -> tuple[object, ...]:
+        return (
+            natural_key(item.control),
+            names.get(item.subscription_id, item.subscription_id).lower(),
+            item.subscription_id,
+            item.description.lower(),
+            item.assessment,
+        )
+
+    everything: list[tuple[ComplianceRecord, CarriedAssessment | None]] = [
+        (r, None) for r in records
+    ]
+    everything += [(c.record, c) for c in carried]
+    everything.sort(key=lambda pair: order(pair[0]))
+    for record, stale in everything:
+        control = controls.get((record.subscription_id, record.standard, record.control), missing)
+        if stale is None:
+            first, days = days_failing(snapshot.transitions.get(record.key), at)
+            state, observed = record.state.value, "current"
+        else:
+            first, days = days_failing(stale.transition, at)
+            state = "Stale"
+            observed = f"not observed; last seen {record.state.value} on {stale.last_seen:%Y-%m-%d}"
+        yield (
+            record.control,
+            control.description,
+            control.state,
+            record.assessment,
+            record.description,
+            names.get(record.subscription_id, record.subscription_id),
+            record.subscription_id,
+            state,
+            record.passed_resources,
+            record.failed_resources,
+            record.skipped_resources,
+            record.assessment_type,
+            first,
+            days,
+            observed,
+            record.details_link,
+        )
+
+
+def standard_sheets(snapshot: Snapshot, titles: Mapping[str, str]) -> list[SheetLayout]:
+    """One sheet per standard of `snapshot`: every assessment under its control."""
+    by_standard: dict[str, list[ComplianceRecord]] = defaultdict(list)
+    for record in snapshot.posture.compliance:
+        by_standard[record.standard].append(record)
+    carried: dict[str, list[CarriedAssessment]] = defaultdict(list)
+    for item in snapshot.carried.values():
+        carried[item.record.standard].append(item)
+    names = _subscription_names(snapshot)
+    controls = _control_info(snapshot)
+    sheets = []
+    for standard in sorted(set(by_standard) | set(carried), key=str.lower):
+        sheets.append(
+            SheetLayout(
+                title=titles[standard],
+                purpose=f"{standard}: every control's assessments with state, resource counts, "
+                "first-failed date and portal link.",
+                columns=STANDARD_COLUMNS,
+                rows=_standard_rows(
+                    by_standard[standard], carried[standard], snapshot, names, controls
+                ),
+            )
+        )
+    return sheets
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes
+# ---------------------------------------------------------------------------------------------
+
+CHANGES_COLUMNS = (
+    Column("Category", 13, Kind.TEXT, CHANGE_TONES),
+    Column("Level", 13),
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Standard", 26),
+    Column("Control", 12),
+    Column("Assessment", 38, Kind.HASH),
+    Column("Description", 50),
+    Column("State (start)", 12, Kind.TEXT, STATE_TONES),
+    Column("State (end)", 12, Kind.TEXT, STATE_TONES),
+    Column("Failed resources (start)", 10, Kind.INTEGER),
+    Column("Failed resources (end)", 10, Kind.INTEGER),
+    Column("Passed resources (start)", 10, Kind.INTEGER),
+    Column("Passed resources (end)", 10, Kind.INTEGER),
+    Column("Failing since (UTC)", 12, Kind.DATE),
+    Column("Days failing", 9, Kind.INTEGER),
+    Column("Reason", 50, Kind.WRAP),
+)
+
+_CHANGE_ORDER = {
+    ChangeKind.REGRESSED: 0,
+    ChangeKind.IMPROVED: 1,
+    ChangeKind.CHANGED: 2,
+    ChangeKind.ADDED: 3,
+    ChangeKind.REMOVED: 4,
+    ChangeKind.INCOMPARABLE: 5,
+}
+
+
+def change_order(change: Change) -> tuple[int, int, int, tuple[str, str, str, str]]:
+    """Regressions first, then the other posture categories, then scope (subscription) changes;
+    within a category by subscription, standard, control and assessment."""
+    regressed = change.change is ChangeKind.REGRESSED
+    scope = change.level is Level.SUBSCRIPTION
+    return (0 if regressed else 1, int(scope), _CHANGE_ORDER[change.change], change.sort_key)
+
+
+def _side_state(side: Side | None) -> str | None:
+    return side.state.value if side is not None and side.state is not None else None
+
+
+def _change_rows(inputs: PackInputs, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
+    diff = inputs.diff
+    for c in sorted(diff.changes, key=change_order):
+        yield (
+            c.change.value,
+            c.level.value,
+            names.get(c.subscription_id, c.subscription_id),
+            c.subscription_id,
+            c.standard,
+            c.control,
+            c.assessment,
+            c.description,
+            _side_state(c.before),
+            _side_state(c.after),
+            c.before.failed_resources if c.before else None,
+            c.after.failed_resources if c.after else None,
+            c.before.passed_resources if c.before else None,
+            c.after.passed_resources if c.after else None,
+            _day(c.failing_since),
+            c.failing_days,
+            c.reason,
+        )
+    for d in diff.summary.plan_downgrades:
+        yield (
+            ChangeKind.REGRESSED.value,
+            "Defender plan",
+            names.get(d.subscription_id, d.subscription_id),
+            d.subscription_id,
+            None,
+            None,
+            None,
+            f"Plan {d.plan}: {d.before_tier} → {d.after_tier}",
+            d.before_tier,
+            d.after_tier,
+            *(None,) * 6,
+            "Defender plan downgraded",
+        )
+    for s in diff.summary.secure_score_drops:
+        yield (
+            ChangeKind.REGRESSED.value,
+            "secure score",
+            names.get(s.subscription_id, s.subscription_id),
+            s.subscription_id,
+            None,
+            None,
+            None,
+            f"Secure score {s.before:.0%} → {s.after:.0%}",
+            *(None,) * 8,
+            "Secure score dropped",
+        )
+    if (
+        not diff.changes
+        and not diff.summary.plan_downgrades
+        and not diff.summary.secure_score_drops
+    ):
+        yield ("none", "", *(None,) * 14, "No change between the start and end snapshots.")
+
+
+def changes_sheet(inputs: PackInputs) -> SheetLayout:
+    names = _subscription_names(inputs.start, inputs.end)
+    return SheetLayout(
+        title=CHANGES,
+        purpose="Every change between the start and end snapshots, regressions first, in the "
+        "API's categories (regressed, improved, changed, added, removed, incomparable).",
+        columns=CHANGES_COLUMNS,
+        rows=_change_rows(inputs, names),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening, Defender plans, secure score
+# ---------------------------------------------------------------------------------------------
+
+HARDENING_COLUMNS = (
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Feature", 28),
+    Column("Status", 11, Kind.TEXT, HARDENING_TONES),
+    Column("Healthy resources", 10, Kind.INTEGER),
+    Column("Unhealthy resources", 10, Kind.INTEGER),
+    Column("Not applicable resources", 12, Kind.INTEGER),
+    Column("Healthy share", 10, Kind.PERCENT),
+    Column("VMs covered by a JIT policy", 12, Kind.INTEGER),
+    Column("Recommendation", 60),
+    Column("Recommendation key", 38, Kind.HASH),
+    Column("Severity", 10),
+    Column("Remediation", 60),
+)
+
+PLAN_COLUMNS = (
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Plan", 26),
+    Column("Tier", 10, Kind.TEXT, (("Standard", Tone.GOOD), ("Free", Tone.WARN))),
+    Column("Sub-plan", 14),
+    Column("Lifecycle", 10, Kind.TEXT, (("retired", Tone.MUTED),)),
+    Column("Replaced by", 30),
+    Column("Enabled since (UTC)", 18, Kind.DATETIME),
+)
+
+SCORE_COLUMNS = (
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Scope", 44),
+    Column("Control ID", 38, Kind.HASH),
+    Column("Score", 9, Kind.NUMBER),
+    Column("Maximum", 9, Kind.NUMBER),
+    Column("Percentage", 11, Kind.PERCENT),
+    Column("Healthy resources", 10, Kind.INTEGER),
+    Column("Unhealthy resources", 10, Kind.INTEGER),
+    Column("Not applicable resources", 12, Kind.INTEGER),
+    Column("Weight", 8, Kind.INTEGER),
+)
+
+
+def _parse_instant(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError:
+        return None
+
+
+def _hardening_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
+    records = sorted(
+        snapshot.posture.hardening,
+        key=lambda h: (names.get(h.subscription_id, "").lower(), h.subscription_id, h.feature),
+    )
+    for h in records:
+        assessed = h.status is HardeningStatus.ASSESSED
+        judged = h.healthy + h.unhealthy
+        yield (
+            names.get(h.subscription_id, h.subscription_id),
+            h.subscription_id,
+            h.feature,
+            h.status.value,
+            h.healthy if assessed else None,
+            h.unhealthy if assessed else None,
+            h.not_applicable if assessed else None,
+            round(h.healthy / judged, 6) if assessed and judged else None,
+            h.jit_covered_vms,
+            cell_text(h.display_name),
+            h.recommendation,
+            h.severity,
+            cell_text(
+                "Retired by Microsoft: not reported as passed or failed."
+                if h.status is HardeningStatus.RETIRED
+                else h.remediation
+            ),
+        )
+
+
+def hardening_sheet(snapshot: Snapshot) -> SheetLayout:
+    names = _subscription_names(snapshot)
+    return SheetLayout(
+        title=HARDENING,
+        purpose="Hardening recommendations per subscription: healthy / unhealthy / not "
+        "applicable resources; retired features labelled retired, absent data 'missing'.",
+        columns=HARDENING_COLUMNS,
+        rows=_hardening_rows(snapshot, names),
+    )
+
+
+def plans_sheet(snapshot: Snapshot) -> SheetLayout:
+    names = _subscription_names(snapshot)
+    plans = sorted(
+        snapshot.posture.plans,
+        key=lambda p: (names.get(p.subscription_id, "").lower(), p.subscription_id, p.plan),
+    )
+    rows = (
+        (
+            names.get(p.subscription_id, p.subscription_id),
+            p.subscription_id,
+            p.plan,
+            p.tier,
+            p.sub_plan,
+            "retired" if p.deprecated else "current",
+            ", ".join(p.replaced_by),
+            _parse_instant(p.enablement_time),
+        )
+        for p in plans
+    )
+    return SheetLayout(
+        title=PLANS,
+        purpose="Defender for Cloud plans per subscription: tier, sub-plan; deprecated plans "
+        "labelled retired.",
+        columns=PLAN_COLUMNS,
+        rows=rows,
+    )
+
+
+def _score_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
+    controls: dict[str, list[Sequence[CellValue]]] = defaultdict(list)
+    for c in sorted(snapshot.posture.secure_score_controls, key=lambda c: c.display_name.lower()):
+        controls[c.subscription_id].append(
+            (
+                names.get(c.subscription_id, c.subscription_id),
+                c.subscription_id,
+                cell_text(c.display_name),
+                c.control_id,
+                _finite(c.current),
+                _finite(c.maximum),
+                _finite(c.percentage),
+                c.healthy_resources,
+                c.unhealthy_resources,
+                c.not_applicable_resources,
+                c.weight,
+            )
+        )
+    scores = {s.subscription_id: s for s in snapshot.posture.secure_scores}
+    for sub in sorted(set(scores) | set(controls), key=lambda s: (names.get(s, "").lower(), s)):
+        score = scores.get(sub)
+        if score is not None:
+            yield (
+                names.get(sub, sub),
+                sub,
+                "Overall secure score",
+                None,
+                _finite(score.current),
+                _finite(score.maximum),
+                _finite(score.percentage),
+                None,
+                None,
+                None,
+                score.weight,
+            )
+        yield from controls.get(sub, ())
+
+
+def secure_score_sheet(snapshot: Snapshot) -> SheetLayout:
+    names = _subscription_names(snapshot)
+    return SheetLayout(
+        title=SECURE_SCORE,
+        purpose="Secure score per subscription and each of its security controls.",
+        columns=SCORE_COLUMNS,
+        rows=_score_rows(snapshot, names),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Attestations & exemptions
+# ---------------------------------------------------------------------------------------------
+
+ATTESTATION_COLUMNS = (
+    Column("Kind", 12),
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Assignment", 34),
+    Column("Standard", 40),
+    Column("Assessment key", 38, Kind.HASH),
+    Column("State or category", 16),
+    Column("Attested on (UTC)", 18, Kind.DATETIME),
+    Column("Expires on (UTC)", 18, Kind.DATETIME),
+    Column("Expired", 10, Kind.TEXT, (("EXPIRED", Tone.BAD), ("No", Tone.GOOD))),
+    Column("Evidence", 40),
+    Column("Evidence link", 50, Kind.LINK),
+    Column("Description", 50, Kind.WRAP),
+)
+
+_KINDS = {"Attest": "Attestation", "Exempt": "Exemption"}
+
+
+def _expired(expires: datetime | None, raw: str, at: datetime) -> str:
+    if expires is None:
+        return "unreadable date" if raw else "no expiry"
+    return "EXPIRED" if expires <= at else "No"
+
+
+def _assignment_rows(
+    assignment: StandardAssignment, names: Mapping[str, str], at: datetime
+) -> Iterator[Sequence[CellValue]]:
+    expires = _parse_instant(assignment.expires_on)
+    attest = assignment.effect == "Attest"
+    base: tuple[CellValue, ...] = (
+        _KINDS.get(assignment.effect, assignment.effect),
+        names.get(assignment.subscription_id, assignment.subscription_id),
+        assignment.subscription_id,
+        cell_text(assignment.display_name or assignment.assignment_id),
+        cell_text(assignment.standard_id),
+        assignment.assessment_key,
+        assignment.compliance_state if attest else assignment.exemption_category,
+        _parse_instant(assignment.compliance_date) if attest else None,
+        expires,
+        _expired(expires, assignment.expires_on, at),
+    )
+    description = cell_text(assignment.description)
+    if not assignment.evidence:
+        yield (*base, "none attached" if attest else None, None, description)
+        return
+    for evidence in assignment.evidence:
+        url = cell_text(evidence.source_url, 2_000)  # Excel's hyperlink address limit
+        link: CellValue = Link(url, url=url) if url.startswith(("https://", "http://")) else url
+        yield (*base, cell_text(evidence.description), link, description)
+
+
+def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
+    names = _subscription_names(snapshot)
+    at = snapshot.index.scheduled_at
+    assignments = sorted(
+        (a for a in snapshot.posture.assignments if a.effect in _KINDS),
+        key=lambda a: (a.effect, names.get(a.subscription_id, "").lower(), a.display_name),
+    )
+
+    def rows() -> Iterator[Sequence[CellValue]]:
+        for assignment in assignments:
+            yield from _assignment_rows(assignment, names, at)
+
+    return SheetLayout(
+        title=ATTESTATIONS,
+        purpose="Manual attestations with their evidence links; exemptions with expiry "
+        "(expired ones flagged as of the end snapshot).",
+        columns=ATTESTATION_COLUMNS,
+        rows=rows(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Data quality
+# ---------------------------------------------------------------------------------------------
+
+QUALITY_COLUMNS = (
+    Column("Check", 22, Kind.TEXT, (("none found", Tone.GOOD),)),
+    Column("Snapshot", 18),
+    Column("Subscription", 24),
+    Column("Subscription ID", 38, Kind.HASH),
+    Column("Detail", 80, Kind.WRAP),
+    Column("Count", 9, Kind.INTEGER),
+)
+
+
+def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
+    """Incomplete scope, missing subscriptions, malformed rows, stale data and gaps."""
+    names = _subscription_names(inputs.start, inputs.end)
+    rows: list[Sequence[CellValue]] = []
+    for entry in inputs.period:
+        if entry.status is not CollectionStatus.COMPLETE:
+            rows.append(
+                (
+                    "Incomplete scope",
+                    entry.snapshot_id,
+                    None,
+                    None,
+                    cell_text(f"{entry.status.value}: " + "; ".join(entry.reasons)),
+                    len(entry.expected_subscriptions) - len(entry.collected_subscriptions),
+                )
+            )
+    ends = [inputs.start] if inputs.start.index.snapshot_id == inputs.end.index.snapshot_id else []
+    ends = ends or [inputs.start, inputs.end]
+    for snapshot in ends:
+        index, completeness = snapshot.index, snapshot.posture.completeness
+        missing = set(index.expected_subscriptions) - set(index.collected_subscriptions)
+        for sub in sorted(missing | set(completeness.missing)):
+            reason = completeness.missing.get(sub, "not collected")
+            rows.append(
+                ("Missing subscription", index.snapshot_id, names.get(sub), sub, reason, None)
+            )
+        for kind, count in sorted(completeness.malformed.items()):
+            rows.append(
+                (
+                    "Malformed rows",
+                    index.snapshot_id,
+                    None,
+                    None,
+                    f"{kind}: rows that did not have their type's shape were left out",
+                    count,
+                )
+            )
+        for error in completeness.errors:
+            rows.append(("Collection error", index.snapshot_id, None, None, cell_text(error), None))
+    end = inputs.end
+    stale: Counter[str] = Counter()
+    last_seen: dict[str, datetime] = {}
+    for item in end.carried.values():
+        sub = item.record.subscription_id
+        stale[sub] += 1
+        last_seen[sub] = min(last_seen.get(sub, item.last_seen), item.last_seen)
+    for sub, count in sorted(stale.items()):
+        rows.append(
+            (
+                "Stale data",
+                end.index.snapshot_id,
+                names.get(sub),
+                sub,
+                f"assessments not observed in the end snapshot, carried from earlier snapshots "
+                f"(oldest last seen {last_seen[sub]:%Y-%m-%d}); shown as 'Stale'",
+                count,
+            )
+        )
+    period_to = inputs.manifest.period_to
+    if period_to - end.index.scheduled_at > STALE_AFTER:
+        rows.append(
+            (
+                "Stale data",
+                end.index.snapshot_id,
+                None,
+                None,
+                f"the last snapshot of the period was scheduled at {iso(end.index.scheduled_at)}, "
+                f"more than {STALE_AFTER.total_seconds() / 3600:.0f} hours before the period's "
+                f"end {iso(period_to)}",
+                None,
+            )
+        )
+    for earlier, later in zip(inputs.period, inputs.period[1:], strict=False):
+        gap = later.scheduled_at - earlier.scheduled_at
+        if gap > STALE_AFTER:
+            rows.append(
+                (
+                    "Gap in snapshots",
+                    later.snapshot_id,
+                    None,
+                    None,
+                    f"no snapshot between {earlier.snapshot_id} and {later.snapshot_id} "
+                    f"({gap.total_seconds() / 86400:.1f} days)",
+                    None,
+                )
+            )
+    missing_hardening: Counter[str] = Counter(
+        h.subscription_id for h in end.posture.hardening if h.status is HardeningStatus.MISSING
+    )
+    for sub, count in sorted(missing_hardening.items()):
+        rows.append(
+            (
+                "Missing data",
+                end.index.snapshot_id,
+                names.get(sub),
+                sub,
+                "hardening recommendations without any data (shown as 'missing', never passed)",
+                count,
+            )
+        )
+    for warning in end.posture.completeness.warnings:
+        rows.append(("Warning", end.index.snapshot_id, None, None, cell_text(warning), None))
+    if not rows:
+        rows.append(("none found", None, None, None, "No data-quality issue in this period.", 0))
+    return rows
+
+
+def quality_sheet(inputs: PackInputs) -> SheetLayout:
+    return SheetLayout(
+        title=DATA_QUALITY,
+        purpose="Incomplete scope, missing subscriptions, malformed rows, stale data and gaps "
+        "between snapshots.",
+        columns=QUALITY_COLUMNS,
+        rows=quality_rows(inputs),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole pack
+# ---------------------------------------------------------------------------------------------
+
+
+def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
+    """Every sheet of the pack, in order. Standard sheets come from the end snapshot."""
+    if inputs.start.index.tenant_id != inputs.end.index.tenant_id:
+        raise ValueError("a pack shows one tenant")
+    standards = {r.standard for r in inputs.end.posture.compliance}
+    standards |= {c.record.standard for c in inputs.end.carried.values()}
+    titles = standard_sheet_titles(standards)
+    body = [
+        summary_sheet(inputs, titles),
+        *standard_sheets(inputs.end, titles),
+        changes_sheet(inputs),
+        hardening_sheet(inputs.end),
+        plans_sheet(inputs.end),
+        secure_score_sheet(inputs.end),
+        attestations_sheet(inputs.end),
+        quality_sheet(inputs),
+    ]
+    contents = [(COVER, "This sheet.")] + [(sheet.title, sheet.purpose) for sheet in body]
+    return [cover_sheet(inputs, contents), *body]

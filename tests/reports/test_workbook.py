@@ -1,0 +1,508 @@
+"""The evidence-pack workbook, read back with openpyxl and with python-calamine (an independent
+reader): its numbers equal the snapshots it was built from, and it follows Excel conventions."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import zipfile
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
+from auditor.core.model import (
+    DefenderPlan,
+    HardeningCoverage,
+    HardeningStatus,
+    StandardAssignment,
+    State,
+)
+from auditor.core.snapshot import CarriedAssessment, Transition
+from auditor.core.workbook import (
+    ATTESTATIONS,
+    CHANGES,
+    COVER,
+    DATA_QUALITY,
+    HARDENING,
+    MAX_CELL_CHARS,
+    MAX_ROWS,
+    PLANS,
+    SECURE_SCORE,
+    STANDARD_COLUMNS,
+    SUMMARY,
+    Column,
+    Kind,
+    PackInputs,
+    SheetLayout,
+    cell_text,
+    control_counts,
+    pack_layout,
+    standard_sheet_titles,
+)
+from auditor.core.workbook_writer import write_workbook
+from tests.postures import make_posture, missing_subscription, with_states
+from tests.reports.packs import (
+    END,
+    START,
+    TENANT,
+    pack_inputs,
+    read_calamine,
+    read_openpyxl,
+)
+
+FAILING_SINCE = datetime(2025, 1, 10, 2, tzinfo=UTC)
+END_AT = datetime(2025, 1, 31, 2, tzinfo=UTC)
+
+
+def _end_posture() -> Any:
+    start = make_posture(TENANT, subscriptions=2, standards=2, controls=4, assessments=3)
+    flips = {
+        r.key: State.FAILED if r.state is State.PASSED else State.PASSED
+        for r in start.compliance[:6]
+    }
+    end = with_states(start, flips)
+    sub = start.tenant.subscriptions[0].subscription_id
+    return start, dataclasses.replace(
+        end,
+        plans=(
+            *end.plans,
+            DefenderPlan(sub, "Dns", "Standard", deprecated=True, replaced_by=("Dns2",)),
+        ),
+        hardening=(
+            *end.hardening,
+            HardeningCoverage(
+                subscription_id=sub,
+                recommendation="35f45c95-27cf-4e52-891f-8390d1de5828",
+                feature="adaptive application controls",
+                display_name="Adaptive application controls",
+                status=HardeningStatus.RETIRED,
+                healthy=0,
+                unhealthy=0,
+                not_applicable=0,
+            ),
+        ),
+        assignments=(
+            *end.assignments,
+            StandardAssignment(
+                subscription_id=sub,
+                assignment_id="exempt-1",
+                display_name="Exempt legacy VM",
+                standard_id="PCI-DSS-4",
+                effect="Exempt",
+                assessment_key="4fb67663-9ab9-475d-b026-8c544cced439",
+                expires_on="2025-01-15T00:00:00Z",
+                exemption_category="waiver",
+            ),
+            StandardAssignment(
+                subscription_id=sub,
+                assignment_id="exempt-2",
+                display_name="Exempt test subscription",
+                standard_id="PCI-DSS-4",
+                effect="Exempt",
+                expires_on="2026-01-01T00:00:00Z",
+                exemption_category="mitigated",
+            ),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs() -> PackInputs:
+    start, end = _end_posture()
+    return pack_inputs(start, end, failing_since=FAILING_SINCE)
+
+
+@pytest.fixture(scope="module")
+def pack(inputs: PackInputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pack") / "pack.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def calamine(pack: Path) -> dict[str, list[list[Any]]]:
+    return read_calamine(pack)
+
+
+@pytest.fixture(scope="module")
+def opx(pack: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return read_openpyxl(pack)
+
+
+def _table(rows: list[Any]) -> list[dict[str, Any]]:
+    header = list(rows[0])
+    return [dict(zip(header, row, strict=False)) for row in rows[1:]]
+
+
+def test_sheets_come_in_the_documented_order(inputs: PackInputs, pack: Path) -> None:
+    titles = standard_sheet_titles(r.standard for r in inputs.end.posture.compliance)
+    book = load_workbook(pack, read_only=True)
+    assert book.sheetnames == [
+        COVER,
+        SUMMARY,
+        *(titles[s] for s in sorted(titles, key=str.lower)),
+        CHANGES,
+        HARDENING,
+        PLANS,
+        SECURE_SCORE,
+        ATTESTATIONS,
+        DATA_QUALITY,
+    ]
+
+
+@pytest.mark.parametrize("reader", ["calamine", "opx"])
+def test_standard_sheets_hold_every_assessment_of_the_end_snapshot(
+    inputs: PackInputs, reader: str, request: pytest.FixtureRequest
+) -> None:
+    sheets = request.getfixturevalue(reader)
+    titles = standard_sheet_titles(r.standard for r in inputs.end.posture.compliance)
+    for standard, title in titles.items():
+        rows = _table(sheets[title])
+        expected = {
+            (r.subscription_id, r.control, r.assessment): r
+            for r in inputs.end.posture.compliance
+            if r.standard == standard
+        }
+        assert len(rows) == len(expected)
+        for row in rows:
+            record = expected[(row["Subscription ID"], row["Control"], row["Assessment"])]
+            assert row["State"] == record.state.value
+            assert row["Passed resources"] == record.passed_resources
+            assert row["Failed resources"] == record.failed_resources
+            assert row["Skipped resources"] == record.skipped_resources
+            assert row["Assessment description"] == record.description
+            assert row["Portal link"] == record.details_link
+            if record.state is State.FAILED:
+                assert row["Days failing"] == (END_AT - FAILING_SINCE).days
+                first = row["First failed (UTC)"]
+                assert first in (date(2025, 1, 10), datetime(2025, 1, 10))
+            else:
+                assert row["Days failing"] in (None, "")
+
+
+@pytest.mark.parametrize("reader", ["calamine", "opx"])
+def test_summary_numbers_equal_the_snapshots(
+    inputs: PackInputs, reader: str, request: pytest.FixtureRequest
+) -> None:
+    rows = request.getfixturevalue(reader)[SUMMARY]
+    header = list(rows[0])
+    standards = sorted(inputs.end.index.compliance_by_standard, key=str.lower)
+    table = [dict(zip(header, row, strict=False)) for row in rows[1 : 1 + len(standards)]]
+    assert [row["Standard"] for row in table] == standards
+    for end, which in ((inputs.end, "end"), (inputs.start, "start")):
+        counts = control_counts(end)
+        for row in table:
+            standard = row["Standard"]
+            assert row[f"Passed controls ({which})"] == counts[standard][State.PASSED]
+            assert row[f"Failed controls ({which})"] == counts[standard][State.FAILED]
+            assert row[f"Skipped controls ({which})"] == counts[standard][State.SKIPPED]
+            assert row[f"Unsupported controls ({which})"] == counts[standard][State.UNSUPPORTED]
+            expected = end.index.compliance_by_standard[standard]
+            assert row[f"Compliance ({which})"] == pytest.approx(expected / 100)
+    for row in table:
+        before = inputs.start.index.compliance_by_standard[row["Standard"]]
+        after = inputs.end.index.compliance_by_standard[row["Standard"]]
+        assert row["Change (points)"] == pytest.approx((after - before) / 100)
+
+
+def test_summary_trend_has_one_row_per_snapshot_of_the_period(
+    inputs: PackInputs, calamine: dict[str, list[list[Any]]]
+) -> None:
+    rows = calamine[SUMMARY]
+    ids = [entry.snapshot_id for entry in inputs.period]
+    trend = [row for row in rows if row and row[0] in ids]
+    assert [row[0] for row in trend] == ids
+    standards = sorted(inputs.end.index.compliance_by_standard, key=str.lower)
+    for row, entry in zip(trend, inputs.period, strict=True):
+        for offset, standard in enumerate(standards):
+            expected = entry.compliance_by_standard[standard]
+            assert row[3 + offset] == pytest.approx(expected / 100)
+
+
+def test_summary_has_a_bar_chart_and_a_line_chart_on_its_own_cells(pack: Path) -> None:
+    with zipfile.ZipFile(pack) as archive:
+        charts = sorted(n for n in archive.namelist() if n.startswith("xl/charts/chart"))
+        xml = [archive.read(name).decode() for name in charts]
+    assert len(xml) == 2
+    assert any("<barChart>" in x for x in xml)
+    assert any("<lineChart>" in x for x in xml)
+    assert all("<f>'Summary'!" in x for x in xml)
+
+
+@pytest.mark.parametrize("reader", ["calamine", "opx"])
+def test_changes_list_every_diff_change_regressions_first(
+    inputs: PackInputs, reader: str, request: pytest.FixtureRequest
+) -> None:
+    rows = _table(request.getfixturevalue(reader)[CHANGES])
+    posture_changes = [r for r in rows if r["Level"] != "Defender plan"]
+    assert len(posture_changes) == len(inputs.diff.changes)
+    categories = [r["Category"] for r in rows]
+    regressed = categories.count("regressed")
+    assert regressed == sum(1 for c in inputs.diff.changes if c.change.value == "regressed")
+    assert regressed > 0
+    assert categories[:regressed] == ["regressed"] * regressed
+    assert Counter(categories[regressed:]) == Counter(
+        c.change.value for c in inputs.diff.changes if c.change.value != "regressed"
+    )
+    for row in rows[:regressed]:
+        assert row["State (end)"] == "Failed"
+
+
+def test_cover_names_tenant_period_snapshots_hashes_and_methodology(
+    inputs: PackInputs, calamine: dict[str, list[list[Any]]]
+) -> None:
+    cells = [str(v) for row in calamine[COVER] for v in row if v not in (None, "")]
+    text = "\n".join(cells)
+    m = inputs.manifest
+    for expected in (m.tenant_id, m.tenant_name, m.report_id, m.sha256, m.generator_version):
+        assert expected in cells
+    for entry in inputs.period:
+        assert entry.snapshot_id in cells
+        assert entry.content_hash in cells
+    assert inputs.end.index.previous_hash in cells
+    assert "Methodology" in cells
+    assert "WARNING" not in text
+
+
+def test_cover_of_an_incomplete_end_snapshot_says_so(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    lost = end.tenant.subscriptions[1].subscription_id
+    inputs = pack_inputs(start, missing_subscription(end, lost))
+    path = tmp_path / "incomplete.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    cover = read_calamine(path)[COVER]
+    warning = cover[1][1]
+    assert cover[1][0] == "Completeness"
+    assert warning.startswith(f"WARNING: the end snapshot {END} is INCOMPLETE")
+    assert "1 of 2 expected subscriptions" in warning
+    labels = {row[0]: row[1] for row in cover if row and row[0]}
+    assert labels["Status"] == "INCOMPLETE"
+    assert labels["Reason"] == f"subscription {lost}: 403 AuthorizationFailed"
+    quality = _table(read_calamine(path)[DATA_QUALITY])
+    missing = [r for r in quality if r["Check"] == "Missing subscription"]
+    assert [(r["Snapshot"], r["Subscription ID"]) for r in missing] == [(END, lost)]
+    assert any(r["Check"] == "Incomplete scope" and r["Snapshot"] == END for r in quality)
+
+
+def test_hardening_plans_and_scores(inputs: PackInputs, opx: dict[str, list[Any]]) -> None:
+    hardening = _table(opx[HARDENING])
+    retired = [r for r in hardening if r["Feature"] == "adaptive application controls"]
+    assert [r["Status"] for r in retired] == ["retired"]
+    assert retired[0]["Healthy resources"] is None
+    assessed = [r for r in hardening if r["Status"] == "assessed"]
+    assert len(assessed) == len(inputs.end.posture.hardening) - 1
+    assert all(r["Healthy resources"] == 3 and r["Unhealthy resources"] == 1 for r in assessed)
+    assert all(r["Healthy share"] == pytest.approx(0.75) for r in assessed)
+    plans = _table(opx[PLANS])
+    assert len(plans) == len(inputs.end.posture.plans)
+    assert [r["Lifecycle"] for r in plans if r["Plan"] == "Dns"] == ["retired"]
+    scores = _table(opx[SECURE_SCORE])
+    overall = [r for r in scores if r["Scope"] == "Overall secure score"]
+    assert [r["Percentage"] for r in overall] == [0.5431, 0.5431]
+    assert [r["Score"] for r in overall] == [31.5, 31.5]
+
+
+def test_attestations_keep_evidence_links_and_flag_expired_exemptions(
+    pack: Path, opx: dict[str, list[Any]]
+) -> None:
+    rows = _table(opx[ATTESTATIONS])
+    attestations = [r for r in rows if r["Kind"] == "Attestation"]
+    assert [r["Evidence link"] for r in attestations] == ["https://contoso.example/policy.pdf"] * 2
+    exemptions = {
+        r["Subscription"] and r["Assignment"]: r for r in rows if r["Kind"] == "Exemption"
+    }
+    assert exemptions["Exempt legacy VM"]["Expired"] == "EXPIRED"
+    assert exemptions["Exempt test subscription"]["Expired"] == "No"
+    assert exemptions["Exempt legacy VM"]["Expires on (UTC)"] == datetime(2025, 1, 15)
+    book = load_workbook(pack)
+    links = [c.hyperlink.target for c in book[ATTESTATIONS]["L"] if c.hyperlink]
+    assert links == ["https://contoso.example/policy.pdf"] * 2
+
+
+def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
+    book = load_workbook(pack)
+    titles = standard_sheet_titles(r.standard for r in inputs.end.posture.compliance)
+    sheet = book[titles["PCI-DSS-4"]]
+    rows = sheet.max_row
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:P{rows}"
+    assert sheet.print_title_rows == "$1:$1"
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet.page_setup.fitToWidth == 1
+    assert sheet.page_setup.fitToHeight == 0
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
+    assert sheet.column_dimensions["E"].width == 60
+    assert sheet["A1"].font.b is True
+    first_failed = next(c for c in sheet["M"][1:] if c.value is not None)
+    assert first_failed.number_format == "yyyy-mm-dd"
+    assert sheet["I2"].number_format == "#,##0"
+    state_rules = {
+        rule.formula[0]
+        for cf in sheet.conditional_formatting
+        if str(cf.sqref) == f"H2:H{rows}"
+        for rule in cf.rules
+    }
+    assert {'"Passed"', '"Failed"', '"Skipped"', '"Unsupported"', '"Stale"'} <= state_rules
+    summary = book[SUMMARY]
+    assert summary["G2"].number_format == "0.0%"
+    assert summary["M2"].number_format == "+0.0%;-0.0%;0.0%"
+    cover = book[COVER]
+    assert cover.freeze_panes is None
+    assert cover.page_setup.orientation == "landscape"
+
+
+def test_a_table_past_the_row_limit_continues_on_numbered_sheets(tmp_path: Path) -> None:
+    rows = [(f"c{n}", n) for n in range(25)]
+    layout = SheetLayout(
+        title="PCI-DSS-4",
+        purpose="",
+        columns=(Column("Control", 10), Column("Number", 10, Kind.INTEGER)),
+        rows=iter(rows),
+    )
+    path = tmp_path / "split.xlsx"
+    stats = write_workbook([layout], path, max_rows=10)
+    assert stats.titles == ["PCI-DSS-4", "PCI-DSS-4 (2)", "PCI-DSS-4 (3)"]
+    sheets = read_calamine(path)
+    assert [len(sheets[t]) for t in stats.titles] == [10, 10, 8]
+    assert all(sheets[t][0] == ["Control", "Number"] for t in stats.titles)
+    back = [tuple(row) for t in stats.titles for row in sheets[t][1:]]
+    assert back == [(c, float(n)) for c, n in rows]
+    book = load_workbook(path)
+    assert book["PCI-DSS-4 (3)"].freeze_panes == "A2"
+    assert book["PCI-DSS-4 (3)"].auto_filter.ref == "A1:B8"
+
+
+def test_the_default_row_limit_is_excels() -> None:
+    assert MAX_ROWS == 1_048_576
+
+
+def test_text_longer_than_a_cell_holds_is_cut_and_says_so(tmp_path: Path) -> None:
+    long = "x" * 40_000
+    layout = SheetLayout("T", "", (Column("Text", 10),), [[long], ["bell\x07 and \ud800"]])
+    path = tmp_path / "cut.xlsx"
+    write_workbook([layout], path)
+    for rows in (read_calamine(path)["T"], [list(r) for r in read_openpyxl(path)["T"]]):
+        cut = rows[1][0]
+        assert len(cut) == MAX_CELL_CHARS
+        assert cut.endswith("[cut at Excel's cell limit: 32,767 of 40,000 characters shown]")
+        assert cut.startswith("x" * 32_000)
+        assert rows[2][0] == "bell\ufffd and \ufffd"
+
+
+def test_stale_assessments_are_shown_as_stale_never_as_their_old_state(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    lost = end.tenant.subscriptions[1].subscription_id
+    incomplete = missing_subscription(end, lost)
+    seen = datetime(2025, 1, 20, 2, tzinfo=UTC)
+    carried = {
+        r.key: CarriedAssessment(r, Transition(seen, seen, None), seen)
+        for r in end.compliance
+        if r.subscription_id == lost
+    }
+    inputs = pack_inputs(start, incomplete, carried=carried)
+    path = tmp_path / "stale.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    sheets = read_calamine(path)
+    titles = standard_sheet_titles(r.standard for r in end.compliance)
+    rows = [r for t in titles.values() for r in _table(sheets[t])]
+    stale = [r for r in rows if r["Subscription ID"] == lost]
+    assert len(stale) == len(carried)
+    assert {r["State"] for r in stale} == {"Stale"}
+    assert all(r["Observed"].startswith("not observed; last seen ") for r in stale)
+    assert all(r["Observed"].endswith("on 2025-01-20") for r in stale)
+    quality = _table(sheets[DATA_QUALITY])
+    assert [r["Count"] for r in quality if r["Check"] == "Stale data"] == [len(carried)]
+
+
+def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> None:
+    """The row serialiser is ours: it must write what openpyxl's own append writes."""
+    from openpyxl import Workbook
+
+    values: list[list[Any]] = [
+        ["text", " padded ", "a & b < c > d", "line\nbreak\r\nwindows", "tab\tend"],
+        [0, -7, 3.25, 1e-07, 12345678901234],
+        [datetime(2025, 1, 31, 2, 3, 4), date(2025, 1, 10), None, "", "ünïcødé ✓"],
+    ]
+    ours = tmp_path / "ours.xlsx"
+    columns = tuple(Column(f"c{n}", 10) for n in range(5))
+    write_workbook([SheetLayout("T", "", columns, values, table=False)], ours)
+    theirs = tmp_path / "theirs.xlsx"
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("T")
+    for row in values:
+        sheet.append(row)
+    book.save(theirs)
+    assert read_openpyxl(ours)["T"] == read_openpyxl(theirs)["T"]
+    assert read_calamine(ours)["T"] == read_calamine(theirs)["T"]
+
+
+def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
+    """Descriptions come from Azure: a leading '=' must never become a live formula."""
+    path = tmp_path / "formula.xlsx"
+    text = '=HYPERLINK("https://evil.example","click")'
+    write_workbook([SheetLayout("T", "", (Column("Text", 10),), [[text]], table=False)], path)
+    assert read_calamine(path)["T"] == [[text]]
+    cell = load_workbook(path)["T"]["A1"]
+    assert (cell.data_type, cell.value) == ("s", text)
+
+
+def test_cell_text_keeps_safe_text_unchanged() -> None:
+    assert cell_text("Passed") == "Passed"
+    assert cell_text("x" * MAX_CELL_CHARS) == "x" * MAX_CELL_CHARS
+
+
+def test_standard_sheet_titles_are_valid_and_unique() -> None:
+    titles = standard_sheet_titles(
+        ["Summary", "a/b:c*d?[e]", "x" * 40, "X" * 40, "History", "PCI-DSS-4"]
+    )
+    assert titles["PCI-DSS-4"] == "PCI-DSS-4"
+    assert titles["a/b:c*d?[e]"] == "a-b-c-d--e-"
+    assert titles["Summary"] == "Summary 2"
+    assert titles["History"] == "History 2"
+    assert len({t.lower() for t in titles.values()}) == len(titles)
+    assert all(len(t) <= 26 for t in titles.values())
+
+
+def test_column_set_of_standard_sheets_is_documented() -> None:
+    assert [c.header for c in STANDARD_COLUMNS][:4] == [
+        "Control",
+        "Control description",
+        "Control state",
+        "Assessment",
+    ]
+
+
+def test_start_equals_end_gives_a_pack_without_changes(tmp_path: Path) -> None:
+    start, _ = _end_posture()
+    inputs = pack_inputs(start, start)
+    path = tmp_path / "same.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    rows = _table(read_calamine(path)[CHANGES])
+    assert [r["Category"] for r in rows] == ["none"]
+    assert START in {v for row in read_calamine(path)[COVER] for v in row}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.text(min_size=1, max_size=60) | st.sampled_from(["_x0041_", "a\rb", "\r", " "]),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_text_reads_back_as_written(tmp_path: Path, texts: list[str]) -> None:
+    path = tmp_path / "text.xlsx"
+    write_workbook([SheetLayout("T", "", (Column("Text", 10),), [[t] for t in texts])], path)
+    expected = [cell_text(t) for t in texts]
+    assert [row[0] for row in read_calamine(path)["T"][1:]] == expected
+    # openpyxl's reader does not undo Excel's "_xHHHH_" escape; Excel and calamine do.
+    escaped = [re.sub(r"_x[0-9A-Fa-f]{4}_", lambda m: "_x005F" + m[0], t) for t in expected]
+    assert [row[0] for row in read_openpyxl(path)["T"][1:]] == escaped
