@@ -16,6 +16,7 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
+    ServiceResponseError,
 )
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.resourcegraph import ResourceGraphClient
@@ -309,6 +310,17 @@ def test_drop_closes_the_connection(
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
         conn.getresponse()
     conn.close()
+    # azure-core does not retry a POST whose connection dropped: ARG callers must treat
+    # ServiceResponseError as transient themselves
+    sim.set_faults({"drop": 1})
+    graph_client = ResourceGraphClient(
+        cred,
+        base_url=sim.base_url,
+        credential_scopes=[sim.base_url + "/.default"],
+        retry_backoff_factor=0.01,
+    )
+    with pytest.raises(ServiceResponseError):
+        graph_client.resources(QueryRequest(query="resourcecontainers"))
     # a GET through the SDK is retried after the dropped connection
     sub = sim.estate()["tenants"][0]["subscriptions"][0]["subscriptionId"]
     sim.set_faults({"drop": 1})
@@ -320,7 +332,7 @@ def test_drop_closes_the_connection(
         retry_backoff_factor=0.01,
     )
     assert list(sc.jit_network_access_policies.list())
-    assert sim.stats()["dropped"] == 2
+    assert sim.stats()["dropped"] == 3
 
 
 def test_slow_and_failing_queries(
