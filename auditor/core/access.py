@@ -118,6 +118,11 @@ class AccessPolicy:
         return tenant_id in self.scope_of(principal)
 
 
+def is_principal_name(value: str) -> bool:
+    """A name a local principal (or an object id) may have."""
+    return bool(_PRINCIPAL_NAME.match(value))
+
+
 def _normal_id(value: str) -> str:
     # GUIDs compare case-insensitively; other local names compare exactly.
     return value.lower() if _GUID.match(value) else value

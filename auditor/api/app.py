@@ -1,0 +1,126 @@
+"""The FastAPI application: the auditor's public HTTP contract.
+
+``create_app`` composes the routers named in ``ROUTERS`` (module ``auditor.api.routes_<name>``,
+each exposing ``router``), the problem+json error handlers and the audit middleware. To add
+endpoints (e.g. evidence-pack reports), write ``routes_<name>.py`` and add its name here;
+services it needs go in ``create_app(extra={...})`` and are read from ``ApiContext.extra``.
+
+Hosting: ``function_app.py`` wraps the app in ``func.AsgiFunctionApp`` (Azure: function key plus
+App Service Authentication's principal header); ``python -m auditor serve`` runs it with uvicorn
+in local mode (loopback only, one fixed principal).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from azure.core.exceptions import AzureError
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+
+from auditor import __version__
+from auditor.api import problems
+from auditor.api.audit import AuditMiddleware
+from auditor.api.context import ApiContext
+from auditor.api.params import reject_unknown_query
+from auditor.api.problems import Problem
+from auditor.core.access import AccessPolicy, Principal
+from auditor.core.snapshot import SnapshotReader
+from auditor.services.history import SnapshotHistory
+
+# Order is the order of the OpenAPI document.
+ROUTERS: tuple[str, ...] = ("tenants", "diff", "coverage", "trend", "health")
+
+OPENAPI_URL = "/api/openapi.json"
+LOCAL_PRINCIPAL = "local-dev"
+
+DESCRIPTION = """\
+Per-tenant Defender for Cloud regulatory compliance history of Lighthouse-delegated tenants:
+what changed between two daily snapshots, coverage, and trends.
+
+**Access.** In Azure every request needs the function key (`x-functions-key` header or `code`
+parameter) and an identity from App Service Authentication; the access policy
+(`AUDITOR_ACCESS_POLICY`) grants tenants to principals, roles and groups. A tenant outside the
+caller's grant answers exactly like a tenant that does not exist (404).
+
+**Errors** are RFC 9457 `application/problem+json`; a 400 names the parameter at fault.
+
+**Caching.** Responses carry a strong `ETag`; send it back in `If-None-Match` for a 304.
+
+**CSV.** Where a route returns a table, `format=csv` (or `Accept: text/csv`) answers the rows of
+`value` as CSV.
+"""
+
+
+async def _on_storage_error(_: Request, exc: Exception) -> Response:
+    problems.log.warning("snapshot store unavailable: %s", type(exc).__name__)
+    return problems.problem_response(
+        problems.ApiProblem(
+            503,
+            problems.UNAVAILABLE,
+            "The snapshot store could not be read; retry later.",
+            headers={"Retry-After": "5"},
+        )
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with our error contract: no 422 (validation is a 400 problem)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    app.openapi_schema = document
+    return document
+
+
+def create_app(
+    reader: SnapshotReader | SnapshotHistory,
+    policy: AccessPolicy,
+    *,
+    local_principal: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
+
+    `local_principal` switches on local mode: every request comes from that principal and the
+    principal header is ignored. Without it (Azure) the caller is the one App Service
+    Authentication names, and a request without one is 401.
+    """
+    history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
+    local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
+    app = FastAPI(
+        title="Lighthouse compliance auditor API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.router.redirect_slashes = False
+    app.state.context = ApiContext(
+        history=history, policy=policy, local_principal=local, extra=dict(extra or {})
+    )
+    problems.install(app)
+    app.add_exception_handler(AzureError, _on_storage_error)
+    for name in ROUTERS:
+        module = importlib.import_module(f"auditor.api.routes_{name}")
+        app.include_router(module.router, dependencies=[Depends(reject_unknown_query)])
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(AuditMiddleware, local_principal=local)
+    return app

@@ -1,0 +1,261 @@
+"""Records to the API's JSON documents (see schemas.py for their contract) and CSV columns."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from auditor.core.diff import Change, Diff, DiffSummary, Side
+from auditor.core.model import CollectionStatus
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
+
+
+def instant(value: datetime) -> str:
+    """RFC 3339 UTC, to the second: ``2026-11-27T02:00:00Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _number(value: float | None) -> float | None:
+    """A JSON number, or null for a missing or non-finite value (JSON has no NaN)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def snapshot_summary(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    return {
+        "snapshotId": entry.snapshot_id,
+        "scheduledAt": instant(entry.scheduled_at),
+        "finishedAt": instant(entry.finished_at),
+        "status": entry.status.value,
+        "complete": entry.status is CollectionStatus.COMPLETE,
+        "reasons": list(entry.reasons),
+        "subscriptionsExpected": len(entry.expected_subscriptions),
+        "subscriptionsCollected": len(entry.collected_subscriptions),
+        "counts": dict(sorted(entry.counts.items())),
+        "compliance": {k: _number(v) for k, v in sorted(entry.compliance_by_standard.items())},
+        "contentHash": entry.content_hash,
+        "previousSnapshotId": entry.previous_snapshot_id,
+        "previousHash": entry.previous_hash,
+        "collectorVersion": entry.collector_version,
+    }
+
+
+def snapshot_detail(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    return {
+        **snapshot_summary(entry),
+        "expectedSubscriptions": list(entry.expected_subscriptions),
+        "collectedSubscriptions": list(entry.collected_subscriptions),
+    }
+
+
+SNAPSHOT_COLUMNS = (
+    "snapshotId",
+    "scheduledAt",
+    "finishedAt",
+    "status",
+    "complete",
+    "reasons",
+    "subscriptionsExpected",
+    "subscriptionsCollected",
+    "contentHash",
+    "previousSnapshotId",
+    "previousHash",
+    "collectorVersion",
+)
+
+
+def tenant_item(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    return {
+        "tenantId": entry.tenant_id,
+        "tenantName": entry.tenant_name,
+        "snapshotId": entry.snapshot_id,
+        "scheduledAt": instant(entry.scheduled_at),
+        "status": entry.status.value,
+        "complete": entry.status is CollectionStatus.COMPLETE,
+        "reasons": list(entry.reasons),
+        "contentHash": entry.content_hash,
+        "compliance": {k: _number(v) for k, v in sorted(entry.compliance_by_standard.items())},
+    }
+
+
+TENANT_COLUMNS = (
+    "tenantId",
+    "tenantName",
+    "snapshotId",
+    "scheduledAt",
+    "status",
+    "complete",
+    "reasons",
+    "contentHash",
+)
+
+
+def _side(side: Side | None) -> dict[str, Any] | None:
+    if side is None:
+        return None
+    return {
+        "state": side.state.value if side.state is not None else None,
+        "passedResources": side.passed_resources,
+        "failedResources": side.failed_resources,
+        "skippedResources": side.skipped_resources,
+        "assessments": side.assessments,
+    }
+
+
+def change_item(change: Change) -> dict[str, Any]:
+    return {
+        "subscriptionId": change.subscription_id,
+        "level": change.level.value,
+        "change": change.change.value,
+        "standard": change.standard,
+        "control": change.control,
+        "assessment": change.assessment,
+        "description": change.description,
+        "before": _side(change.before),
+        "after": _side(change.after),
+        "failingSince": instant(change.failing_since) if change.failing_since else None,
+        "failingDays": change.failing_days,
+        "reason": change.reason,
+    }
+
+
+_SIDE_FIELDS = ("state", "passedResources", "failedResources", "skippedResources", "assessments")
+CHANGE_COLUMNS = (
+    "subscriptionId",
+    "level",
+    "change",
+    "standard",
+    "control",
+    "assessment",
+    "description",
+    *(f"before.{name}" for name in _SIDE_FIELDS),
+    *(f"after.{name}" for name in _SIDE_FIELDS),
+    "failingSince",
+    "failingDays",
+    "reason",
+)
+
+
+def diff_summary(summary: DiffSummary) -> dict[str, Any]:
+    return {
+        "posture": {kind.value: count for kind, count in summary.posture.items()},
+        "scope": {
+            "subscriptionsAdded": summary.subscriptions_added,
+            "subscriptionsRemoved": summary.subscriptions_removed,
+            "subscriptionsIncomparable": summary.subscriptions_incomparable,
+            "subscriptionsCompared": summary.subscriptions_compared,
+        },
+        "compliance": [
+            {
+                "standard": c.standard,
+                "before": _number(c.before),
+                "after": _number(c.after),
+                "delta": _number(c.delta),
+                "comparableBefore": _number(c.comparable_before),
+                "comparableAfter": _number(c.comparable_after),
+                "comparableDelta": _number(c.comparable_delta),
+            }
+            for c in summary.compliance
+        ],
+        "planDowngrades": [
+            {
+                "subscriptionId": d.subscription_id,
+                "plan": d.plan,
+                "before": {"tier": d.before_tier, "subPlan": d.before_sub_plan},
+                "after": {"tier": d.after_tier, "subPlan": d.after_sub_plan},
+            }
+            for d in summary.plan_downgrades
+        ],
+        "secureScoreDrops": [
+            {
+                "subscriptionId": d.subscription_id,
+                "before": _number(d.before),
+                "after": _number(d.after),
+                "delta": _number(d.delta),
+            }
+            for d in summary.secure_score_drops
+        ],
+    }
+
+
+def diff_page(
+    diff: Diff,
+    summary: dict[str, Any],
+    changes: list[Change],
+    matching: int,
+    next_link: str | None,
+) -> dict[str, Any]:
+    return {
+        "tenantId": diff.after.tenant_id,
+        "from": snapshot_detail(diff.before),
+        "to": snapshot_detail(diff.after),
+        "complete": diff.complete,
+        "summary": summary,
+        "matchingChanges": matching,
+        "value": [change_item(c) for c in changes],
+        "nextLink": next_link,
+    }
+
+
+def coverage(snapshot: Snapshot) -> dict[str, Any]:
+    posture = snapshot.posture
+    return {
+        "tenantId": snapshot.index.tenant_id,
+        "snapshot": snapshot_detail(snapshot.index),
+        "complete": snapshot.index.status is CollectionStatus.COMPLETE,
+        "hardening": [
+            {
+                "subscriptionId": h.subscription_id,
+                "recommendation": h.recommendation,
+                "feature": h.feature,
+                "displayName": h.display_name,
+                "status": h.status.value,
+                "healthy": h.healthy,
+                "unhealthy": h.unhealthy,
+                "notApplicable": h.not_applicable,
+                "severity": h.severity,
+                "remediation": h.remediation,
+                "jitCoveredVms": h.jit_covered_vms,
+            }
+            for h in sorted(posture.hardening, key=lambda h: (h.subscription_id, h.feature))
+        ],
+        "plans": [
+            {
+                "subscriptionId": p.subscription_id,
+                "plan": p.plan,
+                "tier": p.tier,
+                "subPlan": p.sub_plan,
+                "deprecated": p.deprecated,
+                "replacedBy": list(p.replaced_by),
+                "enablementTime": p.enablement_time,
+            }
+            for p in sorted(posture.plans, key=lambda p: (p.subscription_id, p.plan))
+        ],
+        "secureScores": [
+            {
+                "subscriptionId": s.subscription_id,
+                "current": _number(s.current),
+                "maximum": _number(s.maximum),
+                "percentage": _number(s.percentage),
+                "weight": s.weight,
+            }
+            for s in sorted(posture.secure_scores, key=lambda s: s.subscription_id)
+        ],
+    }
+
+
+def trend_point(entry: SnapshotIndexEntry, standard: str) -> dict[str, Any]:
+    return {
+        "snapshotId": entry.snapshot_id,
+        "scheduledAt": instant(entry.scheduled_at),
+        "status": entry.status.value,
+        "complete": entry.status is CollectionStatus.COMPLETE,
+        "standard": standard,
+        "compliance": _number(entry.compliance_by_standard.get(standard)),
+    }
+
+
+TREND_COLUMNS = ("snapshotId", "scheduledAt", "status", "complete", "standard", "compliance")

@@ -1,0 +1,207 @@
+"""Request parameters: parsed and validated before anything reaches the store.
+
+Every check fails with a 400 problem naming the parameter. Tenant ids and subscription ids must
+be GUIDs, snapshot ids ``YYYYMMDDTHHMMSSZ``, instants RFC 3339 with a zone; standards are
+matched as opaque strings and never used in a query or key.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from auditor.api.problems import invalid
+from auditor.api.representation import Format
+from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, slot_of
+from auditor.services.history import SnapshotRef
+
+FUNCTION_KEY_PARAMETER = "code"  # the Functions host's key; never ours to interpret or echo
+
+MAX_STANDARD_LENGTH = 256
+MAX_FILTER_VALUES = 100
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def tenant_id(value: str) -> str:
+    """A tenant id (GUID), lower-cased."""
+    if not TENANT_ID.match(value):
+        raise invalid("tenantId", "tenantId must be a tenant id (GUID)")
+    return value.lower()
+
+
+def snapshot_ref(name: str, value: str | None) -> SnapshotRef | None:
+    """A snapshot id or an RFC 3339 instant with a zone (``Z`` or ``±hh:mm``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if SNAPSHOT_ID.match(text):
+        try:
+            slot_of(text)
+        except ValueError:
+            raise invalid(name, f"{name}: {text!r} is not a valid snapshot id") from None
+        return SnapshotRef(snapshot_id=text)
+    # An unencoded '+' in a query string arrives as a space: take it back.
+    if " " in text[19:]:
+        text = text[:19] + text[19:].replace(" ", "+")
+    if not _RFC3339.match(text):
+        raise invalid(
+            name,
+            f"{name} must be a snapshot id (YYYYMMDDTHHMMSSZ) or an RFC 3339 instant with a "
+            f"zone, e.g. 2026-11-27T02:00:00Z; got {value!r}",
+        )
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise invalid(name, f"{name}: {value!r} is not a valid instant") from None
+    return SnapshotRef(instant=moment.astimezone(UTC))
+
+
+def _values(name: str, raw: Iterable[str] | None, *, split: bool) -> list[str]:
+    out: list[str] = []
+    for value in raw or ():
+        parts = value.split(",") if split else [value]
+        out.extend(part.strip() for part in parts)
+    if len(out) > MAX_FILTER_VALUES:
+        raise invalid(name, f"{name}: at most {MAX_FILTER_VALUES} values")
+    for value in out:
+        if not value:
+            raise invalid(name, f"{name}: empty value")
+    return out
+
+
+def choices(name: str, raw: Iterable[str] | None, kind: type[E]) -> frozenset[E]:
+    """Values of an enumerated filter (comma-separated or repeated)."""
+    allowed = {member.value: member for member in kind}
+    out = set()
+    for value in _values(name, raw, split=True):
+        if value not in allowed:
+            raise invalid(
+                name, f"{name}: unknown value {value!r}; expected one of {', '.join(allowed)}"
+            )
+        out.add(allowed[value])
+    return frozenset(out)
+
+
+def subscriptions(raw: Iterable[str] | None) -> frozenset[str]:
+    out = set()
+    for value in _values("subscription", raw, split=True):
+        if not TENANT_ID.match(value):
+            raise invalid("subscription", f"subscription: {value!r} is not a subscription id")
+        out.add(value.lower())
+    return frozenset(out)
+
+
+def standards(raw: Iterable[str] | None) -> frozenset[str]:
+    """Standard names, matched exactly (repeat the parameter for several; no splitting)."""
+    out = set()
+    for value in _values("standard", raw, split=False):
+        if len(value) > MAX_STANDARD_LENGTH or _CONTROL_CHARS.search(value):
+            raise invalid("standard", "standard: not a standard name")
+        out.add(value)
+    return frozenset(out)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _query_params(dependant: Dependant) -> Iterator[Any]:
+    yield from dependant.query_params
+    for sub in dependant.dependencies:
+        yield from _query_params(sub)
+
+
+def _declared(route: APIRoute) -> tuple[frozenset[str], frozenset[str]]:
+    """(every query parameter the route declares, those that may repeat)."""
+    cached = _DECLARED.get(id(route))
+    if cached is None:
+        names, repeatable = set(), set()
+        for param in _query_params(route.dependant):
+            names.add(param.alias)
+            if _is_sequence(param.field_info.annotation):
+                repeatable.add(param.alias)
+        cached = (frozenset(names), frozenset(repeatable))
+        _DECLARED[id(route)] = cached
+    return cached
+
+
+# Keyed by id(): routes are not hashable, and live as long as the process.
+_DECLARED: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Dependency: a query parameter the route does not declare, or a single-valued one given
+    twice, is a 400 naming it (the Functions key ``code`` is allowed everywhere)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    names, repeatable = _declared(route)
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name == FUNCTION_KEY_PARAMETER:
+            continue
+        if name not in names:
+            raise invalid(name[:64], f"unknown query parameter {name[:64]!r}")
+        if name in seen and name not in repeatable:
+            raise invalid(name, f"{name} may be given only once")
+        seen.add(name)
+
+
+# -- declarations shared by routes (OpenAPI documents them exactly as validated) ---------------
+
+GUID_REGEX = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+REF_REGEX = (
+    r"^(\d{8}T\d{6}Z|\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+ -]\d{2}:\d{2}))$"
+)
+REF_HELP = (
+    "A snapshot id (YYYYMMDDTHHMMSSZ) or an RFC 3339 instant with a zone, meaning the latest "
+    "committed snapshot at or before it."
+)
+
+TenantIdPath = Annotated[
+    str,
+    Path(alias="tenantId", pattern=GUID_REGEX, description="Entra ID tenant id (GUID)."),
+]
+FormatQuery = Annotated[
+    Format | None,
+    Query(
+        alias="format",
+        description="csv or json; overrides the Accept header (csv: the rows of `value`).",
+    ),
+]
+SkipTokenQuery = Annotated[
+    str | None,
+    Query(
+        alias="$skipToken",
+        max_length=2048,
+        description="Continuation token from a previous page's nextLink (opaque).",
+    ),
+]
+
+
+def top_query(default: int, maximum: int) -> Any:
+    return Query(
+        alias="$top",
+        ge=1,
+        le=maximum,
+        description=f"Page size (default {default}, at most {maximum}).",
+    )

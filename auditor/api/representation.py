@@ -1,0 +1,144 @@
+"""JSON and CSV representations, and choosing between them.
+
+A route that returns a table answers CSV when the query says ``format=csv``, or else when the
+``Accept`` header prefers ``text/csv`` to ``application/json``; JSON otherwise. ``format`` wins
+over ``Accept`` because links and spreadsheets cannot set headers.
+
+CSV (RFC 4180, UTF-8, CRLF, a header row) holds exactly the rows of the JSON ``value`` array,
+one per item, nested objects flattened into ``parent.child`` columns. A text cell that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return) is prefixed with an apostrophe; numbers are written as numbers and never prefixed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+JSON = "application/json"
+CSV = "text/csv"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Format(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+class NotAcceptable(ValueError):
+    """The Accept header allows none of the offered media types."""
+
+
+def dump_json(document: Any) -> bytes:
+    """Compact UTF-8 JSON (the wire format of every JSON body)."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _accept_entries(header: str) -> list[tuple[str, float]]:
+    entries = []
+    for part in header.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if not media:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        entries.append((media.lower(), quality))
+    return entries
+
+
+def _quality(entries: list[tuple[str, float]], media: str) -> float:
+    kind = media.split("/")[0]
+    best: tuple[int, float] = (-1, 0.0)  # (specificity, quality)
+    for candidate, quality in entries:
+        if candidate == media:
+            specificity = 2
+        elif candidate == f"{kind}/*":
+            specificity = 1
+        elif candidate == "*/*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best[0]:
+            best = (specificity, quality)
+    return best[1]
+
+
+def negotiate(accept: str | None, format_param: Format | None, *, csv_offered: bool) -> Format:
+    """The representation to answer; NotAcceptable when Accept rules out every offered one."""
+    if format_param is not None:
+        return format_param
+    if not accept or not accept.strip():
+        return Format.JSON
+    entries = _accept_entries(accept)
+    json_q = max(_quality(entries, JSON), _quality(entries, "application/problem+json"))
+    csv_q = _quality(entries, CSV) if csv_offered else 0.0
+    if csv_q > json_q:
+        return Format.CSV
+    if json_q > 0:
+        return Format.JSON
+    raise NotAcceptable(accept)
+
+
+def flatten(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested objects as ``parent.child`` keys (lists stay values)."""
+    flat: dict[str, Any] = {}
+    for key, value in item.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if value:
+                flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: empty for null, true/false, numbers as JSON spells them, lists joined by
+    ``; ``, formula-looking text prefixed with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        value = "; ".join(csv_cell(v) for v in value)
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def render_csv(items: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
+    """The CSV document of `items` (flattened) with `columns` in this order."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    for item in items:
+        flat = flatten(item)
+        writer.writerow([csv_cell(flat.get(column)) for column in columns])
+    return out.getvalue().encode("utf-8")
+
+
+def columns_of(items: Iterable[Mapping[str, Any]], fixed: Sequence[str], *maps: str) -> list[str]:
+    """Fixed columns, then for each map field (e.g. compliance by standard) its sorted
+    ``{field}.{key}`` columns found in `items`."""
+    found: dict[str, set[str]] = {name: set() for name in maps}
+    for item in items:
+        for key in flatten(item):
+            head, dot, _ = key.partition(".")
+            if dot and head in found:
+                found[head].add(key)
+    return [*fixed, *(column for name in maps for column in sorted(found[name]))]

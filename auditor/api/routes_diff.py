@@ -1,0 +1,204 @@
+"""`GET /api/tenants/{tenantId}/diff`: what changed for a tenant between two snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import Field
+
+from auditor.api import documents, paging
+from auditor.api.answer import answer_derived, choose
+from auditor.api.context import ApiContext, caller, context
+from auditor.api.etags import derived_etag
+from auditor.api.params import (
+    GUID_REGEX,
+    REF_HELP,
+    REF_REGEX,
+    FormatQuery,
+    SkipTokenQuery,
+    TenantIdPath,
+    choices,
+    snapshot_ref,
+    standards,
+    subscriptions,
+    tenant_id,
+    top_query,
+)
+from auditor.api.problems import documented, invalid, snapshot_not_found
+from auditor.api.routes_tenants import CONDITIONAL
+from auditor.api.schemas import DiffPage
+from auditor.core.access import Principal
+from auditor.core.diff import Change, ChangeKind, Diff, Level
+from auditor.core.snapshot import SnapshotNotFound
+
+router = APIRouter(tags=["diff"])
+
+DEFAULT_PAGE = 1000
+MAX_PAGE = 5000
+
+_KINDS = "|".join(kind.value for kind in ChangeKind)
+_LEVELS = "|".join(level.value for level in Level)
+_GUID = GUID_REGEX.strip("^$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    standards: frozenset[str]
+    subscriptions: frozenset[str]
+    kinds: frozenset[ChangeKind]
+    levels: frozenset[Level]
+
+    def __bool__(self) -> bool:
+        return bool(self.standards or self.subscriptions or self.kinds or self.levels)
+
+    def keep(self, change: Change) -> bool:
+        return (
+            (not self.standards or change.standard in self.standards)
+            and (not self.subscriptions or change.subscription_id in self.subscriptions)
+            and (not self.kinds or change.change in self.kinds)
+            and (not self.levels or change.level in self.levels)
+        )
+
+    def canonical(self) -> list[list[str]]:
+        return [
+            sorted(self.standards),
+            sorted(self.subscriptions),
+            sorted(k.value for k in self.kinds),
+            sorted(level.value for level in self.levels),
+        ]
+
+
+def _matching(diff: Diff, wanted: ChangeFilter) -> tuple[Change, ...] | list[Change]:
+    if not wanted:
+        return diff.changes
+    return [change for change in diff.changes if wanted.keep(change)]
+
+
+@router.get(
+    "/api/tenants/{tenantId}/diff",
+    response_model=DiffPage,
+    summary="What changed between two snapshots",
+    description=(
+        "The diff from snapshot `from` to snapshot `to` of one tenant: both snapshots "
+        "(ids, times, statuses, hashes), a summary of the whole diff, and the changes "
+        "matching the filters, paged in subscription, standard, control, assessment order. "
+        "Each change is in exactly one category: `regressed` (to Failed), `improved` (Failed "
+        "to Passed), `changed` (other transitions), `added` / `removed` (a standard, control "
+        "or assessment appeared or vanished, reported at the highest level that did; or, at "
+        "level `subscription`, the subscription entered or left the delegated scope), and "
+        "`incomparable` (a subscription in scope at both ends whose data either snapshot "
+        "lacks). Scope changes never count as posture changes. CSV on request: one row per "
+        "change of the page (`before.*` and `after.*` columns); the next page is in the "
+        "`Link` header."
+    ),
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **CONDITIONAL,
+        **documented(400, 401, 404, 406, 500, 503),
+    },
+)
+def get_diff(
+    request: Request,
+    tenant: TenantIdPath,
+    ctx: Annotated[ApiContext, Depends(context)],
+    who: Annotated[Principal, Depends(caller)],
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            pattern=REF_REGEX,
+            description=f"{REF_HELP} Default: the snapshot just before `to`.",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(pattern=REF_REGEX, description=f"{REF_HELP} Default: the latest snapshot."),
+    ] = None,
+    standard: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=256)]] | None,
+        Query(
+            max_length=100,
+            description="Only changes of these standards (exact names; repeat the parameter).",
+        ),
+    ] = None,
+    subscription: Annotated[
+        list[Annotated[str, Field(pattern=rf"^{_GUID}(,{_GUID})*$")]] | None,
+        Query(
+            max_length=100,
+            description="Only changes in these subscriptions (ids; repeat or comma-separate).",
+        ),
+    ] = None,
+    change: Annotated[
+        list[Annotated[str, Field(pattern=rf"^({_KINDS})(,({_KINDS}))*$")]] | None,
+        Query(
+            max_length=100,
+            description=f"Only these categories ({', '.join(k.value for k in ChangeKind)}); "
+            "repeat or comma-separate.",
+        ),
+    ] = None,
+    level: Annotated[
+        list[Annotated[str, Field(pattern=rf"^({_LEVELS})(,({_LEVELS}))*$")]] | None,
+        Query(
+            max_length=100,
+            description=f"Only these levels ({', '.join(v.value for v in Level)}); "
+            "repeat or comma-separate.",
+        ),
+    ] = None,
+    format: FormatQuery = None,
+    top: Annotated[int, top_query(DEFAULT_PAGE, MAX_PAGE)] = DEFAULT_PAGE,
+    skip_token: SkipTokenQuery = None,
+) -> Response:
+    # Everything the request says is checked before the tenant is, and the tenant before the
+    # store is read: an invisible tenant costs no storage call and answers like an unknown one.
+    tenant = tenant_id(tenant)
+    start, end = snapshot_ref("from", from_), snapshot_ref("to", to)
+    wanted = ChangeFilter(
+        standards=standards(standard),
+        subscriptions=subscriptions(subscription),
+        kinds=choices("change", change, ChangeKind),
+        levels=choices("level", level, Level),
+    )
+    fmt = choose(request, format, csv_offered=True)
+    if start is not None and end is not None and start.moment > end.moment:
+        raise invalid("from", "from is after to")
+    ctx.visible_tenant(who, tenant)
+
+    after = ctx.resolve(tenant, end, "to")
+    if start is None:
+        try:
+            before = ctx.history.previous(after)
+        except SnapshotNotFound:
+            raise snapshot_not_found(
+                f"from: no committed snapshot before {after.snapshot_id}; give from"
+            ) from None
+    else:
+        before = ctx.resolve(tenant, start, "from")
+    if before.scheduled_at > after.scheduled_at:
+        raise invalid("from", f"from ({before.snapshot_id}) is after to ({after.snapshot_id})")
+
+    query = paging.fingerprint(
+        "diff", tenant, before.snapshot_id, before.content_hash, after.snapshot_id,
+        after.content_hash, wanted.canonical(),
+    )  # fmt: skip
+    position = paging.decode_token(skip_token, query)
+    if position.after is not None:
+        raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
+    etag = derived_etag(request, query, position.offset, top, fmt.value)
+
+    def build() -> dict[str, Any]:
+        diff = ctx.history.diff(before, after)
+        matching = _matching(diff, wanted)
+        page = list(matching[position.offset : position.offset + top])
+        link = None
+        if position.offset + top < len(matching):
+            token = paging.encode_token(paging.Position(offset=position.offset + top), query)
+            link = paging.next_link(
+                request, token, pinned={"from": before.snapshot_id, "to": after.snapshot_id}
+            )
+        summary = documents.diff_summary(diff.summary)
+        return documents.diff_page(diff, summary, page, len(matching), link)
+
+    return answer_derived(request, etag, build, fmt, lambda _: documents.CHANGE_COLUMNS)

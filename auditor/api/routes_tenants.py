@@ -1,0 +1,138 @@
+"""`GET /api/tenants` and `GET /api/tenants/{tenantId}/snapshots`: what the caller may see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from auditor.api import documents, paging
+from auditor.api.answer import answer_hashed, choose
+from auditor.api.context import ApiContext, caller, context
+from auditor.api.params import (
+    FormatQuery,
+    SkipTokenQuery,
+    TenantIdPath,
+    tenant_id,
+    top_query,
+)
+from auditor.api.problems import documented, invalid, tenant_not_found
+from auditor.api.representation import columns_of
+from auditor.api.schemas import SnapshotList, TenantList
+from auditor.core.access import Principal
+from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, slot_of
+
+router = APIRouter(tags=["tenants"])
+
+TABLE_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}, "example": "tenantId,tenantName,...\r\n"}
+}
+CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match names the current ETag."}
+}
+
+
+@router.get(
+    "/api/tenants",
+    response_model=TenantList,
+    summary="Tenants the caller may see",
+    description=(
+        "Every tenant the caller's access policy grants that has a committed snapshot, ordered "
+        "by tenant id, each with its latest snapshot's status and compliance per standard. "
+        "Paged; CSV on request (one row per tenant, a `compliance.<standard>` column per "
+        "standard)."
+    ),
+    responses={
+        200: {"content": TABLE_CONTENT},
+        **CONDITIONAL,
+        **documented(400, 401, 406, 500, 503),
+    },
+)
+def list_tenants(
+    request: Request,
+    ctx: Annotated[ApiContext, Depends(context)],
+    who: Annotated[Principal, Depends(caller)],
+    format: FormatQuery = None,
+    top: Annotated[int, top_query(100, 1000)] = 100,
+    skip_token: SkipTokenQuery = None,
+) -> Response:
+    fmt = choose(request, format, csv_offered=True)
+    query = paging.fingerprint("tenants")
+    position = paging.decode_token(skip_token, query)
+    if position.after is not None and not TENANT_ID.match(position.after):
+        raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
+    scope = ctx.policy.scope_of(who)
+    visible = [
+        entry
+        for entry in ctx.history.list_tenants()
+        if entry.tenant_id in scope and (position.after is None or entry.tenant_id > position.after)
+    ]
+    page, more = visible[:top], len(visible) > top
+    link = None
+    if more:
+        token = paging.encode_token(paging.Position(after=page[-1].tenant_id), query)
+        link = paging.next_link(request, token)
+    document: dict[str, Any] = {
+        "value": [documents.tenant_item(entry) for entry in page],
+        "nextLink": link,
+    }
+    return answer_hashed(
+        request,
+        document,
+        fmt,
+        lambda rows: columns_of(rows, documents.TENANT_COLUMNS, "compliance"),
+    )
+
+
+@router.get(
+    "/api/tenants/{tenantId}/snapshots",
+    response_model=SnapshotList,
+    summary="A tenant's snapshots, newest first",
+    description=(
+        "The tenant's committed snapshots, newest first, paged. Incomplete and failed "
+        "snapshots are listed with their status and reasons. CSV on request."
+    ),
+    responses={
+        200: {"content": TABLE_CONTENT},
+        **CONDITIONAL,
+        **documented(400, 401, 404, 406, 500, 503),
+    },
+)
+def list_snapshots(
+    request: Request,
+    tenant: TenantIdPath,
+    ctx: Annotated[ApiContext, Depends(context)],
+    who: Annotated[Principal, Depends(caller)],
+    format: FormatQuery = None,
+    top: Annotated[int, top_query(100, 1000)] = 100,
+    skip_token: SkipTokenQuery = None,
+) -> Response:
+    tenant = tenant_id(tenant)
+    fmt = choose(request, format, csv_offered=True)
+    query = paging.fingerprint("snapshots", tenant)
+    position = paging.decode_token(skip_token, query)
+    if position.after is not None and not SNAPSHOT_ID.match(position.after):
+        raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
+    ctx.visible_tenant(who, tenant)
+    until = slot_of(position.after) - timedelta(seconds=1) if position.after else None
+    entries = ctx.history.list_snapshots(tenant, until=until)
+    if not entries and position.after is None:
+        raise tenant_not_found()
+    page, more = entries[:top], len(entries) > top
+    link = None
+    if more:
+        token = paging.encode_token(paging.Position(after=page[-1].snapshot_id), query)
+        link = paging.next_link(request, token)
+    document: dict[str, Any] = {
+        "tenantId": tenant,
+        "value": [documents.snapshot_summary(entry) for entry in page],
+        "nextLink": link,
+    }
+    return answer_hashed(
+        request,
+        document,
+        fmt,
+        lambda rows: columns_of(rows, documents.SNAPSHOT_COLUMNS, "counts", "compliance"),
+    )

@@ -1,0 +1,227 @@
+"""Response schemas of the API: they are the OpenAPI document's contract.
+
+Routes build plain dicts (auditor/api/documents.py) for speed; these models describe exactly
+those dicts, and the schema tests (schemathesis) check every response against them. Names are
+camelCase on the wire; times are RFC 3339 UTC (``2026-11-27T02:00:00Z``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.core.diff import ChangeKind, Level
+from auditor.core.model import CollectionStatus, HardeningStatus, State
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Health(Strict):
+    status: Literal["ok"]
+    version: str
+
+
+class SnapshotSummary(Strict):
+    """One committed snapshot as its index describes it."""
+
+    snapshotId: str = Field(pattern=r"^\d{8}T\d{6}Z$", examples=["20261127T020000Z"])
+    scheduledAt: datetime
+    finishedAt: datetime
+    status: CollectionStatus = Field(
+        description="complete, incomplete (served with its reasons) or failed."
+    )
+    complete: bool = Field(description="True only when status is complete.")
+    reasons: list[str] = Field(description="Why the snapshot is not complete (empty if it is).")
+    subscriptionsExpected: int
+    subscriptionsCollected: int
+    counts: dict[str, int] = Field(description="Records per kind.")
+    compliance: dict[str, float | None] = Field(
+        description="Per standard: passed controls as a percentage of passed and failed "
+        "controls; null when the standard has none."
+    )
+    contentHash: str = Field(description="SHA-256 of the snapshot's canonical content.")
+    previousSnapshotId: str | None
+    previousHash: str | None
+    collectorVersion: str
+
+
+class SnapshotDetail(SnapshotSummary):
+    """A snapshot at one end of a diff (or of coverage), with its subscriptions."""
+
+    expectedSubscriptions: list[str]
+    collectedSubscriptions: list[str]
+
+
+class TenantItem(Strict):
+    tenantId: str
+    tenantName: str
+    snapshotId: str = Field(description="The tenant's latest committed snapshot.")
+    scheduledAt: datetime
+    status: CollectionStatus
+    complete: bool
+    reasons: list[str]
+    contentHash: str
+    compliance: dict[str, float | None]
+
+
+class TenantList(Strict):
+    value: list[TenantItem]
+    nextLink: str | None = Field(description="Absolute URL of the next page; null on the last.")
+
+
+class SnapshotList(Strict):
+    tenantId: str
+    value: list[SnapshotSummary]
+    nextLink: str | None
+
+
+class Side(Strict):
+    """One end of a change. Counts are summed for a standard- or control-level change."""
+
+    state: State | None
+    passedResources: int
+    failedResources: int
+    skippedResources: int
+    assessments: int
+
+
+class ChangeItem(Strict):
+    subscriptionId: str
+    level: Level = Field(description="subscription (scope), standard, control or assessment.")
+    change: ChangeKind
+    standard: str | None
+    control: str | None
+    assessment: str | None
+    description: str
+    before: Side | None
+    after: Side | None
+    failingSince: datetime | None = Field(
+        description="Where the later end is Failed: when the current failing streak began."
+    )
+    failingDays: int | None = Field(description="Whole days failing, at the later snapshot.")
+    reason: str | None = Field(description="For scope changes: why.")
+
+
+class PostureCounts(Strict):
+    regressed: int
+    improved: int
+    changed: int
+    added: int
+    removed: int
+
+
+class ScopeCounts(Strict):
+    subscriptionsAdded: int
+    subscriptionsRemoved: int
+    subscriptionsIncomparable: int
+    subscriptionsCompared: int
+
+
+class StandardCompliance(Strict):
+    standard: str
+    before: float | None
+    after: float | None
+    delta: float | None
+    comparableBefore: float | None = Field(
+        description="Over subscriptions collected at both ends only (scope changes excluded)."
+    )
+    comparableAfter: float | None
+    comparableDelta: float | None
+
+
+class PlanTier(Strict):
+    tier: str
+    subPlan: str
+
+
+class PlanDowngrade(Strict):
+    subscriptionId: str
+    plan: str
+    before: PlanTier
+    after: PlanTier
+
+
+class SecureScoreDrop(Strict):
+    subscriptionId: str
+    before: float | None
+    after: float | None
+    delta: float | None
+
+
+class DiffSummary(Strict):
+    posture: PostureCounts = Field(description="Posture changes per category (scope excluded).")
+    scope: ScopeCounts
+    compliance: list[StandardCompliance]
+    planDowngrades: list[PlanDowngrade]
+    secureScoreDrops: list[SecureScoreDrop]
+
+
+class DiffPage(Strict):
+    tenantId: str
+    from_: SnapshotDetail = Field(alias="from")
+    to: SnapshotDetail
+    complete: bool = Field(description="Both snapshots are complete.")
+    summary: DiffSummary = Field(description="The whole diff, whatever the filters and page.")
+    matchingChanges: int = Field(description="Changes matching the filters, over all pages.")
+    value: list[ChangeItem]
+    nextLink: str | None
+
+
+class HardeningItem(Strict):
+    subscriptionId: str
+    recommendation: str
+    feature: str
+    displayName: str
+    status: HardeningStatus
+    healthy: int
+    unhealthy: int
+    notApplicable: int
+    severity: str
+    remediation: str
+    jitCoveredVms: int | None
+
+
+class PlanItem(Strict):
+    subscriptionId: str
+    plan: str
+    tier: str
+    subPlan: str
+    deprecated: bool
+    replacedBy: list[str]
+    enablementTime: str
+
+
+class SecureScoreItem(Strict):
+    subscriptionId: str
+    current: float | None = Field(description="null when Defender reported no number.")
+    maximum: float | None
+    percentage: float | None
+    weight: int
+
+
+class Coverage(Strict):
+    tenantId: str
+    snapshot: SnapshotDetail
+    complete: bool
+    hardening: list[HardeningItem]
+    plans: list[PlanItem]
+    secureScores: list[SecureScoreItem]
+
+
+class TrendPoint(Strict):
+    snapshotId: str
+    scheduledAt: datetime
+    status: CollectionStatus
+    complete: bool
+    standard: str
+    compliance: float | None
+
+
+class Trend(Strict):
+    tenantId: str
+    standards: list[str] = Field(description="Standards in the series (the filter, or all seen).")
+    value: list[TrendPoint] = Field(description="Oldest first; one point per snapshot×standard.")

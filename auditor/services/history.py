@@ -1,0 +1,147 @@
+"""A tenant's snapshot history as readers ask for it: resolve references, load, diff.
+
+Wraps any SnapshotReader with an in-process cache. Committed snapshots are immutable, so a
+snapshot is cached under (tenant, snapshot id, content hash) and a diff under both ends' keys,
+with no expiry; the cache is bounded by the number of compliance records it holds, and
+evicts the least recently used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from auditor.core.diff import ComplianceIndex, Diff, diff_snapshots
+from auditor.core.snapshot import (
+    Snapshot,
+    SnapshotIndexEntry,
+    SnapshotNotFound,
+    SnapshotReader,
+    slot_of,
+)
+from auditor.services.bounded_cache import BoundedCache, CacheStats
+
+# About 0.7 KB per cached compliance record with its diff index: 600,000 records ≈ 450 MB at most,
+# six 100,000-record snapshots.
+DEFAULT_MAX_CACHED_RECORDS = 600_000
+DEFAULT_MAX_CACHED_CHANGES = 400_000
+
+SnapshotKey = tuple[str, str, str]
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # tenant id, snapshot id, content hash
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """How a caller names a snapshot: by its id, or by an instant (latest at or before it)."""
+
+    snapshot_id: str | None = None
+    instant: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.snapshot_id is None) == (self.instant is None):
+            raise ValueError("a snapshot reference is either an id or an instant")
+
+    @property
+    def moment(self) -> datetime:
+        """The instant this reference stands for (a snapshot id stands for its slot)."""
+        if self.snapshot_id is not None:
+            return slot_of(self.snapshot_id)
+        assert self.instant is not None
+        return self.instant
+
+
+@dataclass(frozen=True, slots=True)
+class CachedSnapshot:
+    snapshot: Snapshot
+    compliance: ComplianceIndex
+
+
+def _key(entry: SnapshotIndexEntry) -> SnapshotKey:
+    return (entry.tenant_id, entry.snapshot_id, entry.content_hash)
+
+
+class SnapshotHistory:
+    """Read side used by the API (and anyone who diffs): the reader plus immutable caching."""
+
+    def __init__(
+        self,
+        reader: SnapshotReader,
+        *,
+        max_cached_records: int = DEFAULT_MAX_CACHED_RECORDS,
+        max_cached_changes: int = DEFAULT_MAX_CACHED_CHANGES,
+    ) -> None:
+        self.reader = reader
+        self._snapshots: BoundedCache[SnapshotKey, CachedSnapshot] = BoundedCache(
+            max_cached_records, lambda c: len(c.snapshot.posture.compliance) + 1
+        )
+        self._diffs: BoundedCache[tuple[SnapshotKey, SnapshotKey], Diff] = BoundedCache(
+            max_cached_changes, lambda d: len(d.changes) + 1
+        )
+
+    # -- index ---------------------------------------------------------------------------------
+
+    def list_tenants(self) -> list[SnapshotIndexEntry]:
+        return self.reader.list_tenants()
+
+    def list_snapshots(
+        self, tenant_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SnapshotIndexEntry]:
+        return self.reader.list_snapshots(tenant_id, since=since, until=until)
+
+    def latest(self, tenant_id: str) -> SnapshotIndexEntry:
+        """The tenant's newest committed snapshot; SnapshotNotFound when it has none."""
+        return self.reader.find_at(tenant_id, END_OF_TIME)
+
+    def has_snapshots(self, tenant_id: str) -> bool:
+        """Whether the tenant has any committed snapshot (i.e. the store knows the tenant)."""
+        try:
+            self.latest(tenant_id)
+        except SnapshotNotFound:
+            return False
+        return True
+
+    def resolve(self, tenant_id: str, ref: SnapshotRef | None) -> SnapshotIndexEntry:
+        """The snapshot a reference names (None: the latest); SnapshotNotFound when none does."""
+        if ref is None:
+            return self.latest(tenant_id)
+        if ref.snapshot_id is not None:
+            return self.reader.get_index(tenant_id, ref.snapshot_id)
+        assert ref.instant is not None
+        return self.reader.find_at(tenant_id, ref.instant)
+
+    def previous(self, entry: SnapshotIndexEntry) -> SnapshotIndexEntry:
+        """The committed snapshot just before `entry`; SnapshotNotFound when it is the first."""
+        return self.reader.find_at(entry.tenant_id, entry.scheduled_at - timedelta(seconds=1))
+
+    # -- content -------------------------------------------------------------------------------
+
+    def _cached(self, entry: SnapshotIndexEntry) -> CachedSnapshot:
+        def load() -> CachedSnapshot:
+            snapshot = self.reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
+            if snapshot.index.content_hash != entry.content_hash:
+                # The index row and the content disagree: never cache under the wrong hash.
+                raise SnapshotNotFound(f"snapshot {entry.snapshot_id} changed while being read")
+            return CachedSnapshot(snapshot, ComplianceIndex(snapshot.posture.compliance))
+
+        return self._snapshots.get_or_load(_key(entry), load)
+
+    def snapshot(self, entry: SnapshotIndexEntry) -> Snapshot:
+        """A committed snapshot's content (cached)."""
+        return self._cached(entry).snapshot
+
+    def diff(self, before: SnapshotIndexEntry, after: SnapshotIndexEntry) -> Diff:
+        """The diff from `before` to `after` (cached: both ends are immutable)."""
+
+        def compute() -> Diff:
+            old, new = self._cached(before), self._cached(after)
+            return diff_snapshots(
+                old.snapshot,
+                new.snapshot,
+                before_index=old.compliance,
+                after_index=new.compliance,
+            )
+
+        return self._diffs.get_or_load((_key(before), _key(after)), compute)
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        return {"snapshots": self._snapshots.stats(), "diffs": self._diffs.stats()}
