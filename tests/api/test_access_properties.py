@@ -1,0 +1,171 @@
+"""Property: no response (status, headers, body) reveals a tenant outside the caller's grant.
+
+For random policies, callers and requests, asking about a tenant the caller may not see gives
+byte for byte the answer a tenant that does not exist gives, whatever else the request says;
+the tenant list names exactly the granted tenants that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from auditor.core.access import AccessPolicy, Principal, parse_policy
+from tests.api.conftest import HostedClient, TestClient, principal_header
+from tests.api.scenario import DAY1, DAY2, DAY3, TENANT_A, TENANT_B, TENANT_C, Scenario
+
+EXISTING = (TENANT_A, TENANT_B, TENANT_C)
+ALICE = "a11ce000-0000-4000-8000-000000000001"
+BOB = "b0b00000-0000-4000-8000-000000000002"
+GROUP = "60000000-0000-4000-8000-000000000006"
+GRANTED_ELSEWHERE = "d0000000-0000-4000-8000-00000000000d"  # in grants, never committed
+
+selectors = st.sampled_from(["*", ALICE, BOB, "role:Auditor", "role:Reader", f"group:{GROUP}"])
+tenant_lists = st.one_of(
+    st.just("*"),
+    st.lists(st.sampled_from([*EXISTING, GRANTED_ELSEWHERE]), unique=True, max_size=3),
+)
+policies = st.lists(
+    st.fixed_dictionaries({"principal": selectors, "tenants": tenant_lists}), max_size=4
+).map(lambda grants: {"grants": grants})
+principals = st.builds(
+    Principal,
+    object_id=st.sampled_from([ALICE, BOB]),
+    roles=st.frozensets(st.sampled_from(["Auditor", "Reader", "Other"]), max_size=2),
+    groups=st.frozensets(st.just(GROUP), max_size=1),
+    auth_type=st.just("aad"),
+)
+refs = st.sampled_from(
+    [None, DAY1, DAY2, DAY3, "20261101T020000Z", "2026-11-26T12:00:00Z", "2020-01-01T00:00:00Z",
+     "garbage", "2026-13-01T00:00:00Z"]
+)  # fmt: skip
+formats = st.sampled_from([None, "csv", "json", "xml"])
+accepts = st.sampled_from([None, "text/csv", "application/json", "text/html"])
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(path under the tenant, query parameters, headers)."""
+    kind = draw(st.sampled_from(["snapshots", "diff", "coverage", "trend"]))
+    params: dict[str, str] = {}
+
+    def maybe(name: str, strategy: st.SearchStrategy[Any]) -> None:
+        value = draw(strategy)
+        if value is not None:
+            params[name] = value
+
+    if kind in ("diff", "trend"):
+        maybe("from", refs)
+        maybe("to", refs)
+    if kind == "coverage":
+        maybe("snapshot", refs)
+    if kind == "diff":
+        maybe("change", st.sampled_from([None, "regressed", "improved,added", "bogus"]))
+        maybe("$top", st.sampled_from([None, "1", "0"]))
+    if kind in ("snapshots", "diff", "trend"):
+        maybe("format", formats)
+    if kind == "snapshots":
+        maybe("$skipToken", st.sampled_from([None, "eyJ2IjoxfQ", "%%"]))
+    maybe("unexpected", st.sampled_from([None, "1"]))
+    headers: dict[str, str] = {}
+    accept = draw(accepts)
+    if accept:
+        headers["Accept"] = accept
+    if draw(st.booleans()):
+        headers["If-None-Match"] = '"0123456789abcdef0123456789abcdef01234567"'
+    return kind, params, headers
+
+
+def _answer(client: TestClient, tenant: str, request: tuple[str, dict[str, str], dict[str, str]],
+            headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
+    kind, params, extra = request
+    response = client.get(f"/api/tenants/{tenant}/{kind}", params=params, headers={**headers,
+                          **extra})  # fmt: skip
+    return response.status_code, sorted(response.headers.multi_items()), response.content
+
+
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(policy=policies, caller=principals, request=requests(), data=st.data())
+def test_a_tenant_outside_the_grant_answers_exactly_like_one_that_does_not_exist(
+    hosted: HostedClient,
+    scenario: Scenario,
+    policy: dict[str, Any],
+    caller: Principal,
+    request: tuple[str, dict[str, str], dict[str, str]],
+    data: st.DataObject,
+) -> None:
+    rules = parse_policy(json.dumps(policy))
+    hidden = [t for t in EXISTING if not rules.allowed(caller, t)]
+    assume(hidden)
+    tenant = data.draw(st.sampled_from(hidden))
+    nowhere = str(uuid.UUID(int=data.draw(st.integers(0, 2**122)) | 0x7 << 124))
+    assume(not rules.allowed(caller, nowhere))
+    client = hosted(rules)
+    headers = principal_header(caller)
+    spelled = data.draw(st.sampled_from([tenant, tenant.upper()]))
+    assert _answer(client, spelled, request, headers) == _answer(client, nowhere, request, headers)
+
+
+@PROPERTY
+@given(policy=policies, caller=principals, as_csv=st.booleans())
+def test_the_tenant_list_names_exactly_the_granted_tenants_that_exist(
+    hosted: HostedClient, scenario: Scenario, policy: dict[str, Any], caller: Principal,
+    as_csv: bool,
+) -> None:  # fmt: skip
+    rules = parse_policy(json.dumps(policy))
+    response = hosted(rules).get(
+        "/api/tenants",
+        params={"format": "csv"} if as_csv else {},
+        headers=principal_header(caller),
+    )
+    assert response.status_code == 200
+    granted = {t for t in EXISTING if rules.allowed(caller, t)}
+    everything = response.content.decode() + json.dumps(sorted(response.headers.multi_items()))
+    for tenant in EXISTING:
+        assert (tenant in everything) is (tenant in granted)
+    if not as_csv:
+        assert {t["tenantId"] for t in response.json()["value"]} == granted
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(request=requests(), tenant=st.sampled_from([*EXISTING, GRANTED_ELSEWHERE]))
+def test_without_a_caller_every_tenant_request_is_the_same_401(
+    hosted: HostedClient, scenario: Scenario, request: tuple[str, dict[str, str], dict[str, str]],
+    tenant: str,
+) -> None:  # fmt: skip
+    client = hosted(AccessPolicy.allow_all())
+    status, headers, body = _answer(client, tenant, request, {})
+    # A malformed query is a 400 before anything else; otherwise the missing caller is a 401.
+    assert status in (400, 401)
+    assert tenant not in body.decode() + json.dumps(headers)
+    reference = _answer(client, TENANT_A, request, {})
+    assert (status, headers, body) == reference
+
+
+def test_a_forged_or_malformed_principal_header_is_no_caller(
+    hosted: HostedClient, scenario: Scenario
+) -> None:
+    client = hosted(AccessPolicy.allow_all())
+    for header in ("not base64", "eyJjbGFpbXMiOiBbXX0="):  # {"claims": []}
+        response = client.get("/api/tenants", headers={"X-MS-CLIENT-PRINCIPAL": header})
+        assert response.status_code == 401
+
+
+def test_local_mode_ignores_the_principal_header(
+    local_client: TestClient, scenario: Scenario
+) -> None:
+    forged = principal_header(Principal(BOB))
+    assert (
+        local_client.get("/api/tenants", headers=forged).json()
+        == local_client.get("/api/tenants").json()
+    )
