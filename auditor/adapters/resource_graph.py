@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -31,6 +32,7 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.resourcegraph import ResourceGraphClient
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PAGE_SIZE = 1000  # Resource Graph's maximum rows per page
 MAX_SUBSCRIPTIONS_PER_QUERY = 1000
@@ -293,3 +295,46 @@ def _describe(exc: HttpResponseError) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_DONE = object()
+
+
+def prefetch(pages: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """Fetch the next pages on a worker thread while the caller normalises the current one.
+
+    Waiting on the network releases the GIL, so fetching and normalising overlap. Exceptions
+    from the fetching side are raised in the caller, in order. The worker stops when the caller
+    stops consuming (the bounded queue blocks it) and the generator is closed.
+    """
+    box: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        box.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            box.put(exc)
+
+    worker = threading.Thread(target=work, name="resource-graph-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=5)

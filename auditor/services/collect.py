@@ -30,6 +30,7 @@ from auditor.adapters.resource_graph import (
     GraphQueryError,
     QueryStats,
     ResourceGraph,
+    prefetch,
 )
 from auditor.adapters.security_rest import RestStats, SecurityRest
 from auditor.core import hardening
@@ -137,6 +138,7 @@ class Collector:
 
     def close(self) -> None:
         self.graph.close()
+        self.rest.close()
 
     def __enter__(self) -> Collector:
         return self
@@ -181,9 +183,10 @@ class Collector:
             if missing:
                 break  # the whole scope is already known to be unreadable
             try:
-                for page in self.graph.query(
+                pages = self.graph.query(
                     query, subscriptions=expected, stats=stats, deadline=deadline
-                ):
+                )
+                for page in prefetch(pages):
                     batch.extend(page)
             except GraphQueryError as exc:
                 if _is_transient(exc):

@@ -58,3 +58,42 @@ def test_only_delegated_subscriptions_are_grouped_by_tenant() -> None:
         ("t1", ["s1", "s2"]),
         ("t2", ["s3"]),
     ]
+
+
+def test_prefetch_keeps_order_and_raises_fetch_errors_in_the_caller() -> None:
+    import pytest
+
+    from auditor.adapters.resource_graph import GraphQueryError, prefetch
+
+    assert list(prefetch(iter(range(10)))) == list(range(10))
+
+    def failing():  # type: ignore[no-untyped-def]
+        yield 1
+        raise GraphQueryError("boom", status=500)
+
+    got = []
+    with pytest.raises(GraphQueryError, match="boom"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_prefetch_stops_its_worker_when_the_caller_stops() -> None:
+    import threading
+
+    from auditor.adapters.resource_graph import prefetch
+
+    produced = []
+
+    def endless():  # type: ignore[no-untyped-def]
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    pages = prefetch(endless(), depth=2)
+    assert next(pages) == 0
+    pages.close()
+    assert not any(t.name == "resource-graph-prefetch" for t in threading.enumerate())
+    assert len(produced) <= 5
