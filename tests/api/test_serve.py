@@ -1,0 +1,100 @@
+"""`python -m auditor serve`: local mode over uvicorn, loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auditor.adapters.tables.store import SnapshotStore
+from auditor.cli import main
+from tests.api.scenario import TENANT_A, TENANT_B, TENANT_C, Scenario
+from tools.devservices import Azurite, free_port, stop_pid, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "example.com", "::"])  # noqa: S104
+def test_serve_refuses_a_non_loopback_host(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--host", host]) == 2
+    assert "loopback" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_malformed_principal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--principal", "has space"]) == 2
+    assert "--principal" in capsys.readouterr().err
+
+
+@contextmanager
+def serving(azurite: Azurite, store: SnapshotStore, *args: str, policy: str | None = None
+            ) -> Iterator[str]:  # fmt: skip
+    port = free_port()
+    env = {
+        **os.environ,
+        "AUDITOR_STORAGE": azurite.connection_string,
+        "AUDITOR_TABLE_PREFIX": store.tables.prefix,
+    }
+    env.pop("AUDITOR_ACCESS_POLICY", None)
+    if policy is not None:
+        env["AUDITOR_ACCESS_POLICY"] = policy
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "serve", "--port", str(port), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, 30, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_pid(proc.pid)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_serve_answers_as_local_dev_who_sees_every_tenant_without_a_policy(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    with serving(azurite, api_store) as base:
+        tenants = httpx.get(f"{base}/api/tenants").json()["value"]
+        assert [t["tenantId"] for t in tenants] == [TENANT_A, TENANT_B, TENANT_C]
+        diff = httpx.get(f"{base}/api/tenants/{TENANT_A}/diff")
+        assert diff.status_code == 200
+        assert diff.json()["nextLink"] is None
+        assert httpx.get(f"{base}/api/openapi.json").json()["info"]["title"]
+
+
+def test_serve_applies_the_policy_to_its_principal_exactly_as_in_azure(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    policy = json.dumps({"grants": [{"principal": "auditor-1", "tenants": [TENANT_B]}]})
+    with serving(azurite, api_store, "--principal", "auditor-1", policy=policy) as base:
+        tenants = httpx.get(f"{base}/api/tenants").json()["value"]
+        assert [t["tenantId"] for t in tenants] == [TENANT_B]
+        assert httpx.get(f"{base}/api/tenants/{TENANT_A}/diff").status_code == 404
+    with serving(azurite, api_store, policy=policy) as base:  # local-dev is granted nothing
+        assert httpx.get(f"{base}/api/tenants").json()["value"] == []
+
+
+def test_serve_stops_at_start_on_a_bad_policy(azurite: Azurite) -> None:
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_ACCESS_POLICY": '{"grants": [{"principal": "*"}]}'}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "auditor", "serve", "--port", str(free_port())],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "setting AUDITOR_ACCESS_POLICY: grants[0]: missing 'tenants'" in done.stderr
