@@ -202,3 +202,36 @@ def missing_subscription(posture: TenantPosture, subscription_id: str) -> Tenant
             missing={subscription_id: "403 AuthorizationFailed"},
         ),
     )
+
+
+class FakeSource:
+    """A PostureSource for tests: fixed postures, scripted failures, a record of calls."""
+
+    version = "fake-collector/1"
+
+    def __init__(
+        self,
+        postures: list[TenantPosture],
+        failures: dict[str, list[Exception | None]] | None = None,
+    ) -> None:
+        self.postures = {p.tenant.tenant_id: p for p in postures}
+        # tenant id -> what each successive collect does: raise the exception, or succeed (None);
+        # the last entry repeats.
+        self.failures = failures or {}
+        self.collected: list[str] = []
+        self.closed = False
+
+    def discover(self) -> list[Tenant]:
+        return [p.tenant for p in self.postures.values()]
+
+    def collect(self, tenant: Tenant) -> TenantPosture:
+        self.collected.append(tenant.tenant_id)
+        script = self.failures.get(tenant.tenant_id)
+        if script:
+            failure = script.pop(0) if len(script) > 1 else script[0]
+            if failure is not None:
+                raise failure
+        return self.postures[tenant.tenant_id]
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,44 @@
+"""Azure Functions entry points (Python v2 programming model).
+
+Every trigger, its schedule or queue, and the one service call it makes. No logic here: see
+auditor/services/.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from auditor.services import snapshot as snapshots
+
+app = func.FunctionApp()
+
+
+# Daily (AUDITOR_SNAPSHOT_SCHEDULE, NCRONTAB): discover delegated tenants, record the run's
+# manifest and queue one snapshot job per tenant. use_monitor catches up a run missed while the
+# app was down; planning is retried, and re-planning a slot never duplicates a snapshot.
+@app.timer_trigger(
+    arg_name="timer",
+    schedule="%AUDITOR_SNAPSHOT_SCHEDULE%",
+    use_monitor=True,
+    run_on_startup=False,
+)
+@app.retry(
+    strategy="exponential_backoff",
+    max_retry_count="3",
+    minimum_interval="00:00:30",
+    maximum_interval="00:10:00",
+)
+def plan_snapshot_run(timer: func.TimerRequest) -> None:
+    snapshots.on_timer(past_due=timer.past_due)
+
+
+# One tenant per message, so the work scales out across instances. A failure raises: the host
+# retries the message, and after host.json's maxDequeueCount it lands in the poison queue (the
+# slot is then committed as failed with the reason).
+@app.queue_trigger(
+    arg_name="message",
+    queue_name="%AUDITOR_SNAPSHOT_QUEUE%",
+    connection="AUDITOR_STORAGE",
+)
+def snapshot_tenant(message: func.QueueMessage) -> None:
+    snapshots.on_queue_message(message.get_body().decode("utf-8"), message.dequeue_count or 1)
