@@ -16,7 +16,7 @@ from auditor import __version__
 from auditor.settings import SettingsError
 
 # Order is the order of `--help`.
-COMMANDS: tuple[str, ...] = ("collect", "serve")
+COMMANDS: tuple[str, ...] = ("collect", "snapshot", "tenants", "snapshots", "serve")
 
 EXIT_OK = 0
 EXIT_FAILED = 1

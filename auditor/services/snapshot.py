@@ -109,16 +109,18 @@ class SnapshotService:
         enqueue: bool,
         tenant_ids: Collection[str] | None = None,
         past_due: bool = False,
+        force: bool = False,
     ) -> RunManifest:
         """Discover tenants, record the run's manifest and (with `enqueue`) send one job each.
 
-        Planning a slot again re-sends its jobs only if they were not all sent (a duplicate
-        job is harmless anyway). TenantNotDelegated when `tenant_ids` names an unknown tenant.
+        Planning a slot again re-sends its jobs only if they were not all sent, or when `force`
+        (a duplicate job is harmless: it finds its slot committed). TenantNotDelegated when
+        `tenant_ids` names a tenant that is not delegated.
         """
         started = time.monotonic()
         snapshot_id = snapshot_id_for(scheduled_at)
         existing = self.runs.get_manifest(snapshot_id)
-        if enqueue and tenant_ids is None and existing is not None and existing.enqueued:
+        if enqueue and not force and tenant_ids is None and existing and existing.enqueued:
             event("snapshot.run.duplicate", slot=snapshot_id, tenants=len(existing.tenants))
             return existing
         tenants = self.source.discover()

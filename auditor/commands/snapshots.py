@@ -1,0 +1,100 @@
+"""`snapshots`: a tenant's committed snapshots, newest first, with their place in the hash chain."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from auditor.adapters.tables import SnapshotStore
+from auditor.core.snapshot import SnapshotIndexEntry, is_tenant_id
+from auditor.settings import load_settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "snapshots",
+        help="list a tenant's stored snapshots, newest first",
+        description=(
+            "List a tenant's committed snapshots (newest first): slot, finish time, status, "
+            "subscriptions collected/expected, assessments and failures, and the content hash "
+            "with its predecessor's (the tenant's hash chain)."
+        ),
+    )
+    parser.add_argument("--tenant", metavar="ID", required=True, help="tenant id (GUID)")
+    parser.add_argument("--since", metavar="ISO", help="only slots at or after (e.g. 2024-05-01Z)")
+    parser.add_argument("--until", metavar="ISO", help="only slots at or before")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.set_defaults(handler=run)
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO-8601 instant with its zone (Z or an offset), as UTC; ValueError naming the option."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} must be an ISO-8601 time, got {text!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{option} must name its zone, e.g. {text}Z for UTC")
+    return value.astimezone(UTC)
+
+
+def index_json(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    """An index entry as plain JSON (the --json shape of `snapshots`, `tenants`, `snapshot`)."""
+    return {
+        "tenantId": entry.tenant_id,
+        "tenantName": entry.tenant_name,
+        "snapshotId": entry.snapshot_id,
+        "scheduledAt": entry.scheduled_at.isoformat(),
+        "finishedAt": entry.finished_at.isoformat(),
+        "status": entry.status.value,
+        "reasons": list(entry.reasons),
+        "expectedSubscriptions": list(entry.expected_subscriptions),
+        "collectedSubscriptions": list(entry.collected_subscriptions),
+        "counts": entry.counts,
+        "complianceByStandard": entry.compliance_by_standard,
+        "collectorVersion": entry.collector_version,
+        "contentHash": entry.content_hash,
+        "previousSnapshotId": entry.previous_snapshot_id,
+        "previousHash": entry.previous_hash,
+    }
+
+
+def index_line(entry: SnapshotIndexEntry) -> str:
+    counts = entry.counts
+    return (
+        f"{entry.snapshot_id}  {entry.status.value.upper():<10}  "
+        f"finished {entry.finished_at:%Y-%m-%d %H:%M:%S}Z  "
+        f"subscriptions {len(entry.collected_subscriptions)}/{len(entry.expected_subscriptions)}  "
+        f"assessments {counts.get('compliance', 0)} (failed {counts.get('compliance_failed', 0)})"
+        f"  sha256 {entry.content_hash[:12]}  previous {(entry.previous_hash or '-')[:12]}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not is_tenant_id(args.tenant):
+        print(f"error: --tenant must be a tenant id (GUID), got {args.tenant!r}", file=sys.stderr)
+        return 2
+    try:
+        since = parse_instant(args.since, "--since") if args.since else None
+        until = parse_instant(args.until, "--until") if args.until else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with SnapshotStore.from_settings(load_settings()) as store:
+        entries = store.list_snapshots(args.tenant.lower(), since=since, until=until)
+    if args.json:
+        json.dump({"snapshots": [index_json(e) for e in entries]}, sys.stdout, indent=2)
+        print()
+        return 0
+    if not entries:
+        print(f"no snapshots of tenant {args.tenant.lower()}")
+        return 0
+    print(f"tenant {entries[0].tenant_id} ({entries[0].tenant_name}): {len(entries)} snapshots")
+    for entry in entries:
+        print(index_line(entry))
+        for reason in entry.reasons:
+            print(f"    {reason}")
+    return 0

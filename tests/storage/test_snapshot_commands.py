@@ -1,0 +1,153 @@
+"""`snapshot`, `tenants` and `snapshots` on the command line, storage on Azurite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from auditor.cli import main
+from auditor.services import snapshot as snapshot_service
+from tests.postures import FakeSource, make_posture, tenant_id_for
+from tools.devservices import Azurite
+
+A, B, C = tenant_id_for(1), tenant_id_for(2), tenant_id_for(3)
+YESTERDAY, TODAY = "2024-05-01T02:00:00Z", "2024-05-02T02:00:00Z"
+
+
+@pytest.fixture
+def source(
+    azurite: Azurite, table_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeSource]:
+    fake = FakeSource([make_posture(t) for t in (A, B, C)])
+    monkeypatch.setenv("AUDITOR_STORAGE", azurite.connection_string)
+    monkeypatch.setenv("AUDITOR_TABLE_PREFIX", table_prefix)
+    monkeypatch.setenv("AUDITOR_SNAPSHOT_QUEUE", f"q{table_prefix}")
+    monkeypatch.setattr(snapshot_service, "make_source", lambda settings: fake)
+    yield fake
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_two_days_of_snapshots_are_listed_and_chained(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    assert code == 0
+    assert out.splitlines()[-1] == "slot 20240501T020000Z: 3/3 tenants complete"
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", TODAY, "--json")
+    assert code == 0
+    today = json.loads(out)
+    assert today["slot"] == "20240502T020000Z"
+    assert [t["outcome"] for t in today["tenants"]] == ["complete"] * 3
+
+    code, out, _ = run(capsys, "tenants", "--json")
+    latest = json.loads(out)["tenants"]
+    assert [(t["tenantId"], t["snapshotId"]) for t in latest] == [
+        (tenant, "20240502T020000Z") for tenant in (A, B, C)
+    ]
+
+    code, out, _ = run(capsys, "snapshots", "--tenant", A, "--json")
+    snapshots = json.loads(out)["snapshots"]
+    assert [s["snapshotId"] for s in snapshots] == ["20240502T020000Z", "20240501T020000Z"]
+    assert snapshots[0]["previousHash"] == snapshots[1]["contentHash"]
+    assert snapshots[1]["previousHash"] is None
+
+    code, out, _ = run(capsys, "snapshots", "--tenant", A, "--since", "2024-05-02T00:00:00Z")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith(": 1 snapshots") and lines[1].startswith("20240502T020000Z  COMPLETE")
+
+    code, out, _ = run(capsys, "tenants")
+    assert out.splitlines()[-1] == "3 tenants"
+    assert f"{A}  Contoso {A[:8]}  latest 20240502T020000Z  COMPLETE" in out
+
+
+def test_rerunning_a_slot_is_reported_as_a_duplicate(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "snapshot", "--tenant", A, "--at", YESTERDAY)
+    code, out, _ = run(capsys, "snapshot", "--tenant", A, "--at", YESTERDAY)
+    assert code == 0
+    assert out.startswith(f"{A}  DUPLICATE   20240501T020000Z  complete")
+    assert source.collected == [A]
+
+
+def test_via_queue_takes_the_same_snapshots_through_the_queue(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY, "--via-queue", "--json")
+    assert code == 0
+    outcomes = json.loads(out)["tenants"]
+    assert sorted((t["tenantId"], t["outcome"]) for t in outcomes) == [
+        (A, "complete"),
+        (B, "complete"),
+        (C, "complete"),
+    ]
+    # Again: the jobs are queued again and find their slot committed.
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY, "--via-queue", "--json")
+    assert code == 0
+    assert {t["outcome"] for t in json.loads(out)["tenants"]} == {"duplicate"}
+    assert sorted(source.collected) == [A, B, C]
+
+
+def test_a_failing_tenant_is_recorded_and_the_command_fails(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source.failures[B] = [PermissionError("403 AuthorizationFailed")]
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    assert code == 1
+    assert f"{B}  FAILED" in out and "PermissionError: 403 AuthorizationFailed" in out
+    assert out.splitlines()[-1] == "slot 20240501T020000Z: 2/3 tenants complete"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["snapshot", "--tenant", "contoso"], "--tenant must be a tenant id"),
+        (["snapshot", "--all", "--at", "2024-05-01T02:00:00"], "--at must name its zone"),
+        (["snapshot", "--all", "--at", "yesterday"], "--at must be an ISO-8601 time"),
+        (["snapshots", "--tenant", "x"], "--tenant must be a tenant id"),
+        (["snapshots", "--tenant", A, "--until", "soon"], "--until must be an ISO-8601 time"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    source: FakeSource, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_an_undelegated_tenant_is_a_failure(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tenant_id_for(9)
+    code, out, err = run(capsys, "snapshot", "--tenant", other, "--at", YESTERDAY)
+    assert code == 1 and out == ""
+    assert err == f"error: tenant {other} is not delegated to this identity\n"
+
+
+def test_listing_an_empty_store(source: FakeSource, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "tenants") == (
+        0,
+        "no tenant has a snapshot yet (see `snapshot --all`)\n",
+        "",
+    )
+    code, out, _ = run(capsys, "snapshots", "--tenant", A, "--json")
+    assert (code, json.loads(out)) == (0, {"snapshots": []})
+
+
+def test_missing_storage_settings_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDITOR_STORAGE", raising=False)
+    for suffix in ("tableServiceUri", "queueServiceUri", "blobServiceUri"):
+        monkeypatch.delenv(f"AUDITOR_STORAGE__{suffix}", raising=False)
+    code, _, err = run(capsys, "tenants")
+    assert code == 2 and err.startswith("error: setting AUDITOR_STORAGE: is not set")
