@@ -2,21 +2,26 @@
 
 - ``azure_app()``: the app ``function_app.py`` hands to ``func.AsgiFunctionApp``. The caller is
   whoever App Service Authentication names; without ``AUDITOR_ACCESS_POLICY`` nobody may see
-  any tenant (deny by default).
+  any tenant (deny by default). Settings are checked when the module loads (a bad policy stops
+  the app at start); the storage client is made on the first request, so that loading
+  function_app.py opens no connection.
 - ``local_app()``: the app ``python -m auditor serve`` runs: every request comes from one fixed
   principal; without ``AUDITOR_ACCESS_POLICY`` that principal may see every tenant, with it the
   policy applies exactly as in Azure.
-
-A bad setting (the policy included) raises SettingsError naming it, at start.
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
 from auditor.settings import Settings, SettingsError, load_settings
 
 
@@ -29,15 +34,52 @@ def access_policy(settings: Settings, *, default: AccessPolicy) -> AccessPolicy:
         raise SettingsError("AUDITOR_ACCESS_POLICY", str(exc)) from None
 
 
+class LazyReader:
+    """A SnapshotReader that makes the real one on first use (once, thread-safe)."""
+
+    def __init__(self, make: Callable[[], SnapshotReader]) -> None:
+        self._make = make
+        self._reader: SnapshotReader | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def reader(self) -> SnapshotReader:
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = self._make()
+        return self._reader
+
+    def list_tenants(self) -> list[SnapshotIndexEntry]:
+        return self.reader.list_tenants()
+
+    def list_snapshots(
+        self, tenant_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SnapshotIndexEntry]:
+        return self.reader.list_snapshots(tenant_id, since=since, until=until)
+
+    def get_index(self, tenant_id: str, snapshot_id: str) -> SnapshotIndexEntry:
+        return self.reader.get_index(tenant_id, snapshot_id)
+
+    def find_at(self, tenant_id: str, instant: datetime) -> SnapshotIndexEntry:
+        return self.reader.find_at(tenant_id, instant)
+
+    def get_snapshot(self, tenant_id: str, snapshot_id: str) -> Snapshot:
+        return self.reader.get_snapshot(tenant_id, snapshot_id)
+
+
 def azure_app(settings: Settings | None = None) -> FastAPI:
+    """The API as Azure Functions hosts it (see the module docstring)."""
     settings = settings or load_settings()
     policy = access_policy(settings, default=AccessPolicy.deny_all())
-    return create_app(SnapshotStore.from_settings(settings), policy)
+    checked = settings
+    return create_app(LazyReader(lambda: SnapshotStore.from_settings(checked)), policy)
 
 
 def local_app(
     settings: Settings | None = None, principal: str = LOCAL_PRINCIPAL
 ) -> tuple[FastAPI, SnapshotStore]:
+    """The API as ``serve`` runs it, and its store (the caller closes it)."""
     settings = settings or load_settings()
     policy = access_policy(settings, default=AccessPolicy.allow_all())
     store = SnapshotStore.from_settings(settings)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -107,28 +107,46 @@ def flatten(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def csv_cell(value: Any) -> str:
     """One CSV cell: empty for null, true/false, numbers as JSON spells them, lists joined by
     ``; ``, formula-looking text prefixed with an apostrophe."""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_START) else value
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)  # as JSON spells it
+    if isinstance(value, float):
+        return repr(value)  # as JSON spells it (non-finite numbers never reach a document)
     if isinstance(value, list | tuple):
-        value = "; ".join(csv_cell(v) for v in value)
-    text = str(value)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+        return csv_cell("; ".join(csv_cell(v) for v in value))
+    return csv_cell(str(value))
+
+
+def _getter(column: str) -> Callable[[Mapping[str, Any]], Any]:
+    """Reads a ``parent.child`` column from a nested item (None when any step is missing)."""
+    head, dot, rest = column.partition(".")
+    if not dot:
+        return lambda item: item.get(column)
+
+    def get(item: Mapping[str, Any]) -> Any:
+        inner = item.get(head)
+        if isinstance(inner, Mapping):
+            # Map keys (standards) may hold dots themselves: try the whole rest first.
+            if rest in inner:
+                return inner[rest]
+            return _getter(rest)(inner)
+        return None
+
+    return get
 
 
 def render_csv(items: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
-    """The CSV document of `items` (flattened) with `columns` in this order."""
+    """The CSV document of `items` (nested objects as ``parent.child`` columns)."""
+    getters = [_getter(column) for column in columns]
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([csv_cell(c) for c in columns])
-    for item in items:
-        flat = flatten(item)
-        writer.writerow([csv_cell(flat.get(column)) for column in columns])
+    writer.writerows([csv_cell(get(item)) for get in getters] for item in items)
     return out.getvalue().encode("utf-8")
 
 

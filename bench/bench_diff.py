@@ -1,0 +1,149 @@
+"""Diff latency of the API over loopback, against the time to read the snapshots raw.
+
+Two snapshots of one tenant with 100,000 compliance records each (20 subscriptions, four
+standards), 2 % of the records in another state on the second day, committed to Azurite through
+the SnapshotStore. The API runs as ``python -m auditor serve`` (uvicorn, its own process); an
+httpx client on the same machine asks for the diff.
+
+Printed: the raw read of both snapshots from the store (``get_snapshot`` twice, as the API does
+on a cold cache), the first (cold) diff request, then p50 / p99 over repeated requests of the
+whole diff (all 2,000 changes in one page) and of other shapes (default page, filtered, CSV).
+The ratio is the diff p50 over the raw read time measured in this run.
+
+Targets: diff p50 <= 150 ms and p99 <= 400 ms. Exit code 1 when a target is missed.
+
+    python -m bench.bench_diff [--records N] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from azure.data.tables import TableServiceClient
+
+from auditor.adapters.tables.store import SnapshotStore
+from auditor.core.snapshot import slot_of
+from tools.devservices import free_port, start_azurite, stop_pid, wait_for_port
+from tools.posture_factory import flip_states, make_posture
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "b3c0ffee-0000-4000-8000-000000000100"
+DAY1, DAY2 = "20261126T020000Z", "20261127T020000Z"
+P50_TARGET_MS = 150.0
+P99_TARGET_MS = 400.0
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return cuts[49], cuts[98]
+
+
+def _time(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def _measure(client: httpx.Client, url: str, params: dict[str, str], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.get(url, params=params)
+        response.read()
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} {params}: {response.status_code} {response.text[:300]}")
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_diff", description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    print(f"building two snapshots of {args.records:,} compliance records (2 % changed)...")
+    before = make_posture(TENANT, subscriptions=20, records=args.records, seed=1)
+    after = flip_states(before, 0.02, seed=2)
+    changed = sum(
+        1 for a, b in zip(before.compliance, after.compliance, strict=True) if a.state != b.state
+    )
+
+    with start_azurite() as azurite:
+        prefix = "bench" + uuid.uuid4().hex[:8]
+        service = TableServiceClient.from_connection_string(azurite.connection_string)
+        store = SnapshotStore(service, prefix)
+        commit = _time(lambda: store.commit_snapshot(before, slot_of(DAY1), "bench"))
+        commit += _time(lambda: store.commit_snapshot(after, slot_of(DAY2), "bench"))
+        print(f"committed both to Azurite in {commit:.1f} s")
+
+        raw_runs = [
+            _time(lambda: [store.get_snapshot(TENANT, sid) for sid in (DAY1, DAY2)])
+            for _ in range(3)
+        ]
+        raw_ms = statistics.median(raw_runs) * 1000
+        print(f"raw read of both snapshots from the store: {raw_ms:,.0f} ms (median of 3)")
+        store.close()
+
+        port = free_port()
+        env = {
+            **os.environ,
+            "AUDITOR_STORAGE": azurite.connection_string,
+            "AUDITOR_TABLE_PREFIX": prefix,
+        }
+        env.pop("AUDITOR_ACCESS_POLICY", None)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "auditor", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, 60, server)
+            url = f"http://127.0.0.1:{port}/api/tenants/{TENANT}/diff"
+            whole = {"from": DAY1, "to": DAY2, "$top": "5000"}
+            with httpx.Client(timeout=120) as client:
+                cold = _measure(client, url, whole, 1)[0]
+                body = client.get(url, params=whole).json()
+                assert body["matchingChanges"] == changed == len(body["value"]), "wrong diff"
+                print(f"first diff request (cold cache: read, decode, diff): {cold:,.0f} ms")
+                shapes = {
+                    "whole diff, one page (2,000 changes)": whole,
+                    "default page (1,000 changes)": {"from": DAY1, "to": DAY2},
+                    "regressions only": {"from": DAY1, "to": DAY2, "change": "regressed"},
+                    "whole diff as CSV": {**whole, "format": "csv"},
+                    "instants, latest `to`": {"from": "2026-11-26T12:00:00Z", "$top": "5000"},
+                }
+                results = {}
+                for label, params in shapes.items():
+                    results[label] = _percentiles(_measure(client, url, params, args.requests))
+        finally:
+            stop_pid(server.pid)
+
+    print(f"\n{'request (warm cache)':<40} {'p50 ms':>8} {'p99 ms':>8}  ratio p50/raw")
+    for label, (p50, p99) in results.items():
+        print(f"{label:<40} {p50:8.1f} {p99:8.1f}  {p50 / raw_ms:.3f}")
+    p50, p99 = results["whole diff, one page (2,000 changes)"]
+    print(
+        f"\ndiff p50 {p50:.1f} ms (target <= {P50_TARGET_MS:.0f}), p99 {p99:.1f} ms "
+        f"(target <= {P99_TARGET_MS:.0f}); raw read of the two snapshots {raw_ms:,.0f} ms; "
+        f"ratio diff p50 / raw read = {p50 / raw_ms:.3f}"
+    )
+    met = p50 <= P50_TARGET_MS and p99 <= P99_TARGET_MS
+    print("targets met" if met else "TARGET MISSED")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
