@@ -16,7 +16,15 @@ from auditor import __version__
 from auditor.settings import SettingsError
 
 # Order is the order of `--help`.
-COMMANDS: tuple[str, ...] = ("collect", "snapshot", "tenants", "snapshots", "serve")
+COMMANDS: tuple[str, ...] = (
+    "collect",
+    "snapshot",
+    "tenants",
+    "snapshots",
+    "serve",
+    "report",
+    "verify",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1

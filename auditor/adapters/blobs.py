@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import (
@@ -151,8 +150,7 @@ class EvidenceStore:
                 data,
                 length=size,
                 overwrite=False,
-                etag="*",
-                match_condition=MatchConditions.IfMissing,  # If-None-Match: *
+                if_none_match="*",  # the service refuses the write if the name exists
                 metadata=dict(metadata),
                 content_settings=ContentSettings(content_type=content_type),
                 max_concurrency=2,

@@ -20,10 +20,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.core.snapshot import TENANT_ID, SnapshotIndexEntry
 
 PACK_SCHEMA = "auditor.evidence-pack/1"
 ANCHOR_SCHEMA = "auditor.snapshot-anchor/1"
@@ -355,3 +355,85 @@ def anchor_mismatch(anchor: Anchor, entry: SnapshotIndexEntry) -> str | None:
             f"predecessor {entry.previous_snapshot_id} but anchored {anchor.previous_snapshot_id}"
         )
     return "; ".join(problems) or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Report jobs (queue messages and request records)
+# ---------------------------------------------------------------------------------------------
+
+REPORT_JOB_FORMAT = "auditor-report-job/1"
+# A period end: a snapshot id, or an ISO-8601 instant with a zone.
+PERIOD_REF = re.compile(
+    r"^(\d{8}T\d{6}Z|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))$"
+)
+
+
+class ReportJobError(ValueError):
+    """A queue message is not a report job (it ends in the poison queue)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportJob:
+    """Build one pack: tenant, report id (chosen at request time, so its status can be asked
+    for at once), and the period's ends as given (a snapshot id or an instant; None: default).
+    """
+
+    tenant_id: str
+    report_id: str
+    start: str | None
+    end: str | None
+    requested_at: datetime
+    requested_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_JOB_FORMAT,
+            "tenantId": self.tenant_id,
+            "reportId": self.report_id,
+            "from": self.start,
+            "to": self.end,
+            "requestedAt": iso(self.requested_at),
+            "requestedBy": self.requested_by,
+        }
+
+    def encode(self) -> str:
+        return canonical_json(self.to_json()).decode("utf-8")
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> ReportJob:
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ReportJobError(f"message is not JSON: {exc}") from None
+        if not isinstance(obj, dict) or obj.get("format") != REPORT_JOB_FORMAT:
+            raise ReportJobError(f"message is not a {REPORT_JOB_FORMAT} job")
+        tenant_id, report_id = obj.get("tenantId"), obj.get("reportId")
+        if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
+            raise ReportJobError(f"job has no valid tenantId: {tenant_id!r}")
+        if not isinstance(report_id, str) or not is_report_id(report_id):
+            raise ReportJobError(f"job has no valid reportId: {report_id!r}")
+        ends = []
+        for key in ("from", "to"):
+            value = obj.get(key)
+            if value is not None and (not isinstance(value, str) or not PERIOD_REF.match(value)):
+                raise ReportJobError(f"job's {key!r} is not a snapshot id or instant: {value!r}")
+            ends.append(value)
+        try:
+            requested_at = parse_iso(str(obj.get("requestedAt")))
+        except ValueError:
+            raise ReportJobError("job has no valid requestedAt") from None
+        return cls(
+            tenant_id=tenant_id.lower(),
+            report_id=report_id,
+            start=ends[0],
+            end=ends[1],
+            requested_at=requested_at,
+            requested_by=str(obj.get("requestedBy") or ""),
+        )
+
+
+def previous_month(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month before `now` (UTC) as (first instant, last second)."""
+    first_of_this = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month_end = first_of_this - timedelta(seconds=1)
+    return last_month_end.replace(day=1, hour=0, minute=0, second=0), last_month_end

@@ -1,0 +1,602 @@
+"""Evidence packs: request, build, store and look up one tenant's pack for a period.
+
+A pack compares two committed snapshots of a tenant, the period's first and last, and shows
+every snapshot in between in its trend. Building reads the two snapshots, diffs them, checks
+that every snapshot of the period is anchored with the hash the store reports (anchoring it if
+the commit hook has not yet), writes the workbook to a file (streaming), hashes it, and stores
+it write-once beside its manifest. Nothing here formats cells or talks HTTP.
+
+Report ids are chosen when a pack is requested, so the caller can ask for its status at once;
+the request record (``requests/...``) is written first, then the queue message. A retry of the
+same job finds the manifest and stops; one interrupted between the workbook and its manifest
+cannot reuse the workbook's name (write-once), so it records the failure, pointing to a new
+report id, and builds again under that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from auditor import __version__
+from auditor.adapters.blobs import (
+    JSON_TYPE,
+    AnchorConflict,
+    EvidenceExists,
+    EvidenceStore,
+    StoredBlob,
+    document_bytes,
+)
+from auditor.core.diff import diff_snapshots
+from auditor.core.evidence import (
+    FAILURE_PREFIX,
+    FAILURE_SCHEMA,
+    PERIOD_REF,
+    REQUEST_PREFIX,
+    REQUEST_SCHEMA,
+    PackManifest,
+    ReportJob,
+    SnapshotRef,
+    anchor_mismatch,
+    failure_blob_name,
+    iso,
+    manifest_blob_name,
+    new_report_id,
+    pack_metadata,
+    parse_iso,
+    previous_month,
+    report_id_of,
+    request_blob_name,
+    stored_manifest,
+    workbook_blob_name,
+)
+from auditor.core.snapshot import (
+    SNAPSHOT_ID,
+    SnapshotIndexEntry,
+    SnapshotNotFound,
+    SnapshotReader,
+    slot_of,
+)
+from auditor.core.workbook import PackInputs, pack_layout
+from auditor.core.workbook_writer import WorkbookStats, write_workbook
+from auditor.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = f"auditor-evidence/{__version__}"
+# Default period when only its end is given: the 30 days before it.
+DEFAULT_PERIOD = timedelta(days=30)
+
+
+class ReportError(RuntimeError):
+    """A pack cannot be built for lasting reasons (no snapshot in the period, a bad period, a
+    snapshot whose hash disagrees with its anchor). Retrying will not help."""
+
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _token() -> str:
+    return secrets.token_hex(4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Period
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The two compared snapshots and every committed snapshot from one to the other."""
+
+    period_from: datetime
+    period_to: datetime
+    start: SnapshotIndexEntry
+    end: SnapshotIndexEntry
+    entries: tuple[SnapshotIndexEntry, ...]  # oldest first, both ends included
+
+
+def check_ref(name: str, value: str | None) -> str | None:
+    """A period end as given (snapshot id or ISO-8601 instant with a zone); ValueError if not."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not PERIOD_REF.match(text):
+        raise ValueError(
+            f"{name} must be a snapshot id (YYYYMMDDTHHMMSSZ) or an instant with a zone "
+            f"(e.g. 2025-01-31T23:59:59Z), got {value!r}"
+        )
+    if SNAPSHOT_ID.match(text):
+        slot_of(text)  # a valid calendar moment
+    else:
+        parse_iso(text)
+    return text
+
+
+def _instant(ref: str) -> datetime:
+    return slot_of(ref) if SNAPSHOT_ID.match(ref) else parse_iso(ref)
+
+
+def _end_entry(reader: SnapshotReader, tenant_id: str, ref: str | None) -> SnapshotIndexEntry:
+    if ref is None:
+        latest = reader.list_snapshots(tenant_id)
+        if not latest:
+            raise ReportError(f"tenant {tenant_id} has no committed snapshot")
+        return latest[0]
+    try:
+        if SNAPSHOT_ID.match(ref):
+            return reader.get_index(tenant_id, ref)
+        return reader.find_at(tenant_id, _instant(ref))
+    except SnapshotNotFound as exc:
+        raise ReportError(f"no snapshot for the period's end ({ref}): {exc}") from None
+
+
+def _start_entry(
+    reader: SnapshotReader, tenant_id: str, ref: str | None, at: datetime, end: SnapshotIndexEntry
+) -> SnapshotIndexEntry:
+    if ref is not None and SNAPSHOT_ID.match(ref):
+        try:
+            return reader.get_index(tenant_id, ref)
+        except SnapshotNotFound as exc:
+            raise ReportError(f"no snapshot for the period's start ({ref}): {exc}") from None
+    try:
+        # The posture at the period's start: the last snapshot at or before it.
+        return reader.find_at(tenant_id, at)
+    except SnapshotNotFound:
+        pass
+    # The tenant's history starts inside the period: its oldest snapshot there.
+    inside = reader.list_snapshots(tenant_id, since=at, until=end.scheduled_at)
+    if not inside:
+        raise ReportError(f"tenant {tenant_id} has no snapshot between {iso(at)} and the end")
+    return inside[-1]
+
+
+def resolve_period(
+    reader: SnapshotReader, tenant_id: str, start: str | None, end: str | None
+) -> Period:
+    """Which snapshots a pack for [start, end] compares (defaults: end = latest snapshot,
+    start = DEFAULT_PERIOD before the end)."""
+    end_entry = _end_entry(reader, tenant_id, end)
+    period_to = _instant(end) if end is not None else end_entry.scheduled_at
+    period_from = _instant(start) if start is not None else period_to - DEFAULT_PERIOD
+    if period_from > period_to:
+        raise ReportError(
+            f"the period starts ({iso(period_from)}) after it ends ({iso(period_to)})"
+        )
+    start_entry = _start_entry(reader, tenant_id, start, period_from, end_entry)
+    if start_entry.scheduled_at > end_entry.scheduled_at:
+        raise ReportError(
+            f"the start snapshot {start_entry.snapshot_id} is later than the end snapshot "
+            f"{end_entry.snapshot_id}"
+        )
+    between = reader.list_snapshots(
+        tenant_id, since=start_entry.scheduled_at, until=end_entry.scheduled_at
+    )
+    entries = {e.snapshot_id: e for e in between}
+    entries[start_entry.snapshot_id] = start_entry
+    entries[end_entry.snapshot_id] = end_entry
+    return Period(
+        period_from=period_from,
+        period_to=period_to,
+        start=start_entry,
+        end=end_entry,
+        entries=tuple(sorted(entries.values(), key=lambda e: e.scheduled_at)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltPack:
+    manifest: PackManifest
+    path: Path
+    sha256: str
+    size: int
+    stats: WorkbookStats
+
+    @property
+    def workbook_blob(self) -> str:
+        m = self.manifest
+        return workbook_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
+
+    @property
+    def manifest_blob(self) -> str:
+        m = self.manifest
+        return manifest_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
+
+    def stored_manifest(self) -> dict[str, Any]:
+        return stored_manifest(self.manifest, self.workbook_blob, self.sha256, self.size)
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def build_pack(
+    reader: SnapshotReader,
+    tenant_id: str,
+    report_id: str,
+    period: Period,
+    out: Path,
+    *,
+    generated_at: datetime,
+) -> BuiltPack:
+    """Read the period's two snapshots and write the pack's workbook to `out`."""
+    start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
+    end = (
+        start
+        if period.end.snapshot_id == period.start.snapshot_id
+        else reader.get_snapshot(tenant_id, period.end.snapshot_id)
+    )
+    manifest = PackManifest(
+        report_id=report_id,
+        tenant_id=tenant_id,
+        tenant_name=end.index.tenant_name,
+        period_from=period.period_from,
+        period_to=period.period_to,
+        start=start.index.snapshot_id,
+        end=end.index.snapshot_id,
+        snapshots=tuple(SnapshotRef.of(e) for e in period.entries),
+        generator_version=GENERATOR_VERSION,
+        generated_at=generated_at,
+    )
+    inputs = PackInputs(
+        manifest=manifest,
+        start=start,
+        end=end,
+        period=period.entries,
+        diff=diff_snapshots(start, end),
+    )
+    stats = write_workbook(
+        pack_layout(inputs),
+        out,
+        title=f"Evidence pack {report_id}",
+        creator=GENERATOR_VERSION,
+    )
+    sha, size = file_sha256(out)
+    return BuiltPack(manifest, out, sha, size, stats)
+
+
+def ensure_anchored(evidence: EvidenceStore, entries: tuple[SnapshotIndexEntry, ...]) -> int:
+    """Check every snapshot's anchor; write missing ones (the commit hook normally has).
+    ReportError when a snapshot disagrees with its anchor. Returns how many were written."""
+    written = 0
+    for entry in entries:
+        anchor = evidence.get_anchor(entry.tenant_id, entry.snapshot_id)
+        if anchor is None:
+            try:
+                written += evidence.anchor(entry)
+            except AnchorConflict as exc:
+                raise ReportError(str(exc)) from None
+            log.warning("snapshot %s/%s anchored late", entry.tenant_id, entry.snapshot_id)
+            continue
+        problem = anchor_mismatch(anchor, entry)
+        if problem:
+            raise ReportError(
+                f"snapshot {entry.tenant_id}/{entry.snapshot_id} disagrees with its anchor: "
+                f"{problem}"
+            )
+    return written
+
+
+def upload_pack(evidence: EvidenceStore, pack: BuiltPack) -> None:
+    """Store the workbook, then its manifest (a manifest marks a complete pack)."""
+    metadata = pack_metadata(pack.manifest, pack.sha256)
+    evidence.put_file(pack.workbook_blob, pack.path, metadata)
+    evidence.put_bytes(pack.manifest_blob, document_bytes(pack.stored_manifest()), metadata)
+
+
+# ---------------------------------------------------------------------------------------------
+# Status
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackStatus:
+    """Where a requested pack stands: queued, succeeded (with its manifest) or failed."""
+
+    tenant_id: str
+    report_id: str
+    status: str
+    request: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    manifest_blob: str | None = None
+    failure: dict[str, Any] | None = None
+
+    @property
+    def workbook_blob(self) -> str | None:
+        return None if self.manifest is None else str(self.manifest["workbook"]["blob"])
+
+
+QUEUED, SUCCEEDED, FAILED = "queued", "succeeded", "failed"
+
+
+class ReportService:
+    """Packs of one deployment: the snapshot reader, the evidence container, the report queue."""
+
+    def __init__(
+        self,
+        reader: SnapshotReader,
+        evidence: EvidenceStore,
+        send: Callable[[str], Any] | None = None,
+        *,
+        clock: Clock = _now,
+        token: Callable[[], str] = _token,
+    ) -> None:
+        self.reader = reader
+        self.evidence = evidence
+        self._send = send
+        self._clock = clock
+        self._token = token
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def new_job(
+        self, tenant_id: str, start: str | None, end: str | None, requested_by: str
+    ) -> ReportJob:
+        now = self._clock()
+        return ReportJob(
+            tenant_id=tenant_id.lower(),
+            report_id=new_report_id(now, self._token()),
+            start=check_ref("from", start),
+            end=check_ref("to", end),
+            requested_at=now,
+            requested_by=requested_by,
+        )
+
+    def request(
+        self, tenant_id: str, start: str | None, end: str | None, requested_by: str
+    ) -> ReportJob:
+        """Record a pack request and queue it; the returned job names its report id."""
+        if self._send is None:
+            raise RuntimeError("this service has no report queue")
+        job = self.new_job(tenant_id, start, end, requested_by)
+        document = {"schema": REQUEST_SCHEMA, **job.to_json()}
+        self.evidence.put_bytes(
+            request_blob_name(job.tenant_id, job.report_id), document_bytes(document), {}
+        )
+        self._send(job.encode())
+        return job
+
+    def request_monthly(self, requested_by: str = "timer") -> list[ReportJob]:
+        """Queue last month's pack for every tenant with snapshots."""
+        period_from, period_to = previous_month(self._clock())
+        jobs = []
+        for latest in self.reader.list_tenants():
+            jobs.append(
+                self.request(latest.tenant_id, iso(period_from), iso(period_to), requested_by)
+            )
+        return jobs
+
+    # -- building ----------------------------------------------------------------------------
+
+    def run(
+        self, job: ReportJob, *, out: Path | None = None, upload: bool = True
+    ) -> BuiltPack | None:
+        """Build (and store) the pack a job asks for. None when the job was already done
+        (a retried or duplicate message): a stored pack or a recorded failure stands."""
+        if upload:
+            done = self.status(job.tenant_id, job.report_id)
+            if done is not None and done.status != QUEUED:
+                log.info("pack %s already %s", job.report_id, done.status)
+                return None
+        period = resolve_period(self.reader, job.tenant_id, job.start, job.end)
+        with _workbook_path(out, job.report_id) as path:
+            if upload:
+                ensure_anchored(self.evidence, period.entries)
+            pack = build_pack(
+                self.reader, job.tenant_id, job.report_id, period, path, generated_at=self._clock()
+            )
+            if upload:
+                self._store(job, pack, period, path)
+            return pack
+
+    def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> None:
+        try:
+            upload_pack(self.evidence, pack)
+        except EvidenceExists:
+            if self.evidence.properties(pack.manifest_blob) is not None:
+                raise
+            # An earlier attempt stored the workbook but not its manifest: its name is spent.
+            retry = ReportJob(
+                job.tenant_id,
+                new_report_id(self._clock(), self._token()),
+                job.start,
+                job.end,
+                job.requested_at,
+                job.requested_by,
+            )
+            self.record_failure(job, "upload interrupted; rebuilt", superseded_by=retry.report_id)
+            rebuilt = build_pack(
+                self.reader,
+                retry.tenant_id,
+                retry.report_id,
+                period,
+                path,
+                generated_at=self._clock(),
+            )
+            upload_pack(self.evidence, rebuilt)
+
+    def record_failure(
+        self, job: ReportJob, reason: str, *, superseded_by: str | None = None
+    ) -> None:
+        """Record that a job will not produce its pack (write-once; a second record is kept
+        out, the first one stands)."""
+        document: dict[str, Any] = {
+            "schema": FAILURE_SCHEMA,
+            **job.to_json(),
+            "failedAt": iso(self._clock()),
+            "reason": reason,
+        }
+        if superseded_by:
+            document["supersededBy"] = superseded_by
+        try:
+            self.evidence.put_bytes(
+                failure_blob_name(job.tenant_id, job.report_id),
+                document_bytes(document),
+                {},
+                JSON_TYPE,
+            )
+        except EvidenceExists:
+            log.info("failure of %s already recorded", job.report_id)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def stored_packs(self, tenant_id: str) -> dict[str, StoredBlob]:
+        """Manifest blobs of a tenant's stored packs, by report id."""
+        out = {}
+        for blob in self.evidence.list_blobs(f"{tenant_id}/"):
+            report_id = report_id_of(blob.name)
+            if report_id and blob.name.endswith(".json"):
+                out[report_id] = blob
+        return out
+
+    def status(self, tenant_id: str, report_id: str) -> PackStatus | None:
+        """A pack's status; None when no such pack was ever requested or stored."""
+        manifest = self.stored_packs(tenant_id).get(report_id)
+        request = self.evidence.get_json(request_blob_name(tenant_id, report_id))
+        if manifest is not None:
+            return PackStatus(
+                tenant_id,
+                report_id,
+                SUCCEEDED,
+                request=request,
+                manifest=self.evidence.get_json(manifest.name),
+                manifest_blob=manifest.name,
+            )
+        failure = self.evidence.get_json(failure_blob_name(tenant_id, report_id))
+        if failure is not None:
+            return PackStatus(tenant_id, report_id, FAILED, request=request, failure=failure)
+        if request is not None:
+            return PackStatus(tenant_id, report_id, QUEUED, request=request)
+        return None
+
+    def list_packs(self, tenant_id: str) -> list[PackStatus]:
+        """Every pack of a tenant: stored, failed and still queued, newest report id first."""
+        stored = self.stored_packs(tenant_id)
+        out = [
+            PackStatus(
+                tenant_id,
+                report_id,
+                SUCCEEDED,
+                manifest=self.evidence.get_json(blob.name),
+                manifest_blob=blob.name,
+            )
+            for report_id, blob in stored.items()
+        ]
+        failed = {
+            b.name.rsplit("/", 1)[-1].removesuffix(".json"): b
+            for b in self.evidence.list_blobs(f"{FAILURE_PREFIX}{tenant_id}/")
+        }
+        for report_id, blob in failed.items():
+            if report_id not in stored:
+                out.append(
+                    PackStatus(
+                        tenant_id, report_id, FAILED, failure=self.evidence.get_json(blob.name)
+                    )
+                )
+        for blob in self.evidence.list_blobs(f"{REQUEST_PREFIX}{tenant_id}/"):
+            report_id = blob.name.rsplit("/", 1)[-1].removesuffix(".json")
+            if report_id not in stored and report_id not in failed:
+                out.append(
+                    PackStatus(
+                        tenant_id, report_id, QUEUED, request=self.evidence.get_json(blob.name)
+                    )
+                )
+        return sorted(out, key=lambda s: s.report_id, reverse=True)
+
+
+@contextmanager
+def _workbook_path(out: Path | None, report_id: str) -> Iterator[Path]:
+    """`out`, or a temporary file removed afterwards."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    with tempfile.TemporaryDirectory(prefix="auditor-pack-") as folder:
+        yield Path(folder) / f"{report_id}.xlsx"
+
+
+# ---------------------------------------------------------------------------------------------
+# Wiring (function_app.py, the API and the command line)
+
+
+@contextmanager
+def open_report_service(
+    settings: Settings, *, with_queue: bool = True, reader: SnapshotReader | None = None
+) -> Iterator[ReportService]:
+    """A report service on the configured storage, closed afterwards."""
+    from auditor.adapters.report_queue import ReportQueue
+    from auditor.adapters.tables.store import SnapshotStore
+
+    store = SnapshotStore.from_settings(settings) if reader is None else None
+    snapshots: SnapshotReader | None = store or reader
+    assert snapshots is not None
+    evidence = EvidenceStore.from_settings(settings)
+    queue = ReportQueue.from_settings(settings) if with_queue else None
+    try:
+        if not evidence.identity_based:
+            evidence.create_container()  # local runs; in Azure the template creates it
+        yield ReportService(snapshots, evidence, queue.send if queue is not None else None)
+    finally:
+        if queue is not None:
+            queue.close()
+        evidence.close()
+        if store is not None:
+            store.close()
+
+
+def process_job(
+    service: ReportService, text: str, dequeue_count: int, max_dequeues: int
+) -> BuiltPack | None:
+    """Queue path: build and store one pack. A lasting failure is recorded and not retried; a
+    transient one raises (to be retried) and is recorded on the last dequeue."""
+    job = ReportJob.decode(text)  # a malformed message raises: it ends in the poison queue
+    try:
+        return service.run(job)
+    except ReportError as exc:
+        log.warning("pack %s for tenant %s failed: %s", job.report_id, job.tenant_id, exc)
+        service.record_failure(job, str(exc))
+        return None
+    except Exception as exc:
+        if dequeue_count >= max_dequeues:
+            service.record_failure(
+                job, f"{type(exc).__name__}: {exc} (attempt {dequeue_count} of {max_dequeues})"
+            )
+        raise
+
+
+def on_timer() -> list[ReportJob]:
+    """Timer trigger: queue last month's pack of every tenant."""
+    with open_report_service(load_settings()) as service:
+        return service.request_monthly()
+
+
+def on_queue_message(text: str, dequeue_count: int) -> BuiltPack | None:
+    """Queue trigger: build one pack; raises for the host to retry or poison."""
+    from auditor.adapters.queues import max_dequeue_count
+
+    with open_report_service(load_settings(), with_queue=False) as service:
+        return process_job(service, text, dequeue_count, max_dequeue_count())

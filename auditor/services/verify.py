@@ -1,0 +1,239 @@
+"""Check stored evidence end to end: snapshot content hashes, each tenant's chain of predecessor
+hashes, the write-once anchors, and every stored pack's hashes.
+
+A chain kept by the operator can be rewritten by the operator (re-hash everything after the
+change). The anchors make that visible: each committed snapshot's hash sits in the write-once
+evidence container, so rewriting history means changing or deleting immutable blobs, which the
+container's policy refuses and Azure logs.
+
+Findings are listed per tenant in chain order (oldest snapshot first), then packs; the first one
+is the first broken link.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from azure.core.exceptions import AzureError
+
+from auditor.adapters.blobs import EvidenceStore
+from auditor.core.canonical import snapshot_content_hash
+from auditor.core.evidence import (
+    ANCHOR_PREFIX,
+    FAILURE_PREFIX,
+    META_PACK_SHA256,
+    META_WORKBOOK_SHA256,
+    PackManifest,
+    anchor_mismatch,
+    report_id_of,
+)
+from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotReader, is_tenant_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One broken link: whose, which item (a snapshot or a pack), and what is wrong."""
+
+    tenant_id: str
+    subject: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} {self.subject}: {self.problem}"
+
+
+@dataclass
+class Verification:
+    tenants: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    packs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first_broken(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+
+def _snapshot(entry_id: str) -> str:
+    return f"snapshot {entry_id}"
+
+
+def check_content(reader: SnapshotReader, entry: SnapshotIndexEntry) -> str | None:
+    """Read the snapshot back and hash its records again; the problem, or None."""
+    try:
+        snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
+    except SnapshotNotFound as exc:
+        return f"content missing ({exc})"
+    except AzureError:
+        raise  # storage unavailable: not a finding about the evidence
+    except Exception as exc:  # any decoding or hash failure of altered content
+        return f"content altered or unreadable: {type(exc).__name__}: {exc}"
+    actual = snapshot_content_hash(snapshot)
+    if actual != entry.content_hash:
+        return f"content hashes to {actual}, the index says {entry.content_hash}"
+    return None
+
+
+def check_link(entry: SnapshotIndexEntry, previous: SnapshotIndexEntry | None) -> str | None:
+    """Does `entry` name the snapshot before it, and that snapshot's hash? (None when it does)."""
+    want_id = previous.snapshot_id if previous else None
+    want_hash = previous.content_hash if previous else None
+    if entry.previous_snapshot_id != want_id:
+        return (
+            f"names predecessor {entry.previous_snapshot_id}, but the committed snapshot "
+            f"before it is {want_id}"
+        )
+    if entry.previous_hash != want_hash:
+        return (
+            f"predecessor hash {entry.previous_hash} differs from {want_id}'s content hash "
+            f"{want_hash}"
+        )
+    return None
+
+
+def verify_chain(
+    reader: SnapshotReader, evidence: EvidenceStore, tenant_id: str, result: Verification
+) -> None:
+    entries = sorted(reader.list_snapshots(tenant_id), key=lambda e: e.scheduled_at)
+    anchors = evidence.list_anchors(tenant_id)
+    previous: SnapshotIndexEntry | None = None
+    for entry in entries:
+        result.snapshots += 1
+        subject = _snapshot(entry.snapshot_id)
+        for problem in (check_content(reader, entry), check_link(entry, previous)):
+            if problem:
+                result.findings.append(Finding(tenant_id, subject, problem))
+        anchor = anchors.pop(entry.snapshot_id, None)
+        if anchor is None:
+            result.findings.append(
+                Finding(tenant_id, subject, "no anchor in the evidence container")
+            )
+        else:
+            problem = anchor_mismatch(anchor, entry)
+            if problem:
+                result.findings.append(Finding(tenant_id, subject, f"anchor disagrees: {problem}"))
+        previous = entry
+    for snapshot_id in sorted(anchors):
+        result.findings.append(
+            Finding(
+                tenant_id,
+                _snapshot(snapshot_id),
+                "anchored, but no committed snapshot has this id in the store (deleted?)",
+            )
+        )
+
+
+def verify_packs(
+    reader: SnapshotReader, evidence: EvidenceStore, tenant_id: str, result: Verification
+) -> None:
+    blobs = evidence.list_blobs(f"{tenant_id}/")
+    by_report: dict[str, dict[str, str]] = {}
+    metadata: dict[str, dict[str, str]] = {}
+    for blob in blobs:
+        report_id = report_id_of(blob.name)
+        if report_id is None:
+            continue
+        by_report.setdefault(report_id, {})[blob.name.rsplit(".", 1)[-1]] = blob.name
+        metadata[blob.name] = blob.metadata
+    failed = {
+        b.name.rsplit("/", 1)[-1].removesuffix(".json")
+        for b in evidence.list_blobs(f"{FAILURE_PREFIX}{tenant_id}/")
+    }
+    known: dict[str, str] = {
+        e.snapshot_id: e.content_hash for e in reader.list_snapshots(tenant_id)
+    }
+    for report_id in sorted(by_report):
+        names = by_report[report_id]
+        subject = f"pack {report_id}"
+        if "json" not in names:
+            if report_id not in failed:
+                result.findings.append(Finding(tenant_id, subject, "workbook without a manifest"))
+            continue
+        result.packs += 1
+        for problem in _pack_problems(evidence, names, metadata, known):
+            result.findings.append(Finding(tenant_id, subject, problem))
+
+
+def _pack_problems(
+    evidence: EvidenceStore,
+    names: dict[str, str],
+    metadata: dict[str, dict[str, str]],
+    known: dict[str, str],
+) -> Iterable[str]:
+    manifest_name = names["json"]
+    try:
+        document = json.loads(evidence.get_bytes(manifest_name) or b"null")
+        pack = PackManifest.from_json(document["pack"])
+        recorded_pack = str(document["packSha256"])
+        workbook = document["workbook"]
+        workbook_name, workbook_sha = str(workbook["blob"]), str(workbook["sha256"])
+        workbook_size = int(workbook["bytes"])
+    except (ValueError, KeyError, TypeError) as exc:
+        yield f"manifest {manifest_name} is unreadable: {type(exc).__name__}: {exc}"
+        return
+    if pack.sha256 != recorded_pack:
+        yield f"manifest content hashes to {pack.sha256}, the manifest says {recorded_pack}"
+    for name in (manifest_name, workbook_name):
+        meta = metadata.get(name)
+        if meta is None:
+            yield f"{name} is missing"
+            continue
+        if meta.get(META_PACK_SHA256) != recorded_pack:
+            yield f"{name}: metadata pack hash {meta.get(META_PACK_SHA256)} ≠ manifest's"
+        if meta.get(META_WORKBOOK_SHA256) != workbook_sha:
+            yield f"{name}: metadata workbook hash {meta.get(META_WORKBOOK_SHA256)} ≠ manifest's"
+    if workbook_name in metadata:
+        actual, size = evidence.sha256(workbook_name)
+        if actual != workbook_sha or size != workbook_size:
+            yield (
+                f"workbook {workbook_name} hashes to {actual} ({size} bytes), the manifest says "
+                f"{workbook_sha} ({workbook_size} bytes)"
+            )
+    for ref in pack.snapshots:
+        stored = known.get(ref.snapshot_id)
+        if stored is None:
+            yield f"names snapshot {ref.snapshot_id}, which the store no longer has"
+        elif stored != ref.content_hash:
+            yield (
+                f"names snapshot {ref.snapshot_id} with hash {ref.content_hash}, the store says "
+                f"{stored}"
+            )
+
+
+def anchored_tenants(evidence: EvidenceStore) -> set[str]:
+    """Tenants with anchors (also those whose snapshots are all gone from the store)."""
+    out = set()
+    for blob in evidence.list_blobs(ANCHOR_PREFIX):
+        parts = blob.name.split("/")
+        if len(parts) == 3 and is_tenant_id(parts[1]):
+            out.add(parts[1])
+    return out
+
+
+def verify(
+    reader: SnapshotReader,
+    evidence: EvidenceStore,
+    tenants: Iterable[str] | None = None,
+    *,
+    reports: bool = False,
+) -> Verification:
+    """Verify the given tenants (None: every tenant the store or the anchors know)."""
+    if tenants is None:
+        wanted = {e.tenant_id for e in reader.list_tenants()} | anchored_tenants(evidence)
+    else:
+        wanted = {t.lower() for t in tenants}
+    result = Verification(tenants=sorted(wanted))
+    for tenant_id in result.tenants:
+        verify_chain(reader, evidence, tenant_id, result)
+        if reports:
+            verify_packs(reader, evidence, tenant_id, result)
+    return result

@@ -1,0 +1,243 @@
+"""`verify` against Azurite: an untouched history verifies; altering one stored snapshot entity,
+the chain, an anchor or one byte of a pack makes it fail and name the broken link."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableServiceClient, UpdateMode
+
+from auditor.adapters.blobs import EvidenceStore
+from auditor.adapters.tables import SnapshotStore
+from auditor.adapters.tables.packing import compress_lines, iter_section_lines
+from auditor.core.canonical import snapshot_content_hash
+from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.services.report import BuiltPack, ReportService
+from auditor.services.verify import verify
+from auditor.settings import Settings
+from tests.reports.conftest import commit_days
+from tools.devservices import REPO
+
+TENANT = "7e0a0000-0000-0000-0000-0000000000f1"
+OTHER = "7e0a0000-0000-0000-0000-0000000000f2"
+
+
+@pytest.fixture
+def history(store: SnapshotStore, evidence: EvidenceStore) -> list[SnapshotIndexEntry]:
+    commit_days(store, evidence, OTHER, days=2)
+    return commit_days(store, evidence, TENANT, days=3)
+
+
+@pytest.fixture
+def pack(
+    store: SnapshotStore, evidence: EvidenceStore, history: list[SnapshotIndexEntry]
+) -> BuiltPack:
+    service = ReportService(store, evidence, clock=lambda: datetime(2025, 2, 1, tzinfo=UTC))
+    built = service.run(service.new_job(TENANT, None, None, "test"))
+    assert built is not None
+    return built
+
+
+def _tables(settings: Settings) -> TableServiceClient:
+    assert settings.storage is not None and settings.storage.connection_string
+    return TableServiceClient.from_connection_string(settings.storage.connection_string)
+
+
+def test_an_untouched_history_and_its_packs_verify(
+    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+) -> None:
+    result = verify(store, evidence, reports=True)
+    assert result.ok, [str(f) for f in result.findings]
+    assert result.tenants == sorted([TENANT, OTHER])
+    assert (result.snapshots, result.packs) == (5, 1)
+
+
+def test_altering_one_stored_snapshot_entity_is_named(
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    settings: Settings,
+    history: list[SnapshotIndexEntry],
+) -> None:
+    middle = history[1]
+    _tamper_plans(store, settings, middle)
+
+    result = verify(store, evidence, [TENANT])
+    assert not result.ok
+    assert [f.subject for f in result.findings] == [f"snapshot {middle.snapshot_id}"]
+    assert result.first_broken is not None
+    assert result.first_broken.tenant_id == TENANT
+    assert "hashes to" in result.first_broken.problem
+
+
+def _tamper_plans(store: SnapshotStore, settings: Settings, entry: SnapshotIndexEntry) -> None:
+    """Upgrade one Free plan to Standard in the stored content of `entry` (one entity)."""
+    content = _tables(settings).get_table_client(store.tables.content)
+    (row,) = [
+        r
+        for r in content.list_entities()
+        if r["section"] == "plans"
+        and entry.snapshot_id in r["PartitionKey"]
+        and entry.tenant_id in r["PartitionKey"]
+    ]
+    lines = list(iter_section_lines([row]))
+    free = next(i for i, line in enumerate(lines) if '"tier":"Free"' in line)
+    lines[free] = lines[free].replace('"tier":"Free"', '"tier":"Standard"')
+    row["p00"] = compress_lines(lines)
+    content.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+
+def test_a_quiet_rewrite_of_history_is_caught_by_the_anchor(
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    settings: Settings,
+    history: list[SnapshotIndexEntry],
+) -> None:
+    """The operator alters the latest snapshot and re-hashes it: content and index agree and the
+    chain still links, but the write-once anchor holds the original hash."""
+    last = history[-1]
+    _tamper_plans(store, settings, last)
+    rehashed = snapshot_content_hash(store.get_snapshot(TENANT, last.snapshot_id, verify=False))
+    index = _tables(settings).get_table_client(store.tables.index)
+    row = next(r for r in index.list_entities() if r.get("content_hash") == last.content_hash)
+    row["content_hash"] = rehashed
+    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+    assert store.get_snapshot(TENANT, last.snapshot_id).index.content_hash == rehashed
+
+    result = verify(store, evidence, [TENANT])
+    assert [str(f) for f in result.findings] == [
+        f"tenant {TENANT} snapshot {last.snapshot_id}: anchor disagrees: content hash "
+        f"{rehashed} but anchored {last.content_hash}"
+    ]
+
+
+def test_a_broken_link_in_the_chain_is_named(
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    settings: Settings,
+    history: list[SnapshotIndexEntry],
+) -> None:
+    index = _tables(settings).get_table_client(store.tables.index)
+    second = history[1]
+    row = next(r for r in index.list_entities() if r.get("content_hash") == second.content_hash)
+    row["previous_hash"] = "0" * 64
+    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    result = verify(store, evidence, [TENANT])
+    assert result.first_broken is not None
+    assert result.first_broken.subject == f"snapshot {second.snapshot_id}"
+    problems = [f.problem for f in result.findings]
+    assert (
+        f"predecessor hash {'0' * 64} differs from {history[0].snapshot_id}'s content hash "
+        f"{history[0].content_hash}" in problems
+    )
+    assert any(p.startswith("anchor disagrees: predecessor hash") for p in problems)
+
+
+def test_a_deleted_anchor_or_snapshot_is_named(
+    store: SnapshotStore, evidence: EvidenceStore, history: list[SnapshotIndexEntry]
+) -> None:
+    evidence.container.delete_blob(f"anchors/{TENANT}/{history[2].snapshot_id}.json")
+    evidence.anchor(replace(history[2], snapshot_id="20250110T020000Z"))
+    result = verify(store, evidence, [TENANT])
+    assert [(f.subject, f.problem) for f in result.findings] == [
+        (f"snapshot {history[2].snapshot_id}", "no anchor in the evidence container"),
+        (
+            "snapshot 20250110T020000Z",
+            "anchored, but no committed snapshot has this id in the store (deleted?)",
+        ),
+    ]
+
+
+def test_changing_one_byte_of_a_pack_is_named(
+    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+) -> None:
+    data = bytearray(b"".join(evidence.iter_chunks(pack.workbook_blob)))
+    data[len(data) // 2] ^= 0x01
+    blob = evidence.container.get_blob_client(pack.workbook_blob)
+    metadata = blob.get_blob_properties().metadata
+    blob.upload_blob(bytes(data), overwrite=True, metadata=metadata)  # WORM would refuse this
+
+    assert verify(store, evidence, [TENANT]).ok  # snapshots alone are fine
+    result = verify(store, evidence, [TENANT], reports=True)
+    assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
+    assert result.findings[0].problem.startswith(f"workbook {pack.workbook_blob} hashes to")
+
+
+def test_a_manifest_that_no_longer_matches_its_hash_is_named(
+    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+) -> None:
+    blob = evidence.container.get_blob_client(pack.manifest_blob)
+    document = json.loads(blob.download_blob().readall())
+    document["pack"]["tenantName"] = "Someone else"
+    blob.upload_blob(
+        json.dumps(document).encode(), overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+    result = verify(store, evidence, [TENANT], reports=True)
+    assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
+    assert "manifest content hashes to" in result.findings[0].problem
+
+
+def test_the_verify_command_exits_non_zero_and_names_the_first_broken_link(
+    store: SnapshotStore, evidence: EvidenceStore, settings: Settings, pack: BuiltPack
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AUDITOR_STORAGE": settings.storage.connection_string if settings.storage else "",
+        "AUDITOR_TABLE_PREFIX": settings.table_prefix,
+        "AUDITOR_EVIDENCE_CONTAINER": settings.evidence_container,
+    }
+    command = [sys.executable, "-m", "auditor", "verify", "--all", "--reports"]
+    ok = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "OK: verified 5 snapshots and 1 packs of 2 tenants" in ok.stdout
+
+    blob = evidence.container.get_blob_client(pack.workbook_blob)
+    blob.upload_blob(
+        b"not the workbook", overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+    bad = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert (
+        f"first broken link: tenant {TENANT} pack {pack.manifest.report_id}: workbook" in bad.stdout
+    )
+
+
+def test_report_command_writes_and_stores_a_pack(
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    settings: Settings,
+    history: list[SnapshotIndexEntry],
+    tmp_path: Path,
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AUDITOR_STORAGE": settings.storage.connection_string if settings.storage else "",
+        "AUDITOR_TABLE_PREFIX": settings.table_prefix,
+        "AUDITOR_EVIDENCE_CONTAINER": settings.evidence_container,
+    }
+    out = tmp_path / "pack.xlsx"
+    command = [
+        sys.executable, "-m", "auditor", "report", "--tenant", TENANT,
+        "--from", history[0].snapshot_id, "--to", "2025-01-31T23:59:59Z",
+        "--out", str(out), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["path"] == str(out) and out.exists()
+    assert (result["start"], result["end"]) == (history[0].snapshot_id, history[-1].snapshot_id)
+    assert result["stored"]["workbook"].startswith(f"{TENANT}/2025/01/")
+    assert evidence.sha256(result["stored"]["workbook"])[0] == result["workbookSha256"]
+
+    local = tmp_path / "local.xlsx"
+    command[-3:] = ["--out", str(local), "--no-upload"]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "not stored (--no-upload)" in done.stdout and local.exists()
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
