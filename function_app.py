@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from auditor.api.hosting import azure_app
 from auditor.services import snapshot as snapshots
 
-app = func.FunctionApp()
+# One app object carries the HTTP API and the triggers below. The API (FastAPI, routes under
+# /api, host.json routePrefix "") answers on a catch-all HTTP function; every request needs the
+# function key, and the caller's identity comes from App Service Authentication.
+app = func.AsgiFunctionApp(app=azure_app(), http_auth_level=func.AuthLevel.FUNCTION)
 
 
 # Daily (AUDITOR_SNAPSHOT_SCHEDULE, NCRONTAB): discover delegated tenants, record the run's

@@ -49,18 +49,27 @@ def check_function(function: Any) -> None:
     """The worker's load-time checks for one function; AssertionError naming what is wrong."""
     name = function.get_function_name()
     user_function = function.get_user_function()
-    parameters = inspect.signature(user_function).parameters
+    parameters = dict(inspect.signature(user_function).parameters)
     hints = typing.get_type_hints(user_function)
     bindings = function.get_bindings()
     triggers = [b for b in bindings if b.type.endswith("Trigger")]
     assert len(triggers) == 1, f"{name}: {len(triggers)} triggers"
-    assert set(parameters) == {b.name for b in bindings}, f"{name}: parameters != bindings"
+    bound = {b.name for b in bindings if b.name != "$return"}
+    # As the worker does: a `context` parameter no binding names receives the invocation
+    # context (AsgiFunctionApp's HTTP function has one), and `$return` is the return value.
+    if "context" in parameters and "context" not in bound:
+        parameters.pop("context")
+        assert hints.get("context", func.Context) is func.Context, f"{name}: context annotation"
+    assert set(parameters) == bound, f"{name}: parameters != bindings"
     registry = meta.get_binding_registry()
     for binding in bindings:
         annotation = hints.get(binding.name)
         converter = registry.get(binding.type)
         assert converter is not None, f"{name}: no converter for {binding.type}"
-        if str(binding.direction).endswith("OUT"):
+        if binding.name == "$return":
+            returned = hints.get("return")
+            assert returned is None or converter.check_output_type_annotation(returned), name
+        elif str(binding.direction).endswith("OUT"):
             assert typing.get_origin(annotation) is func.Out, f"{name}.{binding.name}: not Out[]"
             inner = typing.get_args(annotation)[0]
             assert converter.check_output_type_annotation(inner), f"{name}.{binding.name}"
