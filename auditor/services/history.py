@@ -21,9 +21,9 @@ from auditor.core.snapshot import (
 )
 from auditor.services.bounded_cache import BoundedCache, CacheStats
 
-# About 0.7 KB per cached compliance record with its diff index: 600,000 records ≈ 450 MB at most,
-# six 100,000-record snapshots.
-DEFAULT_MAX_CACHED_RECORDS = 600_000
+# Measured: about 1.1 KB per cached compliance record (record, history, diff index), so
+# 400,000 records ≈ 450 MB: four 100,000-record snapshots, within a 2 GB Flex instance.
+DEFAULT_MAX_CACHED_RECORDS = 400_000
 DEFAULT_MAX_CACHED_CHANGES = 400_000
 
 SnapshotKey = tuple[str, str, str]

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
-from tests.api.conftest import TestClient
+import pytest
+
+from auditor.core.access import AccessPolicy, Principal
+from tests.api.conftest import HostedClient, TestClient, principal_header
 from tests.api.helpers import PROBLEM, problem
+from tests.api.scenario import DAY2, TENANT_A, TENANT_X, Scenario
 
 
 def test_health_needs_no_caller_and_reads_no_store(local_client: TestClient) -> None:
@@ -49,3 +55,30 @@ def test_unknown_paths_and_methods_are_problems(local_client: TestClient) -> Non
     response = local_client.post("/api/tenants")
     problem(response, 405)
     assert response.headers["allow"] == "GET"
+
+
+def test_every_request_is_audit_logged_without_secrets(
+    hosted: HostedClient, scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    caller = Principal("a11ce000-0000-4000-8000-000000000001", auth_type="aad")
+    client = hosted(AccessPolicy.allow_all())
+    headers = {**principal_header(caller), "x-functions-key": "KEY-IN-HEADER"}
+    with caplog.at_level(logging.INFO, logger="auditor.audit"):
+        client.get(
+            f"/api/tenants/{TENANT_A}/diff",
+            params={"from": DAY2, "change": "regressed", "code": "KEY-IN-QUERY"},
+            headers=headers,
+        )
+        client.get(f"/api/tenants/{TENANT_X}/coverage")
+    records = [r for r in caplog.records if r.name == "auditor.audit"]
+    assert len(records) == 2
+    first, second = (json.loads(r.getMessage()) for r in records)
+    assert first["principal"] == caller.object_id and first["authType"] == "aad"
+    assert first["tenant"] == TENANT_A
+    assert first["route"] == "/api/tenants/{tenantId}/diff"
+    assert first["query"] == ["from", "change"] and first["from"] == DAY2
+    assert first["status"] == 200
+    assert (second["principal"], second["status"]) == ("anonymous", 401)
+    logged = " ".join(r.getMessage() for r in records)
+    assert "KEY-IN" not in logged and "regressed" not in logged
+    assert principal_header(caller)["X-MS-CLIENT-PRINCIPAL"] not in logged
