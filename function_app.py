@@ -9,6 +9,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from auditor.api.hosting import azure_app
+from auditor.services import report as reports
 from auditor.services import snapshot as snapshots
 
 # One app object carries the HTTP API and the triggers below. The API (FastAPI, routes under
@@ -46,3 +47,27 @@ def plan_snapshot_run(timer: func.TimerRequest) -> None:
 )
 def snapshot_tenant(message: func.QueueMessage) -> None:
     snapshots.on_queue_message(message.get_body().decode("utf-8"), message.dequeue_count or 1)
+
+
+# Monthly (AUDITOR_REPORT_SCHEDULE, NCRONTAB): queue last month's evidence pack of every tenant
+# (one message each; a new report id per pack, so a rerun never overwrites one).
+@app.timer_trigger(
+    arg_name="timer",
+    schedule="%AUDITOR_REPORT_SCHEDULE%",
+    use_monitor=True,
+    run_on_startup=False,
+)
+def queue_monthly_packs(timer: func.TimerRequest) -> None:
+    reports.on_timer()
+
+
+# One evidence pack per message: build the workbook, store it write-once beside its manifest. A
+# lasting failure is recorded and not retried; a transient one raises for the host to retry,
+# and after maxDequeueCount the message lands in the poison queue with its failure recorded.
+@app.queue_trigger(
+    arg_name="message",
+    queue_name="%AUDITOR_REPORT_QUEUE%",
+    connection="AUDITOR_STORAGE",
+)
+def build_evidence_pack(message: func.QueueMessage) -> None:
+    reports.on_queue_message(message.get_body().decode("utf-8"), message.dequeue_count or 1)

@@ -121,6 +121,11 @@ def create_app(
     for name in ROUTERS:
         module = importlib.import_module(f"auditor.api.routes_{name}")
         app.include_router(module.router, dependencies=[Depends(reject_unknown_query)])
+    if "reports" in app.state.context.extra:
+        # Evidence packs need the evidence container and report queue (hosting passes them).
+        from auditor.api import routes_reports
+
+        app.include_router(routes_reports.router, dependencies=[Depends(reject_unknown_query)])
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(AuditMiddleware, local_principal=local)
     return app

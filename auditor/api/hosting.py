@@ -22,6 +22,7 @@ from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
+from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
 
 
@@ -73,7 +74,8 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     policy = access_policy(settings, default=AccessPolicy.deny_all())
     checked = settings
-    return create_app(LazyReader(lambda: SnapshotStore.from_settings(checked)), policy)
+    reader = LazyReader(lambda: SnapshotStore.from_settings(checked))
+    return create_app(reader, policy, extra={"reports": api_report_service(checked, reader)})
 
 
 def local_app(
@@ -83,4 +85,5 @@ def local_app(
     settings = settings or load_settings()
     policy = access_policy(settings, default=AccessPolicy.allow_all())
     store = SnapshotStore.from_settings(settings)
-    return create_app(store, policy, local_principal=principal), store
+    reports = api_report_service(settings, store)
+    return create_app(store, policy, local_principal=principal, extra={"reports": reports}), store

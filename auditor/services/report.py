@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -600,3 +601,35 @@ def on_queue_message(text: str, dequeue_count: int) -> BuiltPack | None:
 
     with open_report_service(load_settings(), with_queue=False) as service:
         return process_job(service, text, dequeue_count, max_dequeue_count())
+
+
+class LazyReportService:
+    """The API's report service, made on first use (so loading the app opens no connection).
+    Lives as long as the process."""
+
+    def __init__(self, make: Callable[[], ReportService]) -> None:
+        self._make = make
+        self._service: ReportService | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def service(self) -> ReportService:
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self._make()
+        return self._service
+
+
+def api_report_service(settings: Settings, reader: SnapshotReader) -> LazyReportService:
+    """Report service of the HTTP API: the API's snapshot reader, evidence and report queue."""
+
+    def make() -> ReportService:
+        from auditor.adapters.report_queue import ReportQueue
+
+        evidence = EvidenceStore.from_settings(settings)
+        if not evidence.identity_based:
+            evidence.create_container()
+        return ReportService(reader, evidence, ReportQueue.from_settings(settings).send)
+
+    return LazyReportService(make)
