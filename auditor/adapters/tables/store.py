@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from azure.core import MatchConditions
@@ -42,6 +44,8 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
@@ -146,6 +150,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# azure-core retries GET, PUT and DELETE on connection errors but never POST (not idempotent in
+# general). Entity-group transactions and inserts are POSTs; ours are safe to repeat (upserts in
+# an attempt's own partition; a repeated claim is recognised by its attempt id), so the store
+# retries them itself, with the same backoff.
+WRITE_RETRIES = 6
+
+
+def _retrying(call: Callable[[], Any], retries: int, sleep: Callable[[float], None]) -> Any:
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            if attempt == retries:
+                raise
+            log.warning("storage unreachable (%s), retry %d of %d", exc, attempt + 1, retries)
+            sleep(min(8.0, 0.5 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _status_code(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None)
 
@@ -205,8 +228,12 @@ class SnapshotStore:
         table_prefix: str,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        write_retries: int = WRITE_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.tables = TableNames(table_prefix)
+        self._write_retries = write_retries
+        self._sleep = sleep
         self._service = service
         self._index = service.get_table_client(self.tables.index)
         self._content = service.get_table_client(self.tables.content)
@@ -216,11 +243,16 @@ class SnapshotStore:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, credential: TokenCredential | None = None, **options: Any
+        cls,
+        settings: Settings,
+        credential: TokenCredential | None = None,
+        *,
+        write_retries: int = WRITE_RETRIES,
+        **options: Any,
     ) -> SnapshotStore:
         """A store on AUDITOR_STORAGE; `options` go to the SDK client (retries, hooks)."""
         service = table_service_client(require_storage(settings), credential, **options)
-        return cls(service, settings.table_prefix)
+        return cls(service, settings.table_prefix, write_retries=write_retries)
 
     def close(self) -> None:
         self._service.close()
@@ -237,7 +269,9 @@ class SnapshotStore:
             return
         for name in self.tables.all():
             with contextlib.suppress(ResourceExistsError):
-                self._service.create_table(name)
+                _retrying(
+                    partial(self._service.create_table, name), self._write_retries, self._sleep
+                )
         self._tables_ready = True
 
     # -----------------------------------------------------------------------------------------
@@ -484,11 +518,17 @@ class SnapshotStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            self._delete_partition(partition_key)
             winner = self._get_index_row(tenant.tenant_id, snapshot_id)
-            if winner is not None and is_committed(winner):
-                return index_entry(winner)
-            raise SlotBusy(f"slot {snapshot_id} of tenant {tenant.tenant_id} taken over") from exc
+            if winner is not None and winner.get("attempt") == attempt and is_committed(winner):
+                # Our commit landed; its response was lost and the SDK's retry saw a new ETag.
+                row = dict(winner)
+            else:
+                self._delete_partition(partition_key)
+                if winner is not None and is_committed(winner):
+                    return index_entry(winner)
+                raise SlotBusy(
+                    f"slot {snapshot_id} of tenant {tenant.tenant_id} taken over"
+                ) from exc
         self._advance_latest(row)
         for old in claim.abandoned:
             self._delete_partition(content_partition_key(tenant.tenant_id, snapshot_id, old))
@@ -545,7 +585,9 @@ class SnapshotStore:
             row = pending_entity(tenant_id, snapshot_id, attempt, abandoned, started_at)
             try:
                 if current is None:
-                    metadata = self._index.create_entity(row)
+                    metadata = _retrying(
+                        partial(self._index.create_entity, row), self._write_retries, self._sleep
+                    )
                 else:
                     metadata = self._index.update_entity(
                         row,
@@ -574,7 +616,9 @@ class SnapshotStore:
                 return
             try:
                 if current is None:
-                    self._latest.create_entity(row)
+                    _retrying(
+                        partial(self._latest.create_entity, row), self._write_retries, self._sleep
+                    )
                 else:
                     self._latest.update_entity(
                         row,
@@ -589,7 +633,10 @@ class SnapshotStore:
 
     def _write(self, table: TableClient, entities: list[Entity]) -> None:
         for batch in plan_batches(entities):
-            table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in batch])
+            operations = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in batch]
+            _retrying(
+                partial(table.submit_transaction, operations), self._write_retries, self._sleep
+            )
 
     def _delete_partition(self, partition_key: str) -> None:
         """Best effort: an orphan partition is invisible to readers, only wasted space."""
