@@ -145,6 +145,19 @@ class EvidenceStore:
         self, name: str, data: Any, size: int, metadata: Mapping[str, str], content_type: str
     ) -> None:
         try:
+            self._upload(name, data, size, metadata, content_type)
+        except ResourceNotFoundError:
+            if self.identity_based:
+                raise  # in Azure the template creates the container with its WORM policy
+            self.create_container()  # a fresh local storage (Azurite)
+            if hasattr(data, "seek"):
+                data.seek(0)
+            self._upload(name, data, size, metadata, content_type)
+
+    def _upload(
+        self, name: str, data: Any, size: int, metadata: Mapping[str, str], content_type: str
+    ) -> None:
+        try:
             self.container.upload_blob(
                 name,
                 data,

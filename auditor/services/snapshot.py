@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from auditor.adapters.blobs import AnchorConflict, EvidenceStore
 from auditor.adapters.queues import SnapshotQueue, max_dequeue_count
 from auditor.adapters.tables import SnapshotStore, SnapshotSuperseded
 from auditor.adapters.tables.runs import RunStore
@@ -98,6 +99,9 @@ class SnapshotService:
     source: PostureSource
     queue: SnapshotQueue | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Called with every committed entry (and again for a duplicate job, which repairs a crash
+    # between commit and anchor): writes its hashes to the write-once evidence container.
+    anchor: Callable[[SnapshotIndexEntry], object] | None = None
 
     # -----------------------------------------------------------------------------------------
     # Planning
@@ -297,6 +301,7 @@ class SnapshotService:
         except SnapshotNotFound:
             return None
         event("snapshot.tenant.duplicate", tenant=tenant_id, slot=snapshot_id, status=entry.status)
+        self._anchor(entry)
         return TenantOutcome(
             tenant_id, snapshot_id, "duplicate", entry, "", round(time.monotonic() - started, 3)
         )
@@ -309,6 +314,17 @@ class SnapshotService:
             tenant_id, snapshot_id, "superseded", None, str(exc), time.monotonic() - started
         )
 
+    def _anchor(self, entry: SnapshotIndexEntry) -> None:
+        """Anchor a committed snapshot (idempotent). A storage error raises, so the job is retried
+        and the duplicate path anchors it; an anchor with other hashes is logged, not fixed."""
+        if self.anchor is None:
+            return
+        try:
+            self.anchor(entry)
+        except AnchorConflict as exc:
+            log.error("snapshot %s/%s: %s", entry.tenant_id, entry.snapshot_id, exc)
+            event("snapshot.anchor.conflict", tenant=entry.tenant_id, slot=entry.snapshot_id)
+
     def _committed(
         self,
         entry: SnapshotIndexEntry,
@@ -318,6 +334,7 @@ class SnapshotService:
         reason: str = "",
         dequeue_count: int | None = None,
     ) -> TenantOutcome:
+        self._anchor(entry)
         duration = round(time.monotonic() - started, 3)
         completeness = posture.completeness if posture is not None else None
         event(
@@ -383,18 +400,20 @@ def open_service(
 ) -> Iterator[SnapshotService]:
     """A service on the configured storage and collector, closed afterwards."""
     store = SnapshotStore.from_settings(settings)
+    evidence = EvidenceStore.from_settings(settings)
     runs = RunStore.from_settings(settings)
     queue = SnapshotQueue.from_settings(settings) if with_queue else None
     own_source = source is None
     source = source or make_source(settings)
     try:
-        yield SnapshotService(store, runs, source, queue)
+        yield SnapshotService(store, runs, source, queue, anchor=evidence.anchor)
     finally:
         if own_source:
             source.close()
         if queue is not None:
             queue.close()
         runs.close()
+        evidence.close()
         store.close()
 
 
@@ -407,6 +426,7 @@ def _process_service(settings: Settings) -> SnapshotService:
         RunStore.from_settings(settings),
         make_source(settings),
         SnapshotQueue.from_settings(settings),
+        anchor=EvidenceStore.from_settings(settings).anchor,
     )
 
 
