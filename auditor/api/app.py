@@ -94,12 +94,15 @@ def create_app(
     *,
     local_principal: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    trust_principal_header: bool = True,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
     `local_principal` switches on local mode: every request comes from that principal and the
     principal header is ignored. Without it (Azure) the caller is the one App Service
-    Authentication names, and a request without one is 401.
+    Authentication names, and a request without one is 401. `trust_principal_header=False`
+    ignores that header (App Service Authentication off: a client could have forged it), so
+    every request is 401.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -127,5 +130,7 @@ def create_app(
 
         app.include_router(routes_reports.router, dependencies=[Depends(reject_unknown_query)])
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(AuditMiddleware, local_principal=local)
+    app.add_middleware(
+        AuditMiddleware, local_principal=local, trust_principal_header=trust_principal_header
+    )
     return app

@@ -64,13 +64,19 @@ def _what(scope: Scope) -> dict[str, Any]:
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, *, local_principal: Principal | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, local_principal: Principal | None, trust_principal_header: bool
+    ) -> None:
         self.app = app
         self.local_principal = local_principal
+        self.trust_principal_header = trust_principal_header
 
     def identify(self, scope: Scope) -> Principal | None:
         if self.local_principal is not None:
             return self.local_principal
+        if not self.trust_principal_header:
+            # Without App Service Authentication nothing strips a header the client forged.
+            return None
         return parse_client_principal(_header(scope, PRINCIPAL_HEADER))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

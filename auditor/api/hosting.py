@@ -1,7 +1,8 @@
 """Building the API from settings, for its two hosts.
 
 - ``azure_app()``: the app ``function_app.py`` hands to ``func.AsgiFunctionApp``. The caller is
-  whoever App Service Authentication names; without ``AUDITOR_ACCESS_POLICY`` nobody may see
+  whoever App Service Authentication names (the header is ignored unless the platform says
+  authentication is on: WEBSITE_AUTH_ENABLED); without ``AUDITOR_ACCESS_POLICY`` nobody may see
   any tenant (deny by default). Settings are checked when the module loads (a bad policy stops
   the app at start); the storage client is made on the first request, so that loading
   function_app.py opens no connection.
@@ -12,8 +13,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from fastapi import FastAPI
@@ -75,7 +77,22 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
     policy = access_policy(settings, default=AccessPolicy.deny_all())
     checked = settings
     reader = LazyReader(lambda: SnapshotStore.from_settings(checked))
-    return create_app(reader, policy, extra={"reports": api_report_service(checked, reader)})
+    return create_app(
+        reader,
+        policy,
+        extra={"reports": api_report_service(checked, reader)},
+        trust_principal_header=app_service_authentication_enabled(),
+    )
+
+
+def app_service_authentication_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """True when App Service Authentication runs in front of the app.
+
+    The platform sets WEBSITE_AUTH_ENABLED then; only then does it strip a client-sent
+    X-MS-CLIENT-PRINCIPAL and set its own, so only then may the header be believed.
+    """
+    env = os.environ if env is None else env
+    return env.get("WEBSITE_AUTH_ENABLED", "").strip().lower() == "true"
 
 
 def local_app(

@@ -38,9 +38,11 @@ def test_the_http_api_indexes_as_one_catch_all_function_key_protected_function()
 
 
 def call_hosted(azurite: Azurite, store: SnapshotStore, policy: dict[str, Any],
-                requests: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+                requests: list[dict[str, Any]], auth_enabled: bool = True,
+                ) -> list[dict[str, Any]]:  # fmt: skip
     env = {
         **os.environ,
+        "WEBSITE_AUTH_ENABLED": "True" if auth_enabled else "False",
         "AUDITOR_STORAGE": azurite.connection_string,
         "AUDITOR_TABLE_PREFIX": store.tables.prefix,
         "AUDITOR_ACCESS_POLICY": json.dumps(policy),
@@ -88,3 +90,18 @@ def test_the_hosted_function_serves_the_api_to_the_principal_app_service_names(
     assert "code=" not in page["nextLink"]
     assert hidden["status"] == 404
     assert json.loads(hidden["body"])["type"] == "urn:auditor:problem:tenant-not-found"
+
+
+def test_without_app_service_authentication_a_client_sent_principal_is_not_believed(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    forged = {"X-MS-CLIENT-PRINCIPAL": encode_client_principal(Principal(ALICE))}
+    policy = {"grants": [{"principal": ALICE, "tenants": [TENANT_A]}]}
+    (answer,) = call_hosted(
+        azurite,
+        api_store,
+        policy,
+        [{"url": f"{HOST}/api/tenants", "headers": forged}],
+        auth_enabled=False,
+    )
+    assert answer["status"] == 401
