@@ -382,3 +382,40 @@ def test_identity_based_storage_builds_clients_on_the_service_uris() -> None:
     store = SnapshotStore.from_settings(settings, credential=Credential())  # type: ignore[arg-type]
     assert store._service.url.startswith("https://acct.table.core.windows.net")
     assert store.tables.index == "auditorSnapshots"
+
+
+def test_a_commit_whose_response_is_lost_keeps_its_content(
+    make_store: Callable[..., SnapshotStore],
+) -> None:
+    from azure.core.exceptions import ServiceResponseError
+
+    lost = [False]
+
+    def lose_the_commit_response(response: PipelineResponse[Any, Any]) -> None:
+        request = response.http_request
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        if request.method == "PUT" and '"committed": true' in body and not lost[0]:
+            lost[0] = True  # the service committed; the client never hears of it, and retries
+            raise ServiceResponseError("connection reset while reading the response")
+
+    store = make_store(raw_response_hook=lose_the_commit_response)
+    posture = make_posture(TENANT)
+    entry = store.commit_snapshot(posture, DAY1, "c")
+    assert lost[0]
+    snapshot = make_store().get_snapshot(TENANT, entry.snapshot_id)
+    assert snapshot.index.content_hash == entry.content_hash
+    same_records(snapshot.posture, posture)
+
+
+def test_missing_content_is_reported_as_a_corrupt_snapshot(
+    store: SnapshotStore, settings: Settings
+) -> None:
+    entry = store.commit_snapshot(make_posture(TENANT), DAY1, "c")
+    service = table_service_client(require_storage(settings))
+    content = service.get_table_client(store.tables.content)
+    compliance = next(r for r in content.list_entities() if r["section"] == "compliance")
+    content.delete_entity(compliance["PartitionKey"], compliance["RowKey"])
+    with pytest.raises(CorruptSnapshot, match="compliance"):
+        store.get_snapshot(TENANT, entry.snapshot_id)
+    with pytest.raises(CorruptSnapshot):
+        list(store.iter_compliance(TENANT, entry.snapshot_id))

@@ -53,6 +53,7 @@ from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import keys
 from auditor.adapters.tables.packing import (
     Entity,
+    PackingError,
     get_json,
     iter_section_lines,
     plan_batches,
@@ -73,6 +74,7 @@ from auditor.adapters.tables.rows import (
 )
 from auditor.core.canonical import (
     SECTIONS,
+    CanonicalFormatError,
     SnapshotHeader,
     canonical_sections,
     content_hash,
@@ -337,15 +339,16 @@ class SnapshotStore:
         row = self._committed_row(tenant_id, snapshot_id)
         entry = index_entry(row)
         layout = content_layout(row)
-        lines = self._read_sections(layout, SECTIONS)
-        if verify:
-            actual = content_hash(_header(entry), lines)
-            if actual != entry.content_hash:
-                raise CorruptSnapshot(
-                    f"snapshot {tenant_id}/{snapshot_id}: content hashes to {actual}, "
-                    f"index says {entry.content_hash}"
-                )
-        content = decode_sections(lines, layout.operations)
+        with _corruption_reported(tenant_id, snapshot_id):
+            lines = self._read_sections(layout, SECTIONS)
+            if verify:
+                actual = content_hash(_header(entry), lines)
+                if actual != entry.content_hash:
+                    raise CorruptSnapshot(
+                        f"snapshot {tenant_id}/{snapshot_id}: content hashes to {actual}, "
+                        f"index says {entry.content_hash}"
+                    )
+            content = decode_sections(lines, layout.operations)
         return Snapshot(
             index=entry,
             posture=content.posture,
@@ -360,8 +363,9 @@ class SnapshotStore:
         (memory stays bounded by a few entities whatever the snapshot's size)."""
         row = self._committed_row(tenant_id, snapshot_id)
         layout = content_layout(row)
-        for line in self._iter_section(layout, "compliance", results_per_page=4):
-            yield decode_compliance(line)
+        with _corruption_reported(tenant_id, snapshot_id):
+            for line in self._iter_section(layout, "compliance", results_per_page=4):
+                yield decode_compliance(line)
 
     def _committed_row(self, tenant_id: str, snapshot_id: str) -> Mapping[str, Any]:
         try:
@@ -398,9 +402,12 @@ class SnapshotStore:
                 yield row
 
         lines = 0
-        for line in iter_section_lines(counted(entities)):
-            lines += 1
-            yield line
+        try:
+            for line in iter_section_lines(counted(entities)):
+                lines += 1
+                yield line
+        except PackingError as exc:
+            raise CorruptSnapshot(f"section {section} of {layout.partition_key}: {exc}") from exc
         if (seen[0], lines) != (expected_entities, expected_lines):
             raise CorruptSnapshot(
                 f"section {section} of {layout.partition_key}: {seen[0]} entities and {lines} "
@@ -419,8 +426,14 @@ class SnapshotStore:
         out: dict[str, list[str]] = {}
         for section in wanted:
             rows = rows_by_section.get(section, [])
-            lines = list(iter_section_lines(rows))
             expected = layout.sections.get(section, (0, 0))
+            try:
+                lines = list(iter_section_lines(rows))
+            except PackingError as exc:
+                raise CorruptSnapshot(
+                    f"section {section} of {layout.partition_key}: {len(rows)} entities, index "
+                    f"says {expected[0]}: {exc}"
+                ) from exc
             if (len(rows), len(lines)) != expected:
                 raise CorruptSnapshot(
                     f"section {section} of {layout.partition_key}: {len(rows)} entities and "
@@ -686,6 +699,15 @@ class StoredPrior:
     def carry(self) -> CarriedAssessment:
         record = decode_compliance_fields(self._fields)
         return CarriedAssessment(record, self.transition, self._last_seen)
+
+
+@contextlib.contextmanager
+def _corruption_reported(tenant_id: str, snapshot_id: str) -> Iterator[None]:
+    """Damaged streams and undecodable lines are the snapshot's corruption, said as such."""
+    try:
+        yield
+    except (PackingError, CanonicalFormatError) as exc:
+        raise CorruptSnapshot(f"snapshot {tenant_id}/{snapshot_id}: {exc}") from exc
 
 
 def _header(entry: SnapshotIndexEntry) -> SnapshotHeader:
