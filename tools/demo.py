@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools.demo_evidence import evidence_pack_steps
 from tools.devservices import REPO, start_azurite
 
 DEMO_DIR = REPO / ".demo"
@@ -44,6 +45,7 @@ def main() -> int:
         print(f"  simulator {sim.base_url} (pid {sim.pid})")
 
         run("Discover delegated tenants and collect their posture (day 0)", ["collect", "--all"], env)
+        evidence_pack_steps(env, run, DEMO_DIR)
         print("\nDemo finished: every service it started is being stopped.")
     return 0
 
