@@ -115,6 +115,8 @@ def _props(row: Row) -> Mapping[str, Any]:
 
 def _str(mapping: Mapping[str, Any], name: str, *, required: bool = True) -> str:
     value = mapping.get(name)
+    if type(value) is str:  # the common case first: this runs for every row
+        return value
     if value is None:
         if required:
             raise Malformed(f"missing {name}")
@@ -126,6 +128,8 @@ def _str(mapping: Mapping[str, Any], name: str, *, required: bool = True) -> str
 
 def _int(mapping: Mapping[str, Any], name: str) -> int:
     value = mapping.get(name, 0)
+    if type(value) is int and value >= 0:  # the common case first: this runs for every row
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -151,8 +155,14 @@ def _float(mapping: Mapping[str, Any], name: str) -> float:
         raise Malformed(f"{name} is not a number") from None
 
 
+_STATES = {state.value: state for state in State}
+
+
 def _state(props: Mapping[str, Any]) -> State:
     raw = props.get("state")
+    known = _STATES.get(raw) if type(raw) is str else None
+    if known is not None:
+        return known
     if raw is None:
         raise Malformed("missing state")
     try:
