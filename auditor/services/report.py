@@ -411,12 +411,14 @@ class ReportService:
                 self.reader, job.tenant_id, job.report_id, period, path, generated_at=self._clock()
             )
             if upload:
-                self._store(job, pack, period, path)
+                pack = self._store(job, pack, period, path)
             return pack
 
-    def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> None:
+    def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> BuiltPack:
+        """Upload the pack; returns the pack stored (rebuilt under a new id if need be)."""
         try:
             upload_pack(self.evidence, pack)
+            return pack
         except EvidenceExists:
             if self.evidence.properties(pack.manifest_blob) is not None:
                 raise
@@ -439,6 +441,7 @@ class ReportService:
                 generated_at=self._clock(),
             )
             upload_pack(self.evidence, rebuilt)
+            return rebuilt
 
     def record_failure(
         self, job: ReportJob, reason: str, *, superseded_by: str | None = None

@@ -272,3 +272,23 @@ def test_identity_based_storage_builds_a_blob_client_on_the_service_uri() -> Non
     assert store.identity_based
     assert store.container.url == "https://acct.blob.core.windows.net/evidence"
     assert isinstance(store._service, BlobServiceClient)
+
+
+def test_a_retry_after_an_interrupted_upload_builds_under_a_new_report_id(
+    store: SnapshotStore, evidence: EvidenceStore, service: ReportService, sent: list[str]
+) -> None:
+    entries = commit_days(store, evidence, TENANT, days=1)
+    job = service.request(TENANT, None, None, "test")
+    # The first attempt stored the workbook, then died before the manifest.
+    orphan = f"{TENANT}/{entries[0].scheduled_at:%Y/%m}/{job.report_id}.xlsx"
+    evidence.put_bytes(orphan, b"partial", {})
+    pack = process_job(service, sent[0], dequeue_count=2, max_dequeues=5)
+    assert pack is not None
+    old = service.status(TENANT, job.report_id)
+    assert old is not None and old.status == FAILED and old.failure is not None
+    new_id = old.failure["supersededBy"]
+    assert new_id != job.report_id
+    new = service.status(TENANT, new_id)
+    assert new is not None and new.status == SUCCEEDED
+    assert pack.manifest.report_id == new_id
+    assert evidence.get_bytes(orphan) == b"partial"  # never overwritten
