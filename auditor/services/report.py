@@ -382,10 +382,18 @@ class ReportService:
         return job
 
     def request_monthly(self, requested_by: str = "timer") -> list[ReportJob]:
-        """Queue last month's pack for every tenant with snapshots."""
+        """Queue last month's pack for every tenant with a snapshot in that month (a tenant whose
+        latest snapshot is older, e.g. one no longer delegated, gets none)."""
         period_from, period_to = previous_month(self._clock())
         jobs = []
         for latest in self.reader.list_tenants():
+            if latest.scheduled_at < period_from:
+                log.info(
+                    "no pack for tenant %s: no snapshot since %s",
+                    latest.tenant_id,
+                    iso(period_from),
+                )
+                continue
             jobs.append(
                 self.request(latest.tenant_id, iso(period_from), iso(period_to), requested_by)
             )

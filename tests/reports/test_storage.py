@@ -28,6 +28,7 @@ from auditor.services.report import (
     process_job,
 )
 from auditor.settings import Settings
+from tests.postures import make_posture
 from tests.reports.conftest import commit_days
 from tests.reports.packs import read_calamine
 
@@ -228,6 +229,8 @@ def test_the_monthly_timer_queues_last_month_for_every_tenant(
 ) -> None:
     commit_days(store, evidence, TENANT, days=1)
     commit_days(store, evidence, OTHER, days=1)
+    gone = "7e0a0000-0000-0000-0000-0000000000e3"
+    store.commit_snapshot(make_posture(gone), datetime(2024, 11, 30, 2, tzinfo=UTC), "test")
     jobs = service.request_monthly()
     assert sorted(j.tenant_id for j in jobs) == [TENANT, OTHER]
     assert {(j.start, j.end) for j in jobs} == {("2025-01-01T00:00:00Z", "2025-01-31T23:59:59Z")}
