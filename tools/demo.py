@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from tools.demo_evidence import evidence_pack_steps
+from tools.demo_snapshots import snapshot_steps
 from tools.devservices import REPO, start_azurite
 
 DEMO_DIR = REPO / ".demo"
@@ -45,6 +46,7 @@ def main() -> int:
         print(f"  simulator {sim.base_url} (pid {sim.pid})")
 
         run("Discover delegated tenants and collect their posture (day 0)", ["collect", "--all"], env)
+        snapshot_steps(env, run, sim)
         evidence_pack_steps(env, run, DEMO_DIR)
         print("\nDemo finished: every service it started is being stopped.")
     return 0
