@@ -363,27 +363,6 @@ def test_tampered_content_or_index_is_detected_on_read(
         store.get_snapshot(TENANT, entry.snapshot_id)
 
 
-def test_identity_based_storage_builds_clients_on_the_service_uris() -> None:
-    from azure.core.credentials import AccessToken
-
-    from auditor.settings import load_settings
-
-    class Credential:
-        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-            raise AssertionError("no request is made while building clients")
-
-    settings = load_settings(
-        {
-            "AUDITOR_STORAGE__tableServiceUri": "https://acct.table.core.windows.net",
-            "AUDITOR_STORAGE__queueServiceUri": "https://acct.queue.core.windows.net",
-            "AUDITOR_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
-        }
-    )
-    store = SnapshotStore.from_settings(settings, credential=Credential())  # type: ignore[arg-type]
-    assert store._service.url.startswith("https://acct.table.core.windows.net")
-    assert store.tables.index == "auditorSnapshots"
-
-
 def test_a_commit_whose_response_is_lost_keeps_its_content(
     make_store: Callable[..., SnapshotStore],
 ) -> None:
