@@ -13,12 +13,13 @@ does not exist. The service comes from ``create_app(extra={"reports": ...})``.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from auditor.adapters.blobs import READ_LINK_LIFETIME, XLSX_TYPE
 from auditor.api import documents
@@ -72,6 +73,29 @@ class PackRequest(Strict):
         pattern=REF_REGEX,
         description=f"End of the period. {REF_HELP} Default: the latest snapshot.",
     )
+
+
+async def pack_request(request: Request) -> PackRequest:
+    """The optional JSON body of a pack request; a 400 naming the field (or `body`) if bad.
+
+    Parsed here rather than by FastAPI, whose answer to an undecodable body is not a problem
+    document."""
+    raw = await request.body()
+    if not raw.strip():
+        return PackRequest()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise invalid(
+            "body", 'the body must be a JSON object such as {"from": ..., "to": ...}'
+        ) from None
+    try:
+        return PackRequest.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parameter = f"body.{where}" if where else "body"
+        raise invalid(parameter, f"{parameter}: {error.get('msg', 'invalid')}") from None
 
 
 class PackSnapshot(Strict):
@@ -220,16 +244,21 @@ def _json(
         "says when it is stored. Packs are written once: a new request always makes a new pack."
     ),
     responses={202: {"description": "Queued."}, **documented(400, 401, 404, 500, 503)},
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": PackRequest.model_json_schema()}},
+        }
+    },
 )
 def request_pack(
     tenant: TenantIdPath,
     ctx: Annotated[ApiContext, Depends(context)],
     who: Annotated[Principal, Depends(caller)],
     service: Annotated[ReportService, Depends(reports)],
-    body: Annotated[PackRequest | None, Body()] = None,
+    wanted: Annotated[PackRequest, Depends(pack_request)],
 ) -> Response:
     tenant = _visible(ctx, who, tenant)
-    wanted = body or PackRequest()
     start, start_at = _period_end("body.from", wanted.from_)
     end, end_at = _period_end("body.to", wanted.to)
     if start_at and end_at and start_at > end_at:

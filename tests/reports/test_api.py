@@ -128,6 +128,14 @@ def test_the_body_is_optional_and_its_fields_are_validated(
     assert later.status_code == 400 and later.json()["parameter"] == "body.from"
     extra = local.post(f"/api/tenants/{TENANT}/reports", json={"month": "2025-01"})
     assert extra.status_code == 400
+    for raw in (b"\xff\xfe not utf-8", b"{", b"[1, 2]", b'"2025-01"'):
+        garbage = local.post(
+            f"/api/tenants/{TENANT}/reports",
+            content=raw,
+            headers={"content-type": "application/json"},
+        )
+        assert garbage.status_code == 400, raw
+        assert garbage.json()["parameter"] == "body"
     offset = local.post(f"/api/tenants/{TENANT}/reports", json={"to": "2025-01-31T23:00:00-01:00"})
     assert offset.status_code == 202
     (text,) = queue.receive_texts()
