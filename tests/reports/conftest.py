@@ -51,6 +51,7 @@ def commit_days(
     evidence: EvidenceStore | None,
     tenant_id: str,
     days: int = 3,
+    first: datetime = DAY1,
     **posture: int,
 ) -> list[SnapshotIndexEntry]:
     """Commit `days` daily snapshots of a tenant (each day one more assessment fails) and, with
@@ -60,7 +61,7 @@ def commit_days(
     for day in range(days):
         failing = {r.key: State.FAILED for r in base.compliance[: day * 2]}
         entry = store.commit_snapshot(
-            with_states(base, failing), DAY1 + timedelta(days=day), "test-collector"
+            with_states(base, failing), first + timedelta(days=day), "test-collector"
         )
         if evidence is not None:
             evidence.anchor(entry)

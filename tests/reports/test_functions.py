@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.functions.queue import QueueMessage
@@ -66,7 +67,9 @@ def app_env(
 def test_timer_queues_a_pack_per_tenant_and_the_queue_function_stores_it(
     app_env: Settings, azurite: Azurite, store: SnapshotStore, evidence: EvidenceStore
 ) -> None:
-    commit_days(store, evidence, TENANT, days=2)
+    # The timer packs the previous calendar month: snapshots from its first days.
+    month_start, _ = previous_month(datetime.now(UTC))
+    commit_days(store, evidence, TENANT, days=2, first=month_start + timedelta(hours=2))
     functions = functions_by_name()
     plan = functions["queue_monthly_packs"].get_user_function()  # type: ignore[attr-defined]
     build = functions["build_evidence_pack"].get_user_function()  # type: ignore[attr-defined]
@@ -95,8 +98,6 @@ def test_a_malformed_message_raises_so_that_the_host_poisons_it(app_env: Setting
 
 
 def test_previous_month_is_the_whole_calendar_month_before() -> None:
-    from datetime import UTC, datetime
-
     assert previous_month(datetime(2025, 3, 1, 4, tzinfo=UTC)) == (
         datetime(2025, 2, 1, tzinfo=UTC),
         datetime(2025, 2, 28, 23, 59, 59, tzinfo=UTC),
