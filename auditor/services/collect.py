@@ -33,6 +33,7 @@ from auditor.adapters.resource_graph import (
     prefetch,
 )
 from auditor.adapters.security_rest import RestStats, SecurityRest
+from auditor.adapters.tenants_rest import TenantDirectory
 from auditor.core import hardening
 from auditor.core.model import Completeness, Subscription, Tenant, TenantPosture
 from auditor.core.normalize import (
@@ -82,13 +83,17 @@ def _is_transient(exc: GraphQueryError) -> bool:
 
 
 def tenants_from_rows(
-    subscription_rows: Iterable[dict[str, Any]], delegation_rows: Iterable[dict[str, Any]]
+    subscription_rows: Iterable[dict[str, Any]],
+    delegation_rows: Iterable[dict[str, Any]],
+    names: dict[str, str] | None = None,
 ) -> list[Tenant]:
     """Group delegated subscriptions by tenant. Pure.
 
     A subscription counts when a Lighthouse registration assignment delegates it; the managing
-    tenant's own subscriptions (no assignment) are not audited.
+    tenant's own subscriptions (no assignment) are not audited. A tenant without a known
+    display name is named by its id.
     """
+    names = names or {}
     delegated = {
         str(row.get("subscriptionId", "")).lower()
         for row in delegation_rows
@@ -112,7 +117,7 @@ def tenants_from_rows(
     return [
         Tenant(
             tenant_id=tenant_id,
-            display_name=tenant_id,
+            display_name=names.get(tenant_id, tenant_id),
             subscriptions=tuple(sorted(subs, key=lambda s: s.subscription_id)),
         )
         for tenant_id, subs in sorted(by_tenant.items())
@@ -160,12 +165,23 @@ class Collector:
             for page in self.graph.query(DISCOVER_DELEGATIONS, stats=stats, deadline=deadline)
             for row in page
         ]
-        tenants = tenants_from_rows(subscription_rows, delegation_rows)
+        tenants = tenants_from_rows(subscription_rows, delegation_rows, self._tenant_names())
         log.info(
             "discovered tenants",
             extra={"tenants": len(tenants), "queries": stats.queries, "pages": stats.pages},
         )
         return tenants
+
+    def _tenant_names(self) -> dict[str, str]:
+        # Names only label the evidence: without them the run goes on, named by tenant id.
+        directory = TenantDirectory(self._credential, self.settings.arm_endpoint)
+        try:
+            return directory.display_names()
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            log.warning("tenant display names unavailable: %s", _first_line(exc))
+            return {}
+        finally:
+            directory.close()
 
     def collect(self, tenant: Tenant) -> TenantPosture:
         """Read one tenant's posture; failures that will not pass by retrying are recorded."""

@@ -78,6 +78,7 @@ def test_discovers_every_delegated_tenant_and_its_subscriptions(fresh: Simulator
 
     assert {t.tenant_id for t in tenants} == set(truth)
     for tenant in tenants:
+        assert tenant.display_name == truth[tenant.tenant_id]["displayName"]
         expected = {s["subscriptionId"] for s in truth[tenant.tenant_id]["subscriptions"]}
         assert {s.subscription_id for s in tenant.subscriptions} == expected
 

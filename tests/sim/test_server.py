@@ -397,6 +397,19 @@ def test_rest_unknown_or_removed_subscription_404(
         assert err.value.error is not None and err.value.error.code == "SubscriptionNotFound"
 
 
+def test_tenants_lists_home_and_delegating_tenants_with_names(
+    sim: Simulator, raw: httpx.Client, bearer: dict[str, str], tiny: Estate
+) -> None:
+    answer = raw.get(f"{sim.base_url}/tenants?api-version=2022-12-01", headers=bearer)
+    assert answer.status_code == 200
+    listed = {t["tenantId"]: t for t in answer.json()["value"]}
+    assert listed[tiny.managing_tenant_id]["tenantCategory"] == "Home"
+    for tenant in tiny.tenants(0):
+        assert listed[tenant["tenantId"]]["displayName"] == tenant["displayName"]
+        assert listed[tenant["tenantId"]]["tenantCategory"] == "ProjectedBy"
+    assert set(listed[tiny.managing_tenant_id]) >= {"id", "defaultDomain", "domains", "tenantType"}
+
+
 # --- control API and days ------------------------------------------------------------------------
 
 

@@ -53,11 +53,12 @@ def test_only_delegated_subscriptions_are_grouped_by_tenant() -> None:
         {"subscriptionId": "own", "tenantId": "managing", "name": "not delegated"},
     ]
     delegations = [{"subscriptionId": "s1"}, {"subscriptionId": "S2"}, {"subscriptionId": "s3"}]
-    tenants = tenants_from_rows(subs, delegations)
+    tenants = tenants_from_rows(subs, delegations, {"t1": "Contoso"})
     assert [(t.tenant_id, [s.subscription_id for s in t.subscriptions]) for t in tenants] == [
         ("t1", ["s1", "s2"]),
         ("t2", ["s3"]),
     ]
+    assert [t.display_name for t in tenants] == ["Contoso", "t2"]
 
 
 def test_prefetch_keeps_order_and_raises_fetch_errors_in_the_caller() -> None:

@@ -37,6 +37,9 @@ JIT_PAGE = 2
 TOKEN_LIFETIME_S = 24 * 3600
 ARG_PATH = "/providers/microsoft.resourcegraph/resources"
 METADATA_PATH = "/providers/microsoft.security/assessmentmetadata"
+TENANTS_PATH = "/tenants"
+TENANTS_API_VERSIONS = ("2022-12-01", "2020-01-01")
+TENANTS_PAGE = 50
 JIT_SUFFIX = "/providers/microsoft.security/jitnetworkaccesspolicies"
 
 
@@ -170,7 +173,7 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self.counts = dict.fromkeys(self.FIELDS, 0)
-            self.rest_calls = {"assessmentMetadata": 0, "jitNetworkAccessPolicies": 0}
+            self.rest_calls = {"assessmentMetadata": 0, "jitNetworkAccessPolicies": 0, "tenants": 0}
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -497,6 +500,8 @@ class Handler(BaseHTTPRequestHandler):
             self._resource_graph(query, body, principal, headers)
         elif path == METADATA_PATH and method == "GET":
             self._metadata(query, headers)
+        elif path == TENANTS_PATH and method == "GET":
+            self._tenants(query, headers)
         elif path.startswith("/subscriptions/") and path.endswith(JIT_SUFFIX) and method == "GET":
             sid = path[len("/subscriptions/") : -len(JIT_SUFFIX)]
             self._jit(sid, query, principal, headers)
@@ -694,6 +699,52 @@ class Handler(BaseHTTPRequestHandler):
             )
 
         self._paged(items, offset, METADATA_PAGE, next_url, headers)
+
+    def _tenants(self, query: dict[str, str], headers: dict[str, str]) -> None:
+        """GET /tenants (Subscriptions API, shape of GetTenants.json): the managing tenant
+        ("Home") and every tenant that delegates to it ("ProjectedBy"), with display names."""
+        st = self.st
+        st.stats.rest("tenants")
+        api = self._check_api(query, TENANTS_API_VERSIONS, headers)
+        if api is None:
+            return
+        offset = 0
+        if query.get("$skipToken"):
+            parsed = self._read_page_token(query["$skipToken"], "tn")
+            if parsed is None:
+                self._send(
+                    400, _arm_error("InvalidSkipToken", "The skip token is invalid."), headers
+                )
+                return
+            offset = parsed[1]
+        estate = st.estate
+        listed = [(estate.managing_tenant_id, estate.managing_tenant_name, "Home")]
+        listed += [
+            (t["tenantId"], t["displayName"], "ProjectedBy")
+            for t in estate.tenants(st.day)
+            if t["subscriptions"]
+        ]
+        items = []
+        for tenant_id, name, category in listed:
+            domain = "".join(ch for ch in name.lower() if ch.isalnum()) + ".onmicrosoft.com"
+            items.append(
+                {
+                    "id": f"/tenants/{tenant_id}",
+                    "tenantId": tenant_id,
+                    "countryCode": "US",
+                    "displayName": name,
+                    "domains": [domain],
+                    "tenantCategory": category,
+                    "defaultDomain": domain,
+                    "tenantType": "AAD",
+                }
+            )
+
+        def next_url(o: int) -> str:
+            tok = self._page_token(0, o, "tn")
+            return f"{st.base_url}/tenants?api-version={api}&$skipToken={tok}"
+
+        self._paged(items, offset, TENANTS_PAGE, next_url, headers)
 
     def _jit(
         self, sid: str, query: dict[str, str], principal: str, headers: dict[str, str]
