@@ -41,11 +41,17 @@ def main() -> int:
             env.pop(name, None)
         env.update(sim.env())
         env["AUDITOR_STORAGE"] = azurite.connection_string
-        print(f"  Azurite   blob/queue/table on 127.0.0.1:{azurite.blob_port}/"
-              f"{azurite.queue_port}/{azurite.table_port} (pid {azurite.pid})")
+        print(
+            f"  Azurite   blob/queue/table on 127.0.0.1:{azurite.blob_port}/"
+            f"{azurite.queue_port}/{azurite.table_port} (pid {azurite.pid})"
+        )
         print(f"  simulator {sim.base_url} (pid {sim.pid})")
 
-        run("Discover delegated tenants and collect their posture (day 0)", ["collect", "--all"], env)
+        run(
+            "Discover delegated tenants and collect their posture (day 0)",
+            ["collect", "--all"],
+            env,
+        )
         snapshot_steps(env, run, sim)
         evidence_pack_steps(env, run, DEMO_DIR)
         print("\nDemo finished: every service it started is being stopped.")

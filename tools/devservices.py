@@ -5,6 +5,7 @@ run the services the same way: free loopback ports, readiness by connecting, sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,10 +124,8 @@ class Azurite:
     def stop(self) -> None:
         if self.proc is not None:
             stop_pid(self.proc.pid)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
 
     def restart(self, timeout: float = 60.0) -> None:
         """Stop and start again on the same ports (keeps data only with a location)."""
