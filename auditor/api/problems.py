@@ -149,6 +149,11 @@ async def _on_http_exception(_: Request, exc: Exception) -> Response:
         return problem_response(problem)
     if exc.status_code == 404:
         return problem_response(ApiProblem(404, NOT_FOUND, "No such path in this API."))
+    if exc.status_code == 400:
+        # Starlette's own 400s (e.g. a body that does not decode) are the caller's error.
+        return problem_response(
+            ApiProblem(400, INVALID_PARAMETER, "The request is malformed.", parameter="body")
+        )
     log.warning("unexpected HTTP exception %s", exc.status_code)
     return problem_response(ApiProblem(500, INTERNAL, "The request could not be answered."))
 
