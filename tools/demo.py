@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools.demo_diff import diff_steps
 from tools.demo_evidence import evidence_pack_steps
 from tools.demo_snapshots import snapshot_steps
 from tools.devservices import REPO, start_azurite
@@ -53,6 +54,7 @@ def main() -> int:
             env,
         )
         snapshot_steps(env, run, sim)
+        diff_steps(env)
         evidence_pack_steps(env, run, DEMO_DIR)
         print("\nDemo finished: every service it started is being stopped.")
     return 0

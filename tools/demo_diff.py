@@ -1,0 +1,73 @@
+"""The diff step of `make demo`: serve the auditor API locally (as `python -m auditor serve`) and
+ask it what changed for one tenant between yesterday's and today's snapshots, as an auditor would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+from tools.devservices import REPO, free_port, stop_pid, wait_for_port
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 - loopback URL we built
+        return json.loads(answer.read())
+
+
+def diff_steps(env: dict[str, str]) -> None:
+    port = free_port()
+    argv = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    print(
+        f"\n── Ask the auditor API what changed\n$ python -m auditor {' '.join(argv)}", flush=True
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "auditor", *argv],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, 60, server)  # type: ignore[arg-type]
+        base = f"http://127.0.0.1:{port}/api"
+        tenants = _get(f"{base}/tenants")["value"]
+        if not tenants:
+            print("  no tenant has snapshots yet")
+            return
+        tenant = tenants[0]["tenantId"]
+        url = f"{base}/tenants/{tenant}/diff"
+        diff = _get(url)
+        summary = diff["summary"]
+        print(f"$ curl {url}")
+        print(
+            f"  {diff['from']['snapshotId']} ({diff['from']['status']}) -> "
+            f"{diff['to']['snapshotId']} ({diff['to']['status']})"
+        )
+        print(f"  posture changes: {json.dumps(summary['posture'], sort_keys=True)}")
+        print(f"  scope changes:   {json.dumps(summary['scope'], sort_keys=True)}")
+        for row in summary["compliance"]:
+            print(
+                f"  {row['standard']:<36} compliance {row['before']} -> {row['after']} "
+                f"(delta {row['delta']})"
+            )
+        for plan in summary["planDowngrades"]:
+            print(
+                f"  plan downgraded: {plan['plan']} in {plan['subscriptionId']} "
+                f"{plan['before']['tier']} -> {plan['after']['tier']}"
+            )
+        print(
+            f"  {diff['matchingChanges']} changes ({len(diff['value'])} in this page); "
+            f"OpenAPI document: {base}/openapi.json"
+        )
+    finally:
+        stop_pid(server.pid)
+
+
+if __name__ == "__main__":
+    diff_steps(dict(os.environ))
