@@ -34,7 +34,7 @@ def diff_steps(env: dict[str, str]) -> None:
         start_new_session=True,
     )
     try:
-        wait_for_port(port, 60, server)  # type: ignore[arg-type]
+        wait_for_port(port, 60, server)
         base = f"http://127.0.0.1:{port}/api"
         tenants = _get(f"{base}/tenants")["value"]
         if not tenants:
