@@ -542,7 +542,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: callers authenticate with Entra ID bearer tokens (App Service Authentication, enableApiAuth) and the API's access policy; incoming client certificates are not part of this API's protocol
   // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP/FTPS endpoint at all, and it rejects siteConfig.ftpsState (listed in the Flex Consumption deprecations); FTP basic-auth publishing is also disabled below
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales by functionAppConfig.scaleAndConcurrency, not siteConfig.numberOfWorkers, and scales to zero by design
-  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and the platform replaces its instances per event. The API has no health endpoint yet: set siteConfig.healthCheckPath when it has one
+  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and the platform replaces its instances per event. /api/health needs the function key like every route, so the platform's probe would get 401
   // checkov:skip=CKV_AZURE_222: the API must be reachable by the service provider's analysts without a VNet; it is protected by Entra ID authentication (enableApiAuth) and a deny-all default access policy
   name: functionAppName
   location: location
