@@ -255,16 +255,20 @@ def test_drift_between_days_is_seen_as_the_estate_says(fresh: Simulator) -> None
     assert states == {State(change["to"])}
 
 
-def test_cli_collect_json_reports_each_tenant(fresh: Simulator) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "auditor", "collect", "--all", "--json"],
+def run_cli(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *argv],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=dict(os.environ),
+        env={**os.environ, **env},
         timeout=120,
         check=False,
     )
+
+
+def test_cli_collect_json_reports_each_tenant(fresh: Simulator) -> None:
+    result = run_cli("collect", "--all", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     truth = truth_tenants(fresh, 0)
@@ -275,37 +279,13 @@ def test_cli_collect_json_reports_each_tenant(fresh: Simulator) -> None:
 
 
 def test_cli_collect_one_tenant_not_delegated_fails_clearly(fresh: Simulator) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "collect",
-            "--tenant",
-            "00000000-0000-0000-0000-00000000abcd",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ),
-        timeout=120,
-        check=False,
-    )
+    result = run_cli("collect", "--tenant", "00000000-0000-0000-0000-00000000abcd")
     assert result.returncode == 1
     assert "not delegated" in result.stderr
 
 
 def test_cli_bad_setting_fails_at_start_naming_it(fresh: Simulator) -> None:
-    env = dict(os.environ, AUDITOR_ARM_ENDPOINT="http://insecure.example")
-    result = subprocess.run(
-        [sys.executable, "-m", "auditor", "collect", "--all"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("collect", "--all", AUDITOR_ARM_ENDPOINT="http://insecure.example")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[0]] and "AUDITOR_ARM_ENDPOINT" in lines[0]

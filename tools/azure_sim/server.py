@@ -674,21 +674,26 @@ class Handler(BaseHTTPRequestHandler):
             body["nextLink"] = next_url(offset + size)
         self._send(200, body, headers)
 
+    def _page_offset(self, query: dict[str, str], kind: str, headers: dict[str, str]) -> int | None:
+        """Where a nextLink page starts (0 without a token); None after answering 400."""
+        token = query.get("$skipToken")
+        if not token:
+            return 0
+        parsed = self._read_page_token(token, kind)
+        if parsed is None:
+            self._send(400, _arm_error("InvalidSkipToken", "The skip token is invalid."), headers)
+            return None
+        return int(parsed[1])
+
     def _metadata(self, query: dict[str, str], headers: dict[str, str]) -> None:
         st = self.st
         st.stats.rest("assessmentMetadata")
         api = self._check_api(query, METADATA_API_VERSIONS, headers)
         if api is None:
             return
-        offset = 0
-        if query.get("$skipToken"):
-            parsed = self._read_page_token(query["$skipToken"], "md")
-            if parsed is None:
-                self._send(
-                    400, _arm_error("InvalidSkipToken", "The skip token is invalid."), headers
-                )
-                return
-            offset = parsed[1]
+        offset = self._page_offset(query, "md", headers)
+        if offset is None:
+            return
         items = st.estate.assessment_metadata()
 
         def next_url(o: int) -> str:
@@ -708,15 +713,9 @@ class Handler(BaseHTTPRequestHandler):
         api = self._check_api(query, TENANTS_API_VERSIONS, headers)
         if api is None:
             return
-        offset = 0
-        if query.get("$skipToken"):
-            parsed = self._read_page_token(query["$skipToken"], "tn")
-            if parsed is None:
-                self._send(
-                    400, _arm_error("InvalidSkipToken", "The skip token is invalid."), headers
-                )
-                return
-            offset = parsed[1]
+        offset = self._page_offset(query, "tn", headers)
+        if offset is None:
+            return
         estate = st.estate
         listed = [(estate.managing_tenant_id, estate.managing_tenant_name, "Home")]
         listed += [
