@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import pty
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -297,3 +299,47 @@ def test_token_scope_follows_the_configured_endpoint(fresh: Simulator) -> None:
     with make_collector() as collector:
         assert collector.discover()
     assert load_settings().arm_scope == fresh.base_url + "/.default"
+
+
+def test_the_time_bound_stops_a_slow_collection(fresh: Simulator) -> None:
+    from auditor.adapters.resource_graph import DeadlineExceeded
+
+    graph = ResourceGraph(build_credential(), load_settings().arm_endpoint)
+    fresh.set_faults({"slow_ms": 400})
+    query = (
+        "securityresources | where type == 'microsoft.security/regulatorycompliancestandards/"
+        "regulatorycompliancecontrols/regulatorycomplianceassessments' | project id"
+    )
+    deadline = time.monotonic() + 1.0
+    stats = QueryStats()
+    with pytest.raises(DeadlineExceeded):
+        for _ in graph.query(query, stats=stats, deadline=deadline):
+            pass
+    assert 1 <= stats.pages < 6  # stopped early: the estate needs more pages than that
+
+
+def test_collect_shows_progress_only_on_a_terminal(fresh: Simulator) -> None:
+    main, child = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "auditor", "collect", "--all"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=child,
+        cwd=REPO,
+        env=dict(os.environ),
+    ) as proc:
+        os.close(child)
+        stdout, _ = proc.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+    os.close(main)
+    assert proc.returncode == 0
+    assert b"collecting tenant 1/2" in seen
+    assert b"collecting tenant" not in stdout  # piped output stays clean
