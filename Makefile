@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: help setup lint typecheck unit test demo bench infra-check clean
+.PHONY: help setup office lint typecheck unit test demo bench infra-check clean
 
 help:
 	@echo "make demo   - start Azurite + simulator, run the auditor end to end, stop them"
@@ -22,6 +22,17 @@ node_modules/.bin/azurite: package.json package-lock.json
 
 setup: $(STAMP) node_modules/.bin/azurite
 
+# LibreOffice converts evidence packs to PDF in a test (an auditor's view of the workbook).
+# Installed when missing and we may (root with apt-get, as in CI); otherwise that test skips
+# and says why.
+office:
+	@command -v soffice >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing libreoffice-calc"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc >/dev/null; \
+	  else echo "note: LibreOffice (soffice) missing: the PDF conversion test will skip"; fi; }
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -32,7 +43,7 @@ typecheck: $(STAMP)
 infra-check: $(STAMP)
 	$(PY) tools/check_infra.py
 
-test: setup lint typecheck infra-check
+test: setup office lint typecheck infra-check
 	$(PY) -m pytest -q
 
 demo: setup
