@@ -462,7 +462,7 @@ class Estate:
         for key in cat.METADATA_KEYS:
             u = det_unit(self.seed, "cstate", sid, key)
             state = (
-                PASSED if u < 0.55 else FAILED if u < 0.85 else SKIPPED if u < 0.95 else UNSUPPORTED
+                PASSED if u < 0.80 else FAILED if u < 0.86 else SKIPPED if u < 0.95 else UNSUPPORTED
             )
             n = 1 + int(det_unit(self.seed, "cn", sid, key) * 12)
             f0 = 1 + int(det_unit(self.seed, "cf", sid, key) * n)
