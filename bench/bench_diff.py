@@ -33,7 +33,7 @@ from azure.data.tables import TableServiceClient
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.core.snapshot import slot_of
 from tools.devservices import free_port, start_azurite, stop_pid, wait_for_port
-from tools.posture_factory import flip_states, make_posture
+from tools.posture_factory import flip_states, make_sized_posture
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "b3c0ffee-0000-4000-8000-000000000100"
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"building two snapshots of {args.records:,} compliance records (2 % changed)...")
-    before = make_posture(TENANT, subscriptions=20, records=args.records, seed=1)
+    before = make_sized_posture(TENANT, subscriptions=20, records=args.records, seed=1)
     after = flip_states(before, 0.02, seed=2)
     changed = sum(
         1 for a, b in zip(before.compliance, after.compliance, strict=True) if a.state != b.state

@@ -23,8 +23,8 @@ from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import SnapshotStore, keys
 from auditor.core.model import ComplianceRecord
 from auditor.settings import load_settings, require_storage
-from tests.postures import make_posture, tenant_id_for
 from tools.devservices import start_azurite
+from tools.posture_factory import make_posture, tenant_id_for
 
 TARGET_RATIO = 20.0
 NAIVE_RECORDS = 5_000

@@ -45,7 +45,7 @@ from auditor.core.workbook import (
     standard_sheets,
 )
 from auditor.core.workbook_writer import write_workbook
-from tools.posture_factory import flip_states, make_posture, make_snapshot
+from tools.posture_factory import flip_states, make_sized_posture, make_snapshot
 
 TENANT = "b3c0ffee-0000-4000-8000-000000000200"
 START, END = "20261101T020000Z", "20261130T020000Z"
@@ -55,7 +55,7 @@ MB = 1024 * 1024
 
 
 def build_snapshots(records: int) -> tuple[Any, Any]:
-    before = make_posture(TENANT, subscriptions=20, records=records, seed=1)
+    before = make_sized_posture(TENANT, subscriptions=20, records=records, seed=1)
     after = flip_states(before, 0.02, seed=2)
     start = make_snapshot(before, START, first_failed=datetime(2026, 10, 20, 2, tzinfo=UTC))
     end = make_snapshot(

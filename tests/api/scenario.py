@@ -24,7 +24,7 @@ from auditor.core.model import (
     TenantPosture,
 )
 from auditor.core.snapshot import SnapshotIndexEntry, slot_of
-from tools.posture_factory import flip_states, make_posture
+from tools.posture_factory import flip_states, make_sized_posture
 
 TENANT_A = "a0000000-0000-4000-8000-00000000000a"
 TENANT_B = "b0000000-0000-4000-8000-00000000000b"
@@ -78,7 +78,7 @@ def _rename_standard(posture: TenantPosture, sub: str, old: str, new: str) -> Te
 
 
 def build(store: SnapshotStore) -> Scenario:
-    day1 = make_posture(TENANT_A, subscriptions=2, records=400, seed=11)
+    day1 = make_sized_posture(TENANT_A, subscriptions=2, records=400, seed=11)
     s0, s1 = (s.subscription_id for s in day1.tenant.subscriptions)
     # Every VirtualMachines plan Standard and one secure score, so the changes below are known.
     day1 = replace(
@@ -92,7 +92,7 @@ def build(store: SnapshotStore) -> Scenario:
             SecureScore(s1, 40.0, 60.0, 0.6667, 60),
         ),
     )
-    third = make_posture(TENANT_A, subscriptions=3, records=150, seed=12)
+    third = make_sized_posture(TENANT_A, subscriptions=3, records=150, seed=12)
     s2_only = replace(
         third,
         tenant=replace(third.tenant, subscriptions=third.tenant.subscriptions[2:]),
@@ -151,10 +151,10 @@ def build(store: SnapshotStore) -> Scenario:
     a2 = store.commit_snapshot(day2, slot_of(DAY2), COLLECTOR)
     a3 = store.commit_snapshot(day3, slot_of(DAY3), COLLECTOR)
     b = store.commit_snapshot(
-        make_posture(TENANT_B, subscriptions=1, records=60, seed=21), slot_of(DAY3), COLLECTOR
+        make_sized_posture(TENANT_B, subscriptions=1, records=60, seed=21), slot_of(DAY3), COLLECTOR
     )
     c = store.commit_failed(
-        make_posture(TENANT_C, subscriptions=1, records=1, seed=31).tenant,
+        make_sized_posture(TENANT_C, subscriptions=1, records=1, seed=31).tenant,
         slot_of(DAY3),
         "Resource Graph answered 403 for every subscription",
         COLLECTOR,

@@ -12,7 +12,7 @@ from auditor.core.access import Principal, parse_policy
 from tests.api.conftest import TestClient, principal_header
 from tests.api.memory_reader import MemoryReader
 from tests.api.scenario import TENANT_A, TENANT_B
-from tools.posture_factory import make_posture, make_snapshot
+from tools.posture_factory import make_sized_posture, make_snapshot
 
 ALICE = "a11ce000-0000-4000-8000-000000000001"
 
@@ -21,8 +21,8 @@ ALICE = "a11ce000-0000-4000-8000-000000000001"
 def counted() -> tuple[TestClient, MemoryReader]:
     reader = MemoryReader(
         [
-            make_snapshot(make_posture(TENANT_A, records=20), "20261127T020000Z"),
-            make_snapshot(make_posture(TENANT_B, records=20), "20261127T020000Z"),
+            make_snapshot(make_sized_posture(TENANT_A, records=20), "20261127T020000Z"),
+            make_snapshot(make_sized_posture(TENANT_B, records=20), "20261127T020000Z"),
         ]
     )
     policy = parse_policy(f'{{"grants": [{{"principal": "{ALICE}", "tenants": ["{TENANT_A}"]}}]}}')

@@ -27,8 +27,8 @@ from auditor.core.snapshot import snapshot_id_for
 from auditor.services import snapshot as snapshot_service
 from auditor.settings import load_settings
 from tests.functions.worker import check_function, indexed_functions, local_settings
-from tests.postures import FakeSource, make_posture, tenant_id_for
 from tools.devservices import Azurite
+from tools.posture_factory import FakeSource, make_posture, tenant_id_for
 
 A, B = tenant_id_for(1), tenant_id_for(2)
 

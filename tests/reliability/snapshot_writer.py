@@ -16,7 +16,7 @@ from typing import Any
 from auditor.adapters.tables import SnapshotStore
 from auditor.core.model import TenantPosture
 from auditor.settings import load_settings
-from tests.postures import make_posture
+from tools.posture_factory import make_posture
 
 COLLECTOR_VERSION = "kill-trials/1"
 

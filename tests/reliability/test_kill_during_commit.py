@@ -26,9 +26,9 @@ from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import SnapshotStore
 from auditor.core.canonical import snapshot_content_hash
 from auditor.settings import Settings, load_settings, require_storage
-from tests.postures import tenant_id_for
 from tests.reliability.snapshot_writer import COLLECTOR_VERSION, trial_posture
 from tools.devservices import Azurite
+from tools.posture_factory import tenant_id_for
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT = tenant_id_for(77)

@@ -25,8 +25,8 @@ from auditor.core.runs import SnapshotJob, encode_job
 from auditor.core.snapshot import SnapshotNotFound
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
-from tests.postures import FakeSource, make_posture, tenant_id_for
 from tools.devservices import Azurite, start_azurite
+from tools.posture_factory import FakeSource, make_posture, tenant_id_for
 
 SLOT = datetime(2024, 5, 1, 2, tzinfo=UTC)
 SLOT_ID = "20240501T020000Z"

@@ -14,8 +14,8 @@ from auditor.adapters.tables import SnapshotStore
 from auditor.core.model import State
 from auditor.core.snapshot import SnapshotIndexEntry
 from auditor.settings import Settings, load_settings
-from tests.postures import make_posture, with_states
 from tools.devservices import Azurite
+from tools.posture_factory import make_posture, with_states
 
 DAY1 = datetime(2025, 1, 1, 2, tzinfo=UTC)
 

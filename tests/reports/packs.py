@@ -1,9 +1,10 @@
-"""Evidence-pack inputs for tests and the benchmark: snapshots of a synthetic tenant, their diff
-and the manifest that names them. Pure (no store): the store's own tests cover storage."""
+"""Evidence-pack inputs for tests: snapshots of a synthetic tenant, their diff and the manifest
+that names them, and the workbook read back. Pure (no store): the store's own tests cover
+storage."""
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,52 +12,36 @@ from typing import Any
 
 from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import PackManifest, SnapshotRef
-from auditor.core.model import State, TenantPosture
-from auditor.core.snapshot import (
-    Snapshot,
-    SnapshotIndexEntry,
-    Transition,
-    compliance_by_standard,
-    slot_of,
-)
+from auditor.core.model import TenantPosture
+from auditor.core.snapshot import CarriedAssessment, Snapshot, SnapshotIndexEntry, slot_of
 from auditor.core.workbook import PackInputs
+from tools.posture_factory import index_entry, transitions_since
 
 TENANT = "7e0a0000-0000-0000-0000-00000000000a"
 START = "20250101T020000Z"
+MIDDLE = "20250115T020000Z"
 END = "20250131T020000Z"
 PERIOD_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 PERIOD_TO = datetime(2025, 2, 1, tzinfo=UTC)
 GENERATED = datetime(2025, 2, 1, 4, 0, 5, tzinfo=UTC)
 REPORT_ID = "20250201T040005Z-0a1b2c3d"
+COLLECTION = timedelta(minutes=3)  # how long each snapshot's collection took
 
 
-def fake_hash(text: str) -> str:
-    import hashlib
+def fake_hash(posture: TenantPosture, snapshot_id: str) -> str:
+    """A content hash shaped like the store's (sha256 hex), fixed by tenant and snapshot."""
+    return hashlib.sha256(f"{posture.tenant.tenant_id}/{snapshot_id}".encode()).hexdigest()
 
-    return hashlib.sha256(text.encode()).hexdigest()
 
-
-def index_entry(
+def pack_entry(
     posture: TenantPosture, snapshot_id: str, previous: SnapshotIndexEntry | None = None
 ) -> SnapshotIndexEntry:
-    c = posture.completeness
-    at = slot_of(snapshot_id)
-    return SnapshotIndexEntry(
-        tenant_id=posture.tenant.tenant_id,
-        tenant_name=posture.tenant.display_name,
-        snapshot_id=snapshot_id,
-        scheduled_at=at,
-        finished_at=at + timedelta(minutes=3),
-        status=c.status,
-        reasons=c.reasons,
-        expected_subscriptions=c.expected_subscriptions,
-        collected_subscriptions=c.collected_subscriptions,
-        counts={"compliance": len(posture.compliance)},
-        compliance_by_standard=compliance_by_standard(posture.controls),
-        collector_version="test",
-        content_hash=fake_hash(f"{posture.tenant.tenant_id}/{snapshot_id}"),
-        previous_snapshot_id=previous.snapshot_id if previous else None,
-        previous_hash=previous.content_hash if previous else None,
+    return index_entry(
+        posture,
+        snapshot_id,
+        content_hash=fake_hash(posture, snapshot_id),
+        previous=previous,
+        took=COLLECTION,
     )
 
 
@@ -65,24 +50,16 @@ def snapshot(
     snapshot_id: str,
     previous: SnapshotIndexEntry | None = None,
     failing_since: datetime | None = None,
-    **extra: Any,
+    carried: dict[tuple[str, str, str, str], CarriedAssessment] | None = None,
 ) -> Snapshot:
-    """A committed-looking snapshot; failing assessments have failed since `failing_since`."""
-    at = slot_of(snapshot_id)
-    since = failing_since or at
-    transitions = {
-        r.key: Transition(
-            first_seen=since,
-            last_changed=since,
-            first_failed=since if r.state is State.FAILED else None,
-        )
-        for r in posture.compliance
-    }
+    """A committed-looking snapshot; failing assessments have failed since `failing_since`
+    (default: since this snapshot)."""
+    since = failing_since or slot_of(snapshot_id)
     return Snapshot(
-        index=index_entry(posture, snapshot_id, previous),
+        index=pack_entry(posture, snapshot_id, previous),
         posture=posture,
-        transitions=transitions,
-        **extra,
+        transitions=transitions_since(posture, since),
+        carried=carried or {},
     )
 
 
@@ -112,12 +89,13 @@ def pack_inputs(
     end_posture: TenantPosture,
     *,
     failing_since: datetime | None = None,
-    **end_extra: Any,
+    carried: dict[tuple[str, str, str, str], CarriedAssessment] | None = None,
 ) -> PackInputs:
-    """Inputs of a pack comparing START with END (and one snapshot in between)."""
+    """Inputs of a pack comparing START with END (and one snapshot in between); `carried`: the
+    END snapshot's carried assessments."""
     start = snapshot(start_posture, START)
-    middle = index_entry(start_posture, "20250115T020000Z", start.index)
-    end = snapshot(end_posture, END, previous=middle, failing_since=failing_since, **end_extra)
+    middle = pack_entry(start_posture, MIDDLE, start.index)
+    end = snapshot(end_posture, END, middle, failing_since, carried)
     period = (start.index, middle, end.index)
     return PackInputs(
         manifest=manifest(start, end, period),
@@ -126,10 +104,6 @@ def pack_inputs(
         period=period,
         diff=diff_snapshots(start, end),
     )
-
-
-def replace_records(posture: TenantPosture, **changes: Any) -> TenantPosture:
-    return dataclasses.replace(posture, **changes)
 
 
 def read_calamine(path: Path) -> dict[str, list[list[Any]]]:

@@ -17,7 +17,7 @@ from auditor.core.evidence import Anchor
 from auditor.services.snapshot import SnapshotService
 from auditor.services.verify import verify
 from auditor.settings import Settings
-from tests.postures import FakeSource, make_posture
+from tools.posture_factory import FakeSource, make_posture
 
 TENANT = "7e0a0000-0000-0000-0000-0000000000c1"
 SLOT = datetime(2025, 1, 1, 2, tzinfo=UTC)

@@ -22,8 +22,8 @@ from auditor.core.evidence import (
     stored_manifest,
     workbook_blob_name,
 )
-from tests.postures import make_posture
 from tests.reports.packs import END, REPORT_ID, START, TENANT, pack_inputs
+from tools.posture_factory import make_posture
 
 
 @pytest.fixture

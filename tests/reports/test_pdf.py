@@ -11,8 +11,8 @@ import pytest
 
 from auditor.core.workbook import pack_layout
 from auditor.core.workbook_writer import write_workbook
-from tests.postures import make_posture, missing_subscription, with_states
 from tests.reports.packs import TENANT, pack_inputs
+from tools.posture_factory import make_posture, missing_subscription, with_states
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 

@@ -28,9 +28,9 @@ from auditor.services.report import (
     process_job,
 )
 from auditor.settings import Settings
-from tests.postures import make_posture
 from tests.reports.conftest import commit_days
 from tests.reports.packs import read_calamine
+from tools.posture_factory import make_posture
 
 TENANT = "7e0a0000-0000-0000-0000-0000000000e1"
 OTHER = "7e0a0000-0000-0000-0000-0000000000e2"

@@ -46,7 +46,6 @@ from auditor.core.workbook import (
     standard_sheet_titles,
 )
 from auditor.core.workbook_writer import write_workbook
-from tests.postures import make_posture, missing_subscription, with_states
 from tests.reports.packs import (
     END,
     START,
@@ -55,6 +54,7 @@ from tests.reports.packs import (
     read_calamine,
     read_openpyxl,
 )
+from tools.posture_factory import make_posture, missing_subscription, with_states
 
 FAILING_SINCE = datetime(2025, 1, 10, 2, tzinfo=UTC)
 END_AT = datetime(2025, 1, 31, 2, tzinfo=UTC)

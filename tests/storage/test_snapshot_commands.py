@@ -9,8 +9,8 @@ import pytest
 
 from auditor.cli import main
 from auditor.services import snapshot as snapshot_service
-from tests.postures import FakeSource, make_posture, tenant_id_for
 from tools.devservices import Azurite
+from tools.posture_factory import FakeSource, make_posture, tenant_id_for
 
 A, B, C = tenant_id_for(1), tenant_id_for(2), tenant_id_for(3)
 YESTERDAY, TODAY = "2024-05-01T02:00:00Z", "2024-05-02T02:00:00Z"

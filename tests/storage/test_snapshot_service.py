@@ -17,7 +17,7 @@ from auditor.core.model import CollectionStatus, TenantPosture
 from auditor.core.runs import JobFormatError, SnapshotJob, decode_job, encode_job
 from auditor.services.snapshot import SnapshotService, TenantNotDelegated
 from auditor.settings import Settings
-from tests.postures import FakeSource, make_posture, tenant_id_for
+from tools.posture_factory import FakeSource, make_posture, tenant_id_for
 
 SLOT = datetime(2024, 5, 1, 2, tzinfo=UTC)
 SLOT_ID = "20240501T020000Z"

@@ -23,7 +23,7 @@ from auditor.core.canonical import snapshot_content_hash
 from auditor.core.model import CollectionStatus, ComplianceRecord, State, TenantPosture
 from auditor.core.snapshot import SnapshotNotFound, SnapshotReader, Transition
 from auditor.settings import Settings, require_storage
-from tests.postures import make_posture, missing_subscription, tenant_id_for, with_states
+from tools.posture_factory import make_posture, missing_subscription, tenant_id_for, with_states
 
 DAY1 = datetime(2024, 5, 1, 2, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)

@@ -12,7 +12,7 @@ from auditor.core.canonical import snapshot_content_hash
 from auditor.core.model import CollectionStatus
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings
-from tests.postures import FakeSource, make_posture, missing_subscription, tenant_id_for
+from tools.posture_factory import FakeSource, make_posture, missing_subscription, tenant_id_for
 
 SLOT = datetime(2024, 5, 1, 2, tzinfo=UTC)
 SLOT_ID = "20240501T020000Z"

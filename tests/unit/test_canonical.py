@@ -28,7 +28,7 @@ from auditor.core.model import (
 )
 from auditor.core.snapshot import Transition
 from auditor.core.transitions import next_history
-from tests.postures import make_posture, tenant_id_for
+from tools.posture_factory import make_posture, tenant_id_for
 
 SLOT = datetime(2024, 5, 1, 2, tzinfo=UTC)
 TENANT = tenant_id_for(1)

@@ -29,7 +29,7 @@ from auditor.core.model import (
     TenantPosture,
 )
 from auditor.core.snapshot import Snapshot, Transition
-from tools.posture_factory import flip_states, index_entry, make_posture, make_snapshot
+from tools.posture_factory import flip_states, index_entry, make_sized_posture, make_snapshot
 
 TENANT = "11111111-1111-1111-1111-111111111111"
 S1 = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -298,13 +298,13 @@ def test_changes_are_ordered_by_subscription_standard_control_assessment() -> No
 
 
 def test_snapshots_of_two_tenants_cannot_be_diffed() -> None:
-    other = make_snapshot(make_posture("22222222-2222-2222-2222-222222222222"), DAY2)
+    other = make_snapshot(make_sized_posture("22222222-2222-2222-2222-222222222222"), DAY2)
     with pytest.raises(ValueError, match="same tenant"):
         diff_snapshots(snap(DAY1, []), other)
 
 
 def test_a_two_percent_change_on_a_large_posture_gives_exactly_those_changes() -> None:
-    posture = make_posture(TENANT, subscriptions=4, records=5000, seed=3)
+    posture = make_sized_posture(TENANT, subscriptions=4, records=5000, seed=3)
     changed = flip_states(posture, 0.02, seed=4)
     before, after = make_snapshot(posture, DAY1), make_snapshot(changed, DAY2)
     diff = diff_snapshots(before, after)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from auditor.core.model import ComplianceRecord, State, TenantPosture
 from auditor.core.snapshot import CarriedAssessment, Transition
 from auditor.core.transitions import KnownPrior, Prior, next_history
-from tests.postures import make_posture, missing_subscription, tenant_id_for, with_states
+from tools.posture_factory import make_posture, missing_subscription, tenant_id_for, with_states
 
 DAY1 = datetime(2024, 5, 1, 2, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
