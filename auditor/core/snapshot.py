@@ -30,7 +30,12 @@ def snapshot_id_for(scheduled_at: datetime) -> str:
     """The snapshot id of a scheduled slot: the same slot always gives the same id (idempotency)."""
     if scheduled_at.tzinfo is None:
         raise ValueError("scheduled_at must be timezone-aware (UTC)")
-    return scheduled_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moment = scheduled_at.astimezone(UTC)
+    # Not strftime: glibc's %Y drops leading zeros (year 1 -> "1"), breaking the fixed width.
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+        f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"
+    )
 
 
 def slot_of(snapshot_id: str) -> datetime:
