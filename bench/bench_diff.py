@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -32,7 +31,7 @@ from azure.data.tables import TableServiceClient
 
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.core.snapshot import slot_of
-from tools.devservices import free_port, start_azurite, stop_pid, wait_for_port
+from tools.devservices import serve_api, start_azurite
 from tools.posture_factory import flip_states, make_sized_posture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,24 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raw read of both snapshots from the store: {raw_ms:,.0f} ms (median of 3)")
         store.close()
 
-        port = free_port()
         env = {
             **os.environ,
             "AUDITOR_STORAGE": azurite.connection_string,
             "AUDITOR_TABLE_PREFIX": prefix,
         }
         env.pop("AUDITOR_ACCESS_POLICY", None)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "auditor", "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            wait_for_port(port, 60, server)
-            url = f"http://127.0.0.1:{port}/api/tenants/{TENANT}/diff"
+        with serve_api(env) as base:
+            url = f"{base}/api/tenants/{TENANT}/diff"
             whole = {"from": DAY1, "to": DAY2, "$top": "5000"}
             with httpx.Client(timeout=120) as client:
                 cold = _measure(client, url, whole, 1)[0]
@@ -128,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
                 results = {}
                 for label, params in shapes.items():
                     results[label] = _percentiles(_measure(client, url, params, args.requests))
-        finally:
-            stop_pid(server.pid)
 
     print(f"\n{'request (warm cache)':<40} {'p50 ms':>8} {'p99 ms':>8}  ratio p50/raw")
     for label, (p50, p99) in results.items():

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from typing import Any
 
-from tools.devservices import REPO, free_port, stop_pid, wait_for_port
+from tools.devservices import serve_api
 
 
 def _get(url: str) -> Any:
@@ -20,22 +18,10 @@ def _get(url: str) -> Any:
 
 
 def diff_steps(env: dict[str, str]) -> None:
-    port = free_port()
-    argv = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    print(
-        f"\n── Ask the auditor API what changed\n$ python -m auditor {' '.join(argv)}", flush=True
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "auditor", *argv],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, 60, server)
-        base = f"http://127.0.0.1:{port}/api"
+    print("\n── Ask the auditor API what changed", flush=True)
+    print("$ python -m auditor serve --port <a free port>", flush=True)
+    with serve_api(env) as root:
+        base = f"{root}/api"
         tenants = _get(f"{base}/tenants")["value"]
         if not tenants:
             print("  no tenant has snapshots yet")
@@ -65,8 +51,6 @@ def diff_steps(env: dict[str, str]) -> None:
             f"  {diff['matchingChanges']} changes ({len(diff['value'])} in this page); "
             f"OpenAPI document: {base}/openapi.json"
         )
-    finally:
-        stop_pid(server.pid)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +146,26 @@ def start_azurite(location: Path | None = None, timeout: float = 60.0) -> Azurit
     """Start Azurite on free loopback ports: in memory, or persisted under `location`."""
     azurite = Azurite(free_port(), free_port(), free_port(), location)
     return azurite.start(timeout)
+
+
+@contextmanager
+def serve_api(env: Mapping[str, str], *args: str, timeout: float = 60.0) -> Iterator[str]:
+    """Run `python -m auditor serve` on a free loopback port with `env`; yield its base URL
+    (http://127.0.0.1:PORT) once it accepts connections, and stop it by pid afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "auditor", "serve", "--port", str(port), *args],
+        cwd=REPO,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, timeout, server)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_pid(server.pid)
 
 
 def remove_tree(path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.cli import main
 from tests.api.scenario import TENANT_A, TENANT_B, TENANT_C, Scenario
-from tools.devservices import Azurite, free_port, stop_pid, wait_for_port
+from tools.devservices import Azurite, free_port, serve_api
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,6 @@ def test_serve_refuses_a_malformed_principal(capsys: pytest.CaptureFixture[str])
 @contextmanager
 def serving(azurite: Azurite, store: SnapshotStore, *args: str, policy: str | None = None
             ) -> Iterator[str]:  # fmt: skip
-    port = free_port()
     env = {
         **os.environ,
         "AUDITOR_STORAGE": azurite.connection_string,
@@ -44,21 +43,8 @@ def serving(azurite: Azurite, store: SnapshotStore, *args: str, policy: str | No
     env.pop("AUDITOR_ACCESS_POLICY", None)
     if policy is not None:
         env["AUDITOR_ACCESS_POLICY"] = policy
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "serve", "--port", str(port), *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, 30, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_pid(proc.pid)
-        assert proc.stderr is not None
-        proc.stderr.close()
+    with serve_api(env, *args, timeout=30) as base:
+        yield base
 
 
 def test_serve_answers_as_local_dev_who_sees_every_tenant_without_a_policy(
