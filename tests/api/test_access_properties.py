@@ -218,3 +218,25 @@ def test_local_mode_ignores_the_principal_header(
         local_client.get("/api/tenants", headers=forged).json()
         == local_client.get("/api/tenants").json()
     )
+
+
+def test_an_app_only_caller_sees_nothing_under_star_and_its_tenants_under_its_app_grant(
+    hosted: HostedClient, scenario: Scenario
+) -> None:
+    # Issue 9 §6: "*" means any signed-in user; a daemon's own token needs app:<client id>.
+    client_id = "c11e0000-0000-4000-8000-00000000000c"
+    daemon = Principal(BOB, roles=frozenset({"Reader"}), app_only=True, app_id=client_id)
+    user = Principal(ALICE)
+    star = parse_policy(json.dumps({"grants": [{"principal": "*", "tenants": "*"}]}))
+    assert hosted(star).get("/api/tenants", headers=principal_header(daemon)).json() == {
+        "value": [],
+        "nextLink": None,
+    }
+    assert len(hosted(star).get("/api/tenants", headers=principal_header(user)).json()["value"])
+    granted = parse_policy(
+        json.dumps({"grants": [{"principal": f"app:{client_id}", "tenants": [TENANT_B]}]})
+    )
+    listed = hosted(granted).get("/api/tenants", headers=principal_header(daemon)).json()
+    assert [t["tenantId"] for t in listed["value"]] == [TENANT_B]
+    hidden = hosted(granted).get(f"/api/tenants/{TENANT_A}/diff", headers=principal_header(daemon))
+    assert hidden.status_code == 404
