@@ -181,9 +181,11 @@ class PackInputs:
 def cell_text(value: str, limit: int = MAX_CELL_CHARS) -> str:
     """`value` made safe for a cell: control characters removed (line breaks and tabs kept:
     auditor/core/text.py, the sanitiser of every output), what XML still cannot carry (lone
-    surrogates, U+FFFE/U+FFFF) becomes U+FFFD, and text longer than a cell holds is cut with a
-    note saying how much was cut."""
-    value = plain_text(value, keep_layout=True)
+    surrogates, U+FFFE/U+FFFF) becomes U+FFFD (as does text that was control characters only),
+    and text longer than a cell holds is cut with a note saying how much was cut."""
+    cleaned = plain_text(value, keep_layout=True)
+    # Text of control characters only keeps a visible mark, never a silently empty cell.
+    value = cleaned if cleaned or not value else "\ufffd"
     if ILLEGAL_XML.search(value):
         value = ILLEGAL_XML.sub("\ufffd", value)
     if len(value) <= limit:

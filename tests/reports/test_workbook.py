@@ -505,7 +505,8 @@ def test_start_equals_end_gives_a_pack_without_changes(tmp_path: Path) -> None:
 )
 @given(
     texts=st.lists(
-        st.text(min_size=1, max_size=60) | st.sampled_from(["_x0041_", "a\rb", "\r", " "]),
+        st.text(min_size=1, max_size=60)
+        | st.sampled_from(["_x0041_", "a\rb", "\r", " ", "\x07\x1b"]),
         min_size=1,
         max_size=8,
     )
