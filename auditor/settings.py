@@ -66,6 +66,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Unset in Azure means nobody may see any tenant.",
     ),
     SettingSpec(
+        "AUDITOR_ROLE",
+        "all",
+        "Which functions function_app.py registers: collector (timers and queues; the "
+        "identity customers delegate to), api (the HTTP API only) or all (local runs).",
+    ),
+    SettingSpec(
         "AUDITOR_COLLECT_TIMEOUT_SECONDS",
         "900",
         "Upper bound on one tenant's collection time, retries and throttling included.",
@@ -76,6 +82,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
 LOCAL_ONLY: frozenset[str] = frozenset({"AUDITOR_TABLE_PREFIX"})
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
+
+ROLES = ("collector", "api", "all")
 
 
 class SettingsError(ValueError):
@@ -109,6 +117,7 @@ class Settings:
     evidence_retention_days: int
     access_policy_json: str | None
     collect_timeout_seconds: float
+    role: str = "all"
 
     @property
     def arm_scope(self) -> str:
@@ -216,7 +225,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         evidence_retention_days=_int(env, "AUDITOR_EVIDENCE_RETENTION_DAYS", 1),
         access_policy_json=policy,
         collect_timeout_seconds=float(_int(env, "AUDITOR_COLLECT_TIMEOUT_SECONDS", 10)),
+        role=load_role(env),
     )
+
+
+def load_role(env: Mapping[str, str] | None = None) -> str:
+    """AUDITOR_ROLE: collector, api or all (the default); SettingsError naming it otherwise."""
+    env = os.environ if env is None else env
+    value = (_get(env, "AUDITOR_ROLE") or "").lower()
+    if value not in ROLES:
+        raise SettingsError("AUDITOR_ROLE", f"must be one of {', '.join(ROLES)}, got {value!r}")
+    return value
 
 
 def require_storage(settings: Settings) -> StorageSettings:

@@ -31,6 +31,7 @@ from auditor.core.model import (
     State,
 )
 from auditor.core.snapshot import CarriedAssessment, Snapshot, SnapshotIndexEntry, Transition
+from auditor.core.text import plain_text
 
 # Excel's limits (specifications and limits of Excel): rows per sheet, characters per cell,
 # characters per sheet name, hyperlinks per sheet.
@@ -178,8 +179,13 @@ class PackInputs:
 
 
 def cell_text(value: str, limit: int = MAX_CELL_CHARS) -> str:
-    """`value` made safe for a cell: characters XML cannot carry become U+FFFD, and text
-    longer than a cell holds is cut with a note saying how much was cut."""
+    """`value` made safe for a cell: control characters removed (line breaks and tabs kept:
+    auditor/core/text.py, the sanitiser of every output), what XML still cannot carry (lone
+    surrogates, U+FFFE/U+FFFF) becomes U+FFFD (as does text that was control characters only),
+    and text longer than a cell holds is cut with a note saying how much was cut."""
+    cleaned = plain_text(value, keep_layout=True)
+    # Text of control characters only keeps a visible mark, never a silently empty cell.
+    value = cleaned if cleaned or not value else "\ufffd"
     if ILLEGAL_XML.search(value):
         value = ILLEGAL_XML.sub("\ufffd", value)
     if len(value) <= limit:

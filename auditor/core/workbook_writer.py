@@ -36,6 +36,7 @@ from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.hyperlink import Hyperlink
 
+from auditor.core.text import has_controls
 from auditor.core.workbook import (
     ILLEGAL_XML,
     MAX_CELL_CHARS,
@@ -200,7 +201,7 @@ def _escape(text: str) -> str:
 
 
 def _string_xml(ref: str, value: str, style: str) -> str:
-    if len(value) > MAX_CELL_CHARS or ILLEGAL_XML.search(value):
+    if len(value) > MAX_CELL_CHARS or ILLEGAL_XML.search(value) or has_controls(value):
         value = cell_text(value)
     space = ' xml:space="preserve"' if value[0] in _SPACE or value[-1] in _SPACE else ""
     s = f' s="{style}"' if style else ""

@@ -392,7 +392,7 @@ def test_text_longer_than_a_cell_holds_is_cut_and_says_so(tmp_path: Path) -> Non
         assert len(cut) == MAX_CELL_CHARS
         assert cut.endswith("[cut at Excel's cell limit: 32,767 of 40,000 characters shown]")
         assert cut.startswith("x" * 32_000)
-        assert rows[2][0] == "bell\ufffd and \ufffd"
+        assert rows[2][0] == "bell and \ufffd"  # controls removed, lone surrogate replaced
 
 
 def test_stale_assessments_are_shown_as_stale_never_as_their_old_state(tmp_path: Path) -> None:
@@ -425,7 +425,8 @@ def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> N
     from openpyxl import Workbook
 
     values: list[list[Any]] = [
-        ["text", " padded ", "a & b < c > d", "line\nbreak\r\nwindows", "tab\tend"],
+        # (A CR is a control character: cells never hold one, see test_hostile_text_...)
+        ["text", " padded ", "a & b < c > d", "line\nbreak\nunix", "tab\tend"],
         [0, -7, 3.25, 1e-07, 12345678901234],
         [datetime(2025, 1, 31, 2, 3, 4), date(2025, 1, 10), None, "", "ünïcødé ✓"],
     ]
@@ -440,6 +441,17 @@ def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> N
     book.save(theirs)
     assert read_openpyxl(ours)["T"] == read_openpyxl(theirs)["T"]
     assert read_calamine(ours)["T"] == read_calamine(theirs)["T"]
+
+
+def test_hostile_text_reaches_cells_without_control_characters(tmp_path: Path) -> None:
+    # Issue 9 §5: text from customer tenants is stripped of control characters in workbooks.
+    hostile = ["Contoso\x1b[2J\x9b31m\u202eevil", "line\r\nbreak\rx", "del\x7f\x85next"]
+    path = tmp_path / "hostile.xlsx"
+    layout = SheetLayout("T", "", (Column("Text", 10),), [[t] for t in hostile])
+    write_workbook([layout], path)
+    expected = ["Contoso[2J31mevil", "line\nbreak\nx", "del\nnext"]
+    assert [row[0] for row in read_calamine(path)["T"][1:]] == expected
+    assert [row[0] for row in read_openpyxl(path)["T"][1:]] == expected
 
 
 def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
@@ -493,7 +505,8 @@ def test_start_equals_end_gives_a_pack_without_changes(tmp_path: Path) -> None:
 )
 @given(
     texts=st.lists(
-        st.text(min_size=1, max_size=60) | st.sampled_from(["_x0041_", "a\rb", "\r", " "]),
+        st.text(min_size=1, max_size=60)
+        | st.sampled_from(["_x0041_", "a\rb", "\r", " ", "\x07\x1b"]),
         min_size=1,
         max_size=8,
     )
