@@ -30,6 +30,11 @@ def test_coverage_of_the_latest_snapshot_has_hardening_plans_and_scores(
     )
     assert (vm["tier"], vm["subPlan"]) == ("Free", "")
     assert {s["subscriptionId"] for s in body["secureScores"]} == {s0, s2}
+    # One unit for every percentage: 0-100, as compliance (Defender reports a fraction).
+    fractions = {s.subscription_id: s.percentage for s in day3.secure_scores}
+    for score in body["secureScores"]:
+        assert score["percentage"] == round(fractions[score["subscriptionId"]] * 100, 2)
+        assert score["percentage"] > 1
 
 
 def test_coverage_of_a_named_snapshot_or_instant(
