@@ -65,7 +65,7 @@ from auditor.core.snapshot import (
     SnapshotReader,
     slot_of,
 )
-from auditor.core.workbook import PackInputs, pack_layout
+from auditor.core.workbook import PackInputs, PackOptions, page_labels, pack_layout
 from auditor.core.workbook_writer import WorkbookStats, write_workbook
 from auditor.settings import Settings, load_settings
 
@@ -243,6 +243,7 @@ def build_pack(
     out: Path,
     *,
     generated_at: datetime,
+    options: PackOptions = PackOptions(),
 ) -> BuiltPack:
     """Read the period's two snapshots and write the pack's workbook to `out`."""
     start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
@@ -269,12 +270,14 @@ def build_pack(
         end=end,
         period=period.entries,
         diff=diff_snapshots(start, end),
+        options=options,
     )
     stats = write_workbook(
         pack_layout(inputs),
         out,
         title=f"Evidence pack {report_id}",
         creator=GENERATOR_VERSION,
+        labels=page_labels(inputs),
     )
     sha, size = file_sha256(out)
     return BuiltPack(manifest, out, sha, size, stats)

@@ -28,12 +28,13 @@ class Word:
     def height(self) -> float:
         return self.y1 - self.y0
 
-    def overlaps(self, other: Word, slack: float = 0.5) -> bool:
-        """Boxes that share more than `slack` points in both directions (ink on ink)."""
-        return (
-            min(self.x1, other.x1) - max(self.x0, other.x0) > slack
-            and min(self.y1, other.y1) - max(self.y0, other.y0) > slack
-        )
+    def overlaps(self, other: Word) -> bool:
+        """Ink on ink: the boxes share more than a point across and more than a quarter of the
+        lower one's height. (A word box spans the font's ascent and descent, so consecutive
+        lines of wrapped text touch by about a tenth of their height: that is not overprint.)"""
+        across = min(self.x1, other.x1) - max(self.x0, other.x0)
+        down = min(self.y1, other.y1) - max(self.y0, other.y0)
+        return across > 1.0 and down > 0.25 * min(self.height, other.height)
 
 
 @dataclass(frozen=True, slots=True)

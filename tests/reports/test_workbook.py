@@ -177,7 +177,11 @@ def test_standard_sheets_hold_every_assessment_of_the_end_snapshot(
             assert row["Failed resources"] == record.failed_resources
             assert row["Skipped resources"] == record.skipped_resources
             assert row["Assessment description"] == record.description
-            assert row["Portal link"] == record.details_link
+            # The Defender for Cloud page of the recommendation, never a Resource Manager URL.
+            assert row["Portal link"] == (
+                "https://portal.azure.com/#view/Microsoft_Azure_Security/"
+                f"GenericRecommendationDetailsBlade/assessmentKey/{record.assessment}"
+            )
             if record.state is State.FAILED:
                 assert row["Days failing"] == (END_AT - FAILING_SINCE).days
                 first = row["First failed (UTC)"]
@@ -204,11 +208,16 @@ def test_summary_numbers_equal_the_snapshots(
             assert row[f"Skipped controls ({which})"] == counts[standard][State.SKIPPED]
             assert row[f"Unsupported controls ({which})"] == counts[standard][State.UNSUPPORTED]
             expected = end.index.compliance_by_standard[standard]
-            assert row[f"Compliance ({which})"] == pytest.approx(expected / 100)
+            # Percentages 0-100, the API's unit.
+            assert row[f"Compliance ({which})"] == pytest.approx(expected)
+    comparable = {c.standard: c.comparable_delta for c in inputs.diff.summary.compliance}
     for row in table:
         before = inputs.start.index.compliance_by_standard[row["Standard"]]
         after = inputs.end.index.compliance_by_standard[row["Standard"]]
-        assert row["Change (points)"] == pytest.approx((after - before) / 100)
+        assert row["Change (points)"] == pytest.approx(after - before)
+        assert row["Change, same subscriptions (points)"] == pytest.approx(
+            comparable[row["Standard"]]
+        )
 
 
 def test_summary_trend_has_one_row_per_snapshot_of_the_period(
@@ -220,9 +229,10 @@ def test_summary_trend_has_one_row_per_snapshot_of_the_period(
     assert [row[0] for row in trend] == ids
     standards = sorted(inputs.end.index.compliance_by_standard, key=str.lower)
     for row, entry in zip(trend, inputs.period, strict=True):
+        assert row[1] == entry.status.value
         for offset, standard in enumerate(standards):
             expected = entry.compliance_by_standard[standard]
-            assert row[3 + offset] == pytest.approx(expected / 100)
+            assert row[2 + offset] == pytest.approx(expected)
 
 
 def test_summary_has_a_bar_chart_and_a_line_chart_on_its_own_cells(pack: Path) -> None:
@@ -267,7 +277,8 @@ def test_cover_names_tenant_period_snapshots_hashes_and_methodology(
         assert entry.content_hash in cells
     assert inputs.end.index.previous_hash in cells
     assert "Methodology" in cells
-    assert "WARNING" not in text
+    assert "WARNING: the end snapshot" not in text
+    assert "WARNING: the start snapshot" not in text
 
 
 def test_cover_of_an_incomplete_end_snapshot_says_so(tmp_path: Path) -> None:
@@ -298,14 +309,14 @@ def test_hardening_plans_and_scores(inputs: PackInputs, opx: dict[str, list[Any]
     assessed = [r for r in hardening if r["Status"] == "assessed"]
     assert len(assessed) == len(inputs.end.posture.hardening) - 1
     assert all(r["Healthy resources"] == 3 and r["Unhealthy resources"] == 1 for r in assessed)
-    assert all(r["Healthy share"] == pytest.approx(0.75) for r in assessed)
+    assert all(r["Healthy share"] == pytest.approx(75.0) for r in assessed)
     plans = _table(opx[PLANS])
     assert len(plans) == len(inputs.end.posture.plans)
     assert [r["Lifecycle"] for r in plans if r["Plan"] == "Dns"] == ["retired"]
     scores = _table(opx[SECURE_SCORE])
     overall = [r for r in scores if r["Scope"] == "Overall secure score"]
-    assert [r["Percentage"] for r in overall] == [0.5431, 0.5431]
-    assert [r["Score"] for r in overall] == [31.5, 31.5]
+    assert [r["Percentage"] for r in overall] == [54.31, 54.31]  # percent, as the API
+    assert [r["Score (points)"] for r in overall] == [31.5, 31.5]
 
 
 def test_attestations_keep_evidence_links_and_flag_expired_exemptions(
@@ -321,7 +332,7 @@ def test_attestations_keep_evidence_links_and_flag_expired_exemptions(
     assert exemptions["Exempt test subscription"]["Expired"] == "No"
     assert exemptions["Exempt legacy VM"]["Expires on (UTC)"] == datetime(2025, 1, 15)
     book = load_workbook(pack)
-    links = [c.hyperlink.target for c in book[ATTESTATIONS]["L"] if c.hyperlink]
+    links = [c.hyperlink.target for c in book[ATTESTATIONS]["J"] if c.hyperlink]
     assert links == ["https://contoso.example/policy.pdf"] * 2
 
 
@@ -337,24 +348,27 @@ def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
     assert sheet.page_setup.fitToWidth == 1
     assert sheet.page_setup.fitToHeight == 0
     assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
-    assert sheet.column_dimensions["E"].width == 60
+    assert sheet.column_dimensions["D"].width == 32
     assert sheet["A1"].font.b is True
-    first_failed = next(c for c in sheet["M"][1:] if c.value is not None)
+    first_failed = next(c for c in sheet["J"][1:] if c.value is not None)
     assert first_failed.number_format == "yyyy-mm-dd"
-    assert sheet["I2"].number_format == "#,##0"
+    assert sheet["G2"].number_format == "#,##0"
     state_rules = {
         rule.formula[0]
         for cf in sheet.conditional_formatting
-        if str(cf.sqref) == f"H2:H{rows}"
+        if str(cf.sqref) == f"F2:F{rows}"
         for rule in cf.rules
     }
     assert {'"Passed"', '"Failed"', '"Skipped"', '"Unsupported"', '"Stale"'} <= state_rules
+    # Reference columns (ids, links) stay in the workbook, out of the print area.
+    assert sheet.print_area == f"'{sheet.title}'!$A$1:$L${rows}"
     summary = book[SUMMARY]
-    assert summary["G2"].number_format == "0.0%"
-    assert summary["M2"].number_format == "+0.0%;-0.0%;0.0%"
+    assert summary["B2"].number_format == '0.0" %"'  # a percentage 0-100
+    assert summary["C2"].number_format == '+0.0" pts";-0.0" pts";0.0" pts"'  # points, not %
     cover = book[COVER]
     assert cover.freeze_panes is None
     assert cover.page_setup.orientation == "landscape"
+    assert book[DATA_QUALITY].page_setup.orientation == "portrait"
 
 
 def test_a_table_past_the_row_limit_continues_on_numbered_sheets(tmp_path: Path) -> None:
@@ -474,7 +488,7 @@ def test_column_set_of_standard_sheets_is_documented() -> None:
         "Control",
         "Control description",
         "Control state",
-        "Assessment",
+        "Assessment description",
     ]
 
 
