@@ -650,20 +650,20 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
 # ---------------------------------------------------------------------------------------------
 
 SUMMARY_COLUMNS = (
-    Column("Standard", 26, Kind.LINK),  # links to the standard's sheet
-    Column("Compliance (end)", 10, Kind.PERCENT),
+    Column("Standard", 24, Kind.LINK),  # links to the standard's sheet
+    Column("Compliance (end)", 11, Kind.PERCENT),
     Column("Change (points)", 9, Kind.DELTA),
     Column("Change, same subscriptions (points)", 12, Kind.DELTA),
     Column("Failed controls (end)", 8, Kind.INTEGER),
     Column("Passed controls (end)", 8, Kind.INTEGER),
     Column("Skipped controls (end)", 8, Kind.INTEGER),
-    Column("Unsupported controls (end)", 10, Kind.INTEGER),
-    Column("Compliance (start)", 10, Kind.PERCENT),
+    Column("Unsupported controls (end)", 11, Kind.INTEGER),
+    Column("Compliance (start)", 11, Kind.PERCENT),
     Column("Failed controls (start)", 8, Kind.INTEGER),
     Column("Passed controls (start)", 8, Kind.INTEGER),
     Column("Skipped controls (start)", 8, Kind.INTEGER),
-    Column("Unsupported controls (start)", 10, Kind.INTEGER),
-    Column("Note", 24, Kind.WRAP),
+    Column("Unsupported controls (start)", 11, Kind.INTEGER),
+    Column("Note", 22, Kind.WRAP),
 )
 _COMPLIANCE_END_COL = 2
 _COMPLIANCE_START_COL = 9

@@ -39,6 +39,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from auditor.core.workbook import (
@@ -511,9 +512,13 @@ class WorkbookWriter:
             for number, column in enumerate(layout.columns):
                 if part.rows:
                     _add_tones(sheet, column, _LETTERS[number], 1, part.rows)
-        if charts:
+        if charts and layout.charts:
             for chart in layout.charts:
                 sheet.add_chart(_chart(sheet, chart), chart.anchor)
+            # Charts start a printed page: one cut by a page break would print under the
+            # repeated header row of the next page.
+            first = min(int(re.sub(r"^[A-Z]+", "", c.anchor)) for c in layout.charts)
+            sheet.row_breaks.append(Break(id=first - 2))
         if layout.printed is not None and part.rows:
             sheet.print_area = f"A1:{_LETTERS[layout.printed - 1]}{part.rows}"
         if sheet._rows is None:  # nothing written: still a valid, empty sheet

@@ -36,6 +36,7 @@ from auditor.adapters.blobs import (
     document_bytes,
 )
 from auditor.core.diff import diff_snapshots
+from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.evidence import (
     FAILURE_PREFIX,
     FAILURE_SCHEMA,
@@ -348,8 +349,10 @@ class ReportService:
         *,
         clock: Clock = _now,
         token: Callable[[], str] = _token,
+        options: PackOptions = PackOptions(),
     ) -> None:
         self.reader = reader
+        self.options = options
         self.evidence = evidence
         self._send = send
         self._clock = clock
@@ -419,7 +422,13 @@ class ReportService:
             if upload:
                 ensure_anchored(self.evidence, period.entries)
             pack = build_pack(
-                self.reader, job.tenant_id, job.report_id, period, path, generated_at=self._clock()
+                self.reader,
+                job.tenant_id,
+                job.report_id,
+                period,
+                path,
+                generated_at=self._clock(),
+                options=self.options,
             )
             if upload:
                 pack = self._store(job, pack, period, path)
@@ -450,6 +459,7 @@ class ReportService:
                 period,
                 path,
                 generated_at=self._clock(),
+                options=self.options,
             )
             upload_pack(self.evidence, rebuilt)
             return rebuilt
@@ -558,6 +568,19 @@ def _workbook_path(out: Path | None, report_id: str) -> Iterator[Path]:
 # Wiring (function_app.py, the API and the command line)
 
 
+def pack_options(settings: Settings) -> PackOptions:
+    """What packs follow from the settings: the snapshot schedule (slots of a period) and the
+    portal of the cloud AUDITOR_ARM_ENDPOINT names (links)."""
+    from auditor.core.portal import portal_for
+
+    try:
+        portal = portal_for(settings.arm_endpoint)
+    except ValueError:
+        # A private or test endpoint (the simulator): links go to the public portal.
+        portal = PUBLIC_PORTAL
+    return PackOptions(snapshot_schedule=settings.snapshot_schedule, portal=portal)
+
+
 @contextmanager
 def open_report_service(
     settings: Settings, *, with_queue: bool = True, reader: SnapshotReader | None = None
@@ -574,7 +597,12 @@ def open_report_service(
     try:
         if not evidence.identity_based:
             evidence.create_container()  # local runs; in Azure the template creates it
-        yield ReportService(snapshots, evidence, queue.send if queue is not None else None)
+        yield ReportService(
+            snapshots,
+            evidence,
+            queue.send if queue is not None else None,
+            options=pack_options(settings),
+        )
     finally:
         if queue is not None:
             queue.close()
@@ -644,6 +672,11 @@ def api_report_service(settings: Settings, reader: SnapshotReader) -> LazyReport
         evidence = EvidenceStore.from_settings(settings)
         if not evidence.identity_based:
             evidence.create_container()
-        return ReportService(reader, evidence, ReportQueue.from_settings(settings).send)
+        return ReportService(
+            reader,
+            evidence,
+            ReportQueue.from_settings(settings).send,
+            options=pack_options(settings),
+        )
 
     return LazyReportService(make)
