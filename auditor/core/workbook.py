@@ -392,7 +392,7 @@ VERIFY_STEPS = (
 # needs about 80 widths). Finished time and predecessor columns are reference columns (each
 # row's predecessor is the row above; the first one's is named above the table).
 COVER_COLUMNS = (
-    Column("", 24, Kind.TEXT),
+    Column("", 22, Kind.TEXT),
     Column("", 18, Kind.TEXT),
     Column("", 19, Kind.DATETIME),
     Column("", 11, Kind.TEXT, STATUS_TONES),
@@ -661,10 +661,11 @@ SUMMARY_COLUMNS = (
     Column("Compliance (start)", 11, Kind.PERCENT),
     Column("Failed controls (start)", 8, Kind.INTEGER),
     Column("Passed controls (start)", 8, Kind.INTEGER),
+    Column("Note", 22, Kind.WRAP),
     Column("Skipped controls (start)", 8, Kind.INTEGER),
     Column("Unsupported controls (start)", 11, Kind.INTEGER),
-    Column("Note", 22, Kind.WRAP),
 )
+SUMMARY_PRINTED = 12
 _COMPLIANCE_END_COL = 2
 _COMPLIANCE_START_COL = 9
 _TREND_FIRST_COL = 3  # trend table: snapshot, status, then one column per standard
@@ -715,8 +716,9 @@ def _standard_row(
         comparable,
         *((a[s] for s in _ORDER) if in_a else (None,) * 4),
         _pct(pct_b),
-        *((b[s] for s in _ORDER) if in_b else (None,) * 4),
+        *((b[s] for s in _ORDER[:2]) if in_b else (None,) * 2),
         _summary_note(standard, start, end),
+        *((b[s] for s in _ORDER[2:]) if in_b else (None,) * 2),
     ]
 
 
@@ -808,6 +810,7 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
         columns=SUMMARY_COLUMNS,
         rows=rows,
         charts=tuple(charts),
+        printed=SUMMARY_PRINTED,
     )
 
 
@@ -947,19 +950,19 @@ def standard_sheets(
 # ---------------------------------------------------------------------------------------------
 
 CHANGES_COLUMNS = (
-    Column("Category", 11, Kind.TEXT, CHANGE_TONES),
-    Column("Level", 11),
-    Column("Subscription", 14, Kind.WRAP),
-    Column("Standard", 16, Kind.WRAP),
-    Column("Control", 9),
-    Column("Description", 28, Kind.WRAP),
+    Column("Category", 12, Kind.TEXT, CHANGE_TONES),
+    Column("Level", 11, Kind.WRAP),
+    Column("Subscription", 13, Kind.WRAP),
+    Column("Standard", 15, Kind.WRAP),
+    Column("Control", 8),
+    Column("Description", 24, Kind.WRAP),
     Column("State (start)", 9, Kind.TEXT, STATE_TONES),
     Column("State (end)", 9, Kind.TEXT, STATE_TONES),
     Column("Failed resources (start)", 8, Kind.INTEGER),
     Column("Failed resources (end)", 8, Kind.INTEGER),
     Column("Failing since (UTC)", 11, Kind.DATE),
     Column("Days failing", 7, Kind.INTEGER),
-    Column("Reason", 17, Kind.WRAP),
+    Column("Reason", 15, Kind.WRAP),
     Column("Subscription ID", 38, Kind.HASH),
     Column("Assessment", 38, Kind.HASH),
     Column("Passed resources (start)", 10, Kind.INTEGER),
@@ -1285,8 +1288,8 @@ ATTESTATION_COLUMNS = (
     Column("Assignment", 20, Kind.WRAP),
     Column("Standard", 20, Kind.WRAP),
     Column("State or category", 12, Kind.WRAP),
-    Column("Attested on (UTC)", 16, Kind.DATETIME),
-    Column("Expires on (UTC)", 16, Kind.DATETIME),
+    Column("Attested on (UTC)", 11, Kind.DATE),
+    Column("Expires on (UTC)", 11, Kind.DATE),
     Column("Expired", 9, Kind.TEXT, (("EXPIRED", Tone.BAD), ("No", Tone.GOOD))),
     Column("Evidence", 18, Kind.WRAP),
     Column("Evidence link", 20, Kind.LINK),

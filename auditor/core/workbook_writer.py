@@ -517,10 +517,13 @@ class WorkbookWriter:
                 sheet.add_chart(_chart(sheet, chart), chart.anchor)
             # Charts start a printed page: one cut by a page break would print under the
             # repeated header row of the next page.
-            first = min(int(re.sub(r"^[A-Z]+", "", c.anchor)) for c in layout.charts)
+            first = min(_anchor_row(c.anchor) for c in layout.charts)
             sheet.row_breaks.append(Break(id=first - 2))
         if layout.printed is not None and part.rows:
-            sheet.print_area = f"A1:{_LETTERS[layout.printed - 1]}{part.rows}"
+            last = part.rows
+            if charts:  # charts sit below the cells: keep them in the print area
+                last = max([last, *(_anchor_row(c.anchor) + CHART_ROWS for c in layout.charts)])
+            sheet.print_area = f"A1:{_LETTERS[layout.printed - 1]}{last}"
         if sheet._rows is None:  # nothing written: still a valid, empty sheet
             sheet.append_row([])
         sheet.close()
@@ -528,6 +531,11 @@ class WorkbookWriter:
 
 
 LINE_POINTS = 15.0
+CHART_ROWS = 17  # rows of the default height an 8 cm chart covers, and a margin
+
+
+def _anchor_row(anchor: str) -> int:
+    return int(anchor.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 
 
 def chars_per_line(width: float) -> int:
