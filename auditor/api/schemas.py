@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.model import CollectionStatus, HardeningStatus, State
 
-
 _PERCENT_TEXT = "percent (0-100) of passed controls among passed and failed ones; null when none."
 
 

@@ -19,6 +19,9 @@ PORTALS = {
 }
 
 
+_RECOMMENDATION_BLADE = "GenericRecommendationDetailsBlade"
+
+
 def portal_for(arm_endpoint: str) -> str:
     """The portal of the cloud whose Resource Manager is `arm_endpoint` (ValueError if none:
     a link to the wrong cloud's portal would be worse than none)."""
@@ -33,7 +36,7 @@ def portal_for(arm_endpoint: str) -> str:
 def recommendation_url(portal: str, assessment_key: str) -> str:
     """Defender for Cloud's page of one recommendation (assessment key, a GUID)."""
     key = quote(assessment_key, safe="")
-    return f"{portal}/#view/Microsoft_Azure_Security/GenericRecommendationDetailsBlade/assessmentKey/{key}"
+    return f"{portal}/#view/Microsoft_Azure_Security/{_RECOMMENDATION_BLADE}/assessmentKey/{key}"
 
 
 def compliance_url(portal: str) -> str:

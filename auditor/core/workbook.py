@@ -23,8 +23,6 @@ from enum import StrEnum
 
 from auditor.core.diff import Change, ChangeKind, Diff, Level, Side
 from auditor.core.evidence import PackManifest, iso, parse_iso
-from auditor.core.portal import PUBLIC_PORTAL, compliance_url, recommendation_url
-from auditor.core.schedule import occurrences
 from auditor.core.model import (
     CollectionStatus,
     ComplianceRecord,
@@ -32,6 +30,8 @@ from auditor.core.model import (
     StandardAssignment,
     State,
 )
+from auditor.core.portal import PUBLIC_PORTAL, compliance_url, recommendation_url
+from auditor.core.schedule import occurrences
 from auditor.core.snapshot import (
     CarriedAssessment,
     Snapshot,
@@ -206,6 +206,9 @@ class PackOptions:
     portal: str = PUBLIC_PORTAL
 
 
+DEFAULT_OPTIONS = PackOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class PackInputs:
     """Everything one pack shows: two snapshots of a tenant, the snapshots between (index
@@ -216,7 +219,7 @@ class PackInputs:
     end: Snapshot
     period: tuple[SnapshotIndexEntry, ...]
     diff: Diff
-    options: PackOptions = PackOptions()
+    options: PackOptions = DEFAULT_OPTIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,9 +472,8 @@ class PeriodEvidence:
 
     def summary(self) -> str:
         counts = self.counts()
-        return (
-            f"{len(self.slots)} scheduled slots ({self.schedule}): "
-            + ", ".join(f"{counts[k]} {k}" for k in counts)
+        return f"{len(self.slots)} scheduled slots ({self.schedule}): " + ", ".join(
+            f"{counts[k]} {k}" for k in counts
         )
 
 
@@ -650,7 +652,7 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
 # ---------------------------------------------------------------------------------------------
 
 SUMMARY_COLUMNS = (
-    Column("Standard", 24, Kind.LINK),  # links to the standard's sheet
+    Column("Standard", 30, Kind.LINK),  # links to the standard's sheet
     Column("Compliance (end)", 11, Kind.PERCENT),
     Column("Change (points)", 9, Kind.DELTA),
     Column("Change, same subscriptions (points)", 12, Kind.DELTA),
@@ -661,7 +663,7 @@ SUMMARY_COLUMNS = (
     Column("Compliance (start)", 11, Kind.PERCENT),
     Column("Failed controls (start)", 8, Kind.INTEGER),
     Column("Passed controls (start)", 8, Kind.INTEGER),
-    Column("Note", 22, Kind.WRAP),
+    Column("Note", 16, Kind.WRAP),
     Column("Skipped controls (start)", 8, Kind.INTEGER),
     Column("Unsupported controls (start)", 11, Kind.INTEGER),
 )

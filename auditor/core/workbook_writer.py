@@ -35,16 +35,17 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.chart.marker import Marker
 from openpyxl.formatting.rule import CellIsRule
+from openpyxl.packaging.relationship import RelationshipList
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.pagebreak import Break
-from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.xml.constants import REL_NS
+from openpyxl.xml.functions import SubElement
 
 from auditor.core.workbook import (
     ILLEGAL_XML,
-    PageLabels,
     MAX_CELL_CHARS,
     MAX_LINKS_PER_SHEET,
     MAX_ROWS,
@@ -56,6 +57,7 @@ from auditor.core.workbook import (
     Heading,
     Kind,
     Link,
+    PageLabels,
     Paragraph,
     Row,
     SheetLayout,
@@ -154,7 +156,7 @@ class _Styles:
                 color="0563C1" if link else None,
                 underline="single" if link else None,
             )
-        if wrap or header or link:
+        if wrap or header:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         if header:
             cell.font = Font(bold=True)
@@ -202,7 +204,7 @@ class _ColumnStyles:
             wrapped=tuple(
                 (i, chars_per_line(c.width))
                 for i, c in enumerate(columns)
-                if c.kind in (Kind.WRAP, Kind.LINK) and c.width
+                if c.kind is Kind.WRAP and c.width
             ),
         )
 
@@ -242,6 +244,50 @@ def _string_xml(ref: str, value: str, style: str) -> str:
     return f'<c r="{ref}" t="inlineStr"{s}><is><t{space}>{_escape(value)}</t></is></c>'
 
 
+_HYPERLINK_REL = REL_NS + "/hyperlink"
+
+
+def _attr(text: str) -> str:
+    """Text as an XML attribute value (between double quotes)."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
+    )
+
+
+class _LinkRels(RelationshipList):  # type: ignore[misc]
+    """A sheet's relationships, with one relationship per distinct external link target (rows
+    that link the same page share it) kept as plain strings: openpyxl's per-link objects cost
+    more than writing the rows themselves (about 0.1 ms per hyperlink)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: dict[str, str] = {}  # target -> relationship id
+
+    def link(self, target: str) -> str:
+        found = self.external.get(target)
+        if found is None:
+            found = self.external[target] = f"rIdL{len(self.external) + 1}"
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.external) or len(self) > 0
+
+    def to_tree(self) -> Any:
+        tree = super().to_tree()
+        for target, rid in self.external.items():
+            SubElement(
+                tree, "Relationship", Type=_HYPERLINK_REL, Target=target, TargetMode="External",
+                Id=rid,
+            )  # fmt: skip
+        return tree
+
+
 class _StreamSheet(WriteOnlyWorksheet):  # type: ignore[misc]
     """A write-only worksheet that serialises rows in batches.
 
@@ -261,6 +307,21 @@ class _StreamSheet(WriteOnlyWorksheet):  # type: ignore[misc]
         self.links = 0
         self.links_as_text = 0
         self._epoch = parent.epoch
+        self._link_xml_parts: list[str] = []  # <hyperlink> elements, in row order
+        self._link_rels = _LinkRels()
+
+    def _get_writer(self) -> None:
+        if self._writer is None:
+            super()._get_writer()
+            writer: Any = self._writer
+            writer._rels = self._link_rels
+            writer.write_hyperlinks = self._write_hyperlinks
+
+    def _write_hyperlinks(self) -> None:
+        """Replaces openpyxl's: the same <hyperlinks> element, spelled as text, parsed once."""
+        if self._link_xml_parts:
+            xml = f'<hyperlinks xmlns:r="{REL_NS}">' + "".join(self._link_xml_parts)
+            self._writer.xf.send(fromstring(xml + "</hyperlinks>"))
 
     def set_columns(self, styles: _ColumnStyles) -> None:
         """Format the rows that follow with these column styles (a further table's)."""
@@ -351,14 +412,17 @@ class _StreamSheet(WriteOnlyWorksheet):  # type: ignore[misc]
             self.links_as_text += 1
             return _string_xml(ref, text, "")
         self.links += 1
-        self._hyperlinks.append(
-            Hyperlink(
-                ref=ref,
-                target=link.url or None,
-                location=link.location or None,
-                display=cell_text(text, 2_000),
+        display = _attr(cell_text(text, 2_000))
+        if link.url:
+            rid = self._link_rels.link(link.url)
+            self._link_xml_parts.append(
+                f'<hyperlink ref="{ref}" r:id="{rid}" display="{display}"/>'
             )
-        )
+        else:
+            location = _attr(link.location)
+            self._link_xml_parts.append(
+                f'<hyperlink ref="{ref}" location="{location}" display="{display}"/>'
+            )
         return _string_xml(ref, text, self._styles.link)
 
 
@@ -472,10 +536,13 @@ class WorkbookWriter:
         elif isinstance(row, HeaderRow):
             part.table_end = part.table_end or part.rows
             # A further table's columns take the sheet's widths (they decide wrapped heights).
-            columns = tuple(
-                c if c.width else replace(c, width=layout.columns[i].width)
-                for i, c in enumerate(row.columns[:width])
-            ) + layout.columns[len(row.columns) :]
+            columns = (
+                tuple(
+                    c if c.width else replace(c, width=layout.columns[i].width)
+                    for i, c in enumerate(row.columns[:width])
+                )
+                + layout.columns[len(row.columns) :]
+            )
             sheet.set_columns(_ColumnStyles.of(columns, self.styles))
             labels = [c.header for c in row.columns]
             sheet.append_row(
@@ -549,7 +616,9 @@ def text_lines(text: str, per_line: int) -> int:
     return sum(max(1, -(-len(line) // per_line)) for line in text.split("\n"))
 
 
-def _wrapped_height(values: Sequence[CellValue], wrapped: tuple[tuple[int, int], ...]) -> float | None:
+def _wrapped_height(
+    values: Sequence[CellValue], wrapped: tuple[tuple[int, int], ...]
+) -> float | None:
     """Points a row needs for its wrapped cells (None: one line, the default height).
     Readers do not size rows themselves (LibreOffice and Excel keep the default height)."""
     lines = 1
@@ -557,11 +626,7 @@ def _wrapped_height(values: Sequence[CellValue], wrapped: tuple[tuple[int, int],
     for index, per_line in wrapped:
         if index < count:
             value = values[index]
-            if isinstance(value, Link):
-                value = value.text or value.url
-            if isinstance(value, str) and len(value) > per_line or (
-                isinstance(value, str) and "\n" in value
-            ):
+            if type(value) is str and (len(value) > per_line or "\n" in value):
                 lines = max(lines, text_lines(value, per_line))
     return None if lines == 1 else LINE_POINTS * lines + 2
 

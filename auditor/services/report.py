@@ -36,7 +36,6 @@ from auditor.adapters.blobs import (
     document_bytes,
 )
 from auditor.core.diff import diff_snapshots
-from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.evidence import (
     FAILURE_PREFIX,
     FAILURE_SCHEMA,
@@ -59,6 +58,7 @@ from auditor.core.evidence import (
     stored_manifest,
     workbook_blob_name,
 )
+from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.snapshot import (
     SNAPSHOT_ID,
     SnapshotIndexEntry,
@@ -66,7 +66,13 @@ from auditor.core.snapshot import (
     SnapshotReader,
     slot_of,
 )
-from auditor.core.workbook import PackInputs, PackOptions, page_labels, pack_layout
+from auditor.core.workbook import (
+    DEFAULT_OPTIONS,
+    PackInputs,
+    PackOptions,
+    pack_layout,
+    page_labels,
+)
 from auditor.core.workbook_writer import WorkbookStats, write_workbook
 from auditor.settings import Settings, load_settings
 
@@ -244,7 +250,7 @@ def build_pack(
     out: Path,
     *,
     generated_at: datetime,
-    options: PackOptions = PackOptions(),
+    options: PackOptions = DEFAULT_OPTIONS,
 ) -> BuiltPack:
     """Read the period's two snapshots and write the pack's workbook to `out`."""
     start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
@@ -349,7 +355,7 @@ class ReportService:
         *,
         clock: Clock = _now,
         token: Callable[[], str] = _token,
-        options: PackOptions = PackOptions(),
+        options: PackOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.reader = reader
         self.options = options

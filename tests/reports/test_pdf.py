@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from auditor.core.model import State
-from auditor.core.workbook import PackInputs, page_labels, pack_layout
+from auditor.core.workbook import PackInputs, pack_layout, page_labels
 from auditor.core.workbook_writer import Paper, write_workbook
-from tests.reports.pdf_pages import PDFTOTEXT, SOFFICE, Page, convert, pages
 from tests.reports.packs import TENANT, pack_inputs, week_inputs
+from tests.reports.pdf_pages import PDFTOTEXT, SOFFICE, Page, convert, pages
 from tools.posture_factory import make_posture, missing_subscription, with_states
 
 pytestmark = pytest.mark.skipif(

@@ -302,7 +302,7 @@ def test_comparable_change_ignores_a_standard_unassigned_from_one_subscription()
         )
 
     before = nist(S1, (P, P, P, F)) + nist(S2, (F, F, F, F))
-    after = nist(S1, (P, P, F, F)) + (ControlSummary(S2, "PCI", "1", "", P, 0, 0, 0),)
+    after = (*nist(S1, (P, P, F, F)), ControlSummary(S2, "PCI", "1", "", P, 0, 0, 0))
     diff = diff_snapshots(
         snap(DAY1, [rec(S2, "NIST", "0", A1, F)], expected=(S1, S2), controls=before),
         snap(DAY2, [rec(S2, "PCI", "1", A1, P)], expected=(S1, S2), controls=after),
@@ -405,8 +405,6 @@ def test_every_difference_is_reported_once_in_the_right_category(
         covering = [c for c in diff.changes if _covers(c, key)]
         assert len(covering) == 1
         assert covering[0].change is (ChangeKind.ADDED if key in new else ChangeKind.REMOVED)
-    assert sum(diff.summary.posture.values()) + len(diff.summary.assignments) == len(
-        diff.changes
-    )
+    assert sum(diff.summary.posture.values()) + len(diff.summary.assignments) == len(diff.changes)
     keys = [c.sort_key for c in diff.changes]
     assert len(keys) == len(set(keys))
