@@ -138,7 +138,11 @@ def failed_day_entry(posture: TenantPosture, snapshot_id: str, previous: Snapsho
     return replace(
         entry,
         status=CollectionStatus.FAILED,
-        reasons=("collection failed: Resource Graph answered 503 three times",),
+        reasons=(
+            "collection failed: Resource Graph answered 429 Too Many Requests on every retry "
+            "(quota of 15 queries per 5 seconds exhausted by another tenant's run); no "
+            "subscription of the tenant could be read, so nothing of this day is evidence",
+        ),
         collected_subscriptions=(),
         counts={},
         compliance_by_standard={},

@@ -670,9 +670,12 @@ def test_trend_chart_marks_every_point_so_a_point_after_a_gap_shows(pack: Path) 
     assert xml.count('<symbol val="circle"/>') == series
 
 
-def test_change_in_points_is_not_formatted_as_a_percentage(opx: dict[str, list[Any]]) -> None:
-    header = list(opx[SUMMARY][0])
-    assert "Change (points)" in header
-    first = opx[SUMMARY][1]
-    # 0-100 percentages and points: the same numbers the API gives.
-    assert 0 <= first[header.index("Compliance (end)")] <= 100
+def test_change_in_points_is_not_formatted_as_a_percentage(inputs: PackInputs, pack: Path) -> None:
+    sheet = load_workbook(pack)[SUMMARY]
+    header = [c.value for c in sheet[1]]
+    change = sheet.cell(2, header.index("Change (points)") + 1)
+    assert "%" not in change.number_format
+    compliance = sheet.cell(2, header.index("Compliance (end)") + 1)
+    standard = sheet.cell(2, 1).value
+    # The same number the API gives: a percentage 0-100, not a fraction.
+    assert compliance.value == inputs.end.index.compliance_by_standard[standard]
