@@ -156,8 +156,9 @@ class _Styles:
                 color="0563C1" if link else None,
                 underline="single" if link else None,
             )
-        if wrap or header:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        # Top-aligned everywhere: a row taller than one line (wrapped text) keeps its cells
+        # on the same printed line.
+        cell.alignment = Alignment(wrap_text=True if wrap or header else None, vertical="top")
         if header:
             cell.font = Font(bold=True)
             cell.fill = PatternFill(start_color="D9E1F2", end_color="D9E1F2", fill_type="solid")
@@ -186,11 +187,11 @@ class _ColumnStyles:
                 return styles.get(wrap=True)
             if kind is Kind.HASH:
                 return styles.get(mono=True)
-            return ""
+            return styles.get()
 
         def number(kind: Kind) -> str:
             fmt = NUMBER_FORMATS.get(kind)
-            return styles.get(fmt) if fmt and kind not in (Kind.DATE, Kind.DATETIME) else ""
+            return styles.get(fmt if fmt and kind not in (Kind.DATE, Kind.DATETIME) else None)
 
         def moment(kind: Kind) -> str:
             return styles.get(DATE_FORMAT if kind is Kind.DATE else DATETIME_FORMAT)
@@ -460,6 +461,7 @@ class WorkbookWriter:
         self._header = self.styles.get(header=True)
         self._heading = self.styles.get(bold=True, size=13)
         self._wrap = self.styles.get(wrap=True)
+        self._top = self.styles.get()
 
     def add(self, layout: SheetLayout) -> None:
         """Write one sheet (and its continuations) completely."""
@@ -554,7 +556,7 @@ class WorkbookWriter:
             label = row.label if isinstance(row.label, Link) else cell_text(row.label or "")
             sheet.append_row(
                 [label, text],
-                ("", self._wrap),
+                (self._top, self._wrap),
                 paragraph_height(text, printed),
             )
             if len(printed) > 2:

@@ -358,7 +358,7 @@ def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
     assert sheet.page_setup.fitToWidth == 1
     assert sheet.page_setup.fitToHeight == 0
     assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
-    assert sheet.column_dimensions["D"].width == 32
+    assert sheet.column_dimensions["D"].width == 30
     assert sheet["A1"].font.b is True
     first_failed = next(c for c in sheet["J"][1:] if c.value is not None)
     assert first_failed.number_format == "yyyy-mm-dd"
