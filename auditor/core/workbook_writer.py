@@ -160,7 +160,7 @@ class _Styles:
         # on the same printed line.
         cell.alignment = Alignment(wrap_text=True if wrap or header else None, vertical="top")
         if header:
-            cell.font = Font(bold=True)
+            cell.font = Font(bold=True, size=9)  # long words ("resources") fit narrow columns
             cell.fill = PatternFill(start_color="D9E1F2", end_color="D9E1F2", fill_type="solid")
             cell.border = Border(bottom=Side(style="thin"))
         style_id = str(cell.style_id)
