@@ -68,6 +68,16 @@ class SnapshotIndexEntry:
     content_hash: str
     previous_snapshot_id: str | None
     previous_hash: str | None
+    # The write attempt that committed it (names its content partition and its anchor).
+    attempt: str = ""
+    # Collected after its slot's successor had begun: a late fill, not the slot's own run.
+    backfill: bool = False
+    # A failed attempt of the same slot that this one retook (its anchor and content are kept).
+    supersedes: str = ""
+    # Why the history (first seen, first failed) was not inherited from the predecessor.
+    history_break: str = ""
+    # SHA-256 of every stored property of the index row as read (compared with the anchor).
+    row_digest: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class Snapshot:
     # Assessments not observed in this snapshot whose history is carried (incomplete collection).
     # Same key; never in posture.compliance.
     carried: dict[tuple[str, str, str, str], CarriedAssessment] = field(default_factory=dict)
+    # SHA-256 of every stored content entity as read (compared with the anchor); "" when unknown.
+    content_digest: str = field(default="", compare=False)
 
 
 def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
@@ -128,6 +140,19 @@ def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, floa
 
 class SnapshotNotFound(LookupError):
     """No committed snapshot (or tenant) answers the request."""
+
+
+class SnapshotTampered(RuntimeError):
+    """A committed snapshot fails verification: its index row, latest row or content disagrees
+    with the write-once anchor its attempt wrote (or it has none). Never served or used."""
+
+    def __init__(self, tenant_id: str, snapshot_id: str, problem: str) -> None:
+        super().__init__(
+            f"snapshot {snapshot_id} of tenant {tenant_id} failed verification: {problem}"
+        )
+        self.tenant_id = tenant_id
+        self.snapshot_id = snapshot_id
+        self.problem = problem
 
 
 class SnapshotReader(Protocol):

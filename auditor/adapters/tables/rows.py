@@ -7,9 +7,12 @@ and readable in Storage Explorer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from azure.data.tables import EntityProperty
 
 from auditor.adapters.tables import keys
 from auditor.adapters.tables.packing import Entity, get_json, get_text, put_json, put_text
@@ -72,6 +75,12 @@ def committed_entity(
         "content_partition": layout.partition_key,
         **index_properties(entry),
     }
+    if entry.backfill:
+        entity["backfill"] = True
+    if entry.supersedes:
+        entity["supersedes"] = entry.supersedes
+    if entry.history_break:
+        put_text(entity, "history_break", entry.history_break)
     put_json(entity, "sections", {k: list(v) for k, v in layout.sections.items()})
     put_json(entity, "operations", layout.operations)
     return entity
@@ -122,7 +131,69 @@ def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
         content_hash=entity["content_hash"],
         previous_snapshot_id=entity.get("previous_snapshot_id") or None,
         previous_hash=entity.get("previous_hash") or None,
+        attempt=str(entity.get("attempt", "")),
+        backfill=entity.get("backfill") is True,
+        supersedes=str(entity.get("supersedes", "")),
+        history_break=get_text(entity, "history_break") or "",
+        row_digest=row_digest(entity),
     )
+
+
+# Properties the service adds or that name where a row lives rather than what it says: the
+# index row and the tenant's latest row (its copy) differ only in these.
+_NOT_DIGESTED = frozenset({"PartitionKey", "RowKey", "Timestamp"})
+
+
+def _value_bytes(value: Any) -> tuple[str, bytes]:
+    if isinstance(value, EntityProperty):
+        value = value.value
+    if isinstance(value, bool):
+        return "b", b"1" if value else b"0"
+    if isinstance(value, int):
+        return "i", str(value).encode()
+    if isinstance(value, float):
+        return "f", repr(value).encode()
+    if isinstance(value, bytes | bytearray):
+        return "x", bytes(value)
+    if isinstance(value, str):
+        return "s", value.encode("utf-8", "surrogatepass")
+    return "o", str(value).encode("utf-8", "surrogatepass")
+
+
+def row_digest(entity: Mapping[str, Any]) -> str:
+    """SHA-256 of every property of a stored row (name, type and value; keys excepted), so
+    that an edit of any of them, or an added one, changes it."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in entity if k not in _NOT_DIGESTED and not k.startswith("odata")):
+        kind, data = _value_bytes(entity[name])
+        label = name.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:%s%s%d:" % (len(label), label, kind.encode(), len(data)) + data)
+    return digest.hexdigest()
+
+
+def entities_digest(entities: Iterable[Mapping[str, Any]]) -> str:
+    """SHA-256 over a content partition's entities, in RowKey order: each key and its digest."""
+    digest = hashlib.sha256()
+    for entity in sorted(entities, key=lambda e: str(e["RowKey"])):
+        digest.update(
+            f"{entity['RowKey']}\n{row_digest(entity)}\n".encode("utf-8", "surrogatepass")
+        )
+    return digest.hexdigest()
+
+
+def key_problem(entity: Mapping[str, Any]) -> str | None:
+    """Whether a row sits under the keys its own properties name (a row copied under another
+    tenant or slot would otherwise show someone else's verified data)."""
+    try:
+        if entity.get("PartitionKey") == LATEST_PARTITION:
+            expected = (LATEST_PARTITION, keys.escape(entity["tenant_id"]))
+        else:
+            expected = index_keys(entity["tenant_id"], entity["snapshot_id"])
+    except (KeyError, keys.KeyFormatError) as exc:
+        return f"row names no valid tenant and slot ({exc})"
+    if (entity.get("PartitionKey"), entity.get("RowKey")) != expected:
+        return "row is stored under another tenant's or slot's keys"
+    return None
 
 
 def content_layout(entity: Mapping[str, Any]) -> ContentLayout:
@@ -170,8 +241,11 @@ def manifest_entities(manifest: RunManifest) -> tuple[list[Entity], Entity]:
         "collector_version": manifest.collector_version,
         "tenant_count": len(manifest.tenants),
         "enqueued": manifest.enqueued,
+        "full": manifest.full,
+        "status": "planned",
     }
     put_json(head, "tenant_ids", list(manifest.tenant_ids))
+    put_json(head, "left", list(manifest.left))
     return tenant_rows, head
 
 
@@ -191,3 +265,8 @@ def manifest_head(entity: Mapping[str, Any]) -> tuple[str, list[str], bool, str,
         entity["planned_at"],
         entity.get("collector_version", ""),
     )
+
+
+def manifest_left(entity: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """(full run, tenants that left the delegation) of a manifest row."""
+    return entity.get("full") is True, tuple(get_json(entity, "left", []))
