@@ -144,6 +144,8 @@ class SlotBusy(RuntimeError):
 class CorruptSnapshot(RuntimeError):
     """A committed snapshot's content does not match its index row (damaged or tampered)."""
 
+    snapshot_id = ""  # set by the read that found it
+
 
 class StorageReset(RuntimeError):
     """A table the store had created is gone (storage lost its data, e.g. an in-memory
@@ -994,8 +996,13 @@ def _corruption_reported(tenant_id: str, snapshot_id: str) -> Iterator[None]:
     """Damaged streams and undecodable lines are the snapshot's corruption, said as such."""
     try:
         yield
+    except CorruptSnapshot as exc:
+        exc.snapshot_id = snapshot_id
+        raise
     except (PackingError, CanonicalFormatError) as exc:
-        raise CorruptSnapshot(f"snapshot {tenant_id}/{snapshot_id}: {exc}") from exc
+        corrupt = CorruptSnapshot(f"snapshot {tenant_id}/{snapshot_id}: {exc}")
+        corrupt.snapshot_id = snapshot_id
+        raise corrupt from exc
 
 
 def _header(entry: SnapshotIndexEntry) -> SnapshotHeader:
