@@ -10,7 +10,7 @@ from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
 from auditor.commands.snapshots import index_json, parse_instant
-from auditor.core.schedule import check_slot, latest_occurrence
+from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
 from auditor.services.snapshot import (
     RunNotPlanned,
@@ -98,13 +98,15 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     now = datetime.now(UTC)
     try:
-        slot = (
-            check_slot(settings.snapshot_schedule, parse_instant(args.at, "--at"), now)
-            if args.at
-            else latest_occurrence(settings.snapshot_schedule, now)
-        )
+        slot = latest_occurrence(settings.snapshot_schedule, now)
+        if args.at:
+            slot = parse_instant(args.at, "--at")
+            check_slot(settings.snapshot_schedule, slot, now)
+    except SlotError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
-        print(f"error: --at: {exc}" if args.at else f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     tenant_ids = [args.tenant.lower()] if args.tenant else None
     with open_service(settings, with_queue=args.via_queue) as service:

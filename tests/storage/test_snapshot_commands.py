@@ -113,6 +113,15 @@ def test_a_failing_tenant_is_recorded_and_the_command_fails(
         (["snapshot", "--all", "--at", "2024-05-01T02:00:00"], "--at must name its zone"),
         (["snapshot", "--all", "--at", "yesterday"], "--at must be an ISO-8601 time"),
         (["snapshots", "--tenant", "x"], "--tenant must be a tenant id"),
+        (
+            ["snapshot", "--tenant", A, "--at", "2099-06-01T02:00:00Z"],
+            "--at: 2099-06-01T02:00:00Z is later than the current scheduled slot",
+        ),
+        (
+            ["snapshot", "--all", "--at", "2024-05-01T03:00:00Z"],
+            "not a slot of the schedule '0 0 2 * * *'; the nearest are 2024-05-01T02:00:00Z "
+            "and 2024-05-02T02:00:00Z",
+        ),
         (["snapshots", "--tenant", A, "--until", "soon"], "--until must be an ISO-8601 time"),
     ],
 )
@@ -151,3 +160,28 @@ def test_missing_storage_settings_exit_2(
         monkeypatch.delenv(f"AUDITOR_STORAGE__{suffix}", raising=False)
     code, _, err = run(capsys, "tenants")
     assert code == 2 and err.startswith("error: setting AUDITOR_STORAGE: is not set")
+
+
+def test_a_future_slot_commits_nothing_and_blocks_nothing(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9 §4: a future snapshot used to be committed, and every later slot SUPERSEDED."""
+    code, _, _ = run(capsys, "snapshot", "--tenant", A, "--at", "2027-06-01T02:00:00Z")
+    assert code == 2 and source.collected == []
+    code, out, _ = run(capsys, "snapshot", "--tenant", A, "--at", TODAY)
+    assert code == 0 and out.startswith(f"{A}  COMPLETE")
+
+
+def test_a_failed_discovery_is_one_line_exit_2_and_recorded(
+    source: FakeSource, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable() -> list[object]:
+        raise ConnectionError("Resource Graph unreachable after 8 tries")
+
+    monkeypatch.setattr(source, "discover", unreachable)
+    code, out, err = run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    assert code == 2 and out == ""
+    assert err == (
+        "error: run 20240501T020000Z failed: discovery failed: ConnectionError: Resource Graph "
+        "unreachable after 8 tries (recorded in the runs table)\n"
+    )

@@ -866,7 +866,7 @@ class SnapshotStore:
                 return _Claim(str(metadata["etag"]), abandoned, started_at)
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
                 if current is None and isinstance(exc, ResourceNotFoundError):
-                    self._tables_ready = False
+                    # Not recreated behind the operator's back: the history it held is gone.
                     raise StorageReset(
                         f"table {self.tables.index} does not exist although this store created "
                         "it: the storage lost its data (restarted without persistence?); "
