@@ -4,7 +4,8 @@ Each trial takes the next daily slot of one tenant in a child process and kills 
 after a random number of storage responses (table and blob: the anchor write counts), so the
 kill lands anywhere: before the claim, while content transactions are in flight, just before or
 after the anchor is written, just before or after the index row is committed, while the latest
-row moves. Reads go through the anchored store, so every snapshot seen is also anchored. After every kill a reader must see either nothing new or the whole snapshot;
+row moves. Reads go through the anchored store, so every snapshot seen is also anchored.
+After every kill a reader must see either nothing new or the whole snapshot;
 then the next run must complete the slot with exactly the content (and hash) that an
 uninterrupted run produces. The chain of all slots is checked at the end.
 """

@@ -15,15 +15,15 @@ from auditor.core.evidence import (
     anchor_mismatch,
     canonical_json,
     legacy_anchor_blob_name,
-    manifest_redirect,
-    workbook_of_manifest,
     manifest_blob_name,
+    manifest_redirect,
     new_report_id,
     pack_metadata,
     report_id_of,
     sha256_hex,
     stored_manifest,
     workbook_blob_name,
+    workbook_of_manifest,
 )
 from tests.reports.packs import END, REPORT_ID, START, TENANT, pack_inputs
 from tools.posture_factory import make_posture

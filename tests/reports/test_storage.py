@@ -7,14 +7,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobServiceClient
-
 from azure.data.tables import TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient
 
 from auditor.adapters.blobs import EvidenceExists, EvidenceStore
 from auditor.adapters.report_queue import ReportQueue

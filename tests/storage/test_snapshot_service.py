@@ -155,7 +155,9 @@ def test_a_collection_that_read_nothing_is_retried_then_recorded(service_for, po
     assert len(list(service.queue.peek_texts(poison=True))) == 1
 
 
-def test_a_malformed_message_ends_in_the_poison_queue_with_its_reason(service_for, postures) -> None:
+def test_a_malformed_message_ends_in_the_poison_queue_with_its_reason(
+    service_for, postures
+) -> None:
     service = service_for(FakeSource(postures))
     outcome = service.process_job("not a job", 1, 5)
     assert outcome.outcome == "rejected" and "not JSON" in outcome.reason

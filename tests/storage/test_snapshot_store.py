@@ -194,7 +194,9 @@ def test_the_anchored_store_commits_nothing_for_an_id_no_anchor_can_be_named_by(
     """A tenant id is never part of a blob name unless it is a GUID: no anchor, no commit."""
     posture = make_posture(tenant_id_for(9))
     evil = "evil/../../anchors/" + tenant_id_for(9)
-    posture = dataclasses.replace(posture, tenant=dataclasses.replace(posture.tenant, tenant_id=evil))
+    posture = dataclasses.replace(
+        posture, tenant=dataclasses.replace(posture.tenant, tenant_id=evil)
+    )
     with pytest.raises(ValueError, match="not a tenant id"):
         store.commit_snapshot(posture, DAY1, "c")
     assert store.list_snapshots(evil) == [] and store.list_tenants() == []
