@@ -531,6 +531,17 @@ class SnapshotService:
         dequeue_count: int | None = None,
     ) -> TenantOutcome:
         duration = round(time.monotonic() - started, 3)
+        if not self.store.wrote(entry):
+            # Another attempt committed the slot first: its snapshot stands, this one is moot.
+            event(
+                "snapshot.tenant.duplicate",
+                tenant=entry.tenant_id,
+                slot=entry.snapshot_id,
+                status=entry.status,
+            )
+            return TenantOutcome(
+                entry.tenant_id, entry.snapshot_id, "duplicate", entry, reason, duration
+            )
         completeness = posture.completeness if posture is not None else None
         event(
             "snapshot.tenant",

@@ -689,13 +689,21 @@ class SnapshotStore:
         entry = replace(entry, content_hash=content_hash(_header(entry), sections))
 
         attempt = uuid.uuid4().hex
+        self._own_attempts.add(attempt)
         self._step("claim")
         if retaken is None:
             claim = self._claim(
                 tenant.tenant_id, snapshot_id, attempt, current, status is CollectionStatus.FAILED
             )
             if not isinstance(claim, _Claim):
-                return claim  # another attempt committed the slot meanwhile
+                # Another attempt committed the slot meanwhile: it stands, unless it is a
+                # failure record and this attempt has content, which retakes it.
+                if (
+                    claim.status is CollectionStatus.FAILED
+                    and status is not CollectionStatus.FAILED
+                ):
+                    return self._commit(posture, scheduled_at, collector_version, status, backfill)
+                return claim
         else:
             claim = _Claim(
                 str(retaken.metadata["etag"]),  # type: ignore[attr-defined]
@@ -881,6 +889,10 @@ class SnapshotStore:
             f"slot {snapshot_id} of tenant {tenant_id}: five claims in a row were overtaken by "
             "other attempts"
         )
+
+    def wrote(self, entry: SnapshotIndexEntry) -> bool:
+        """Whether this store's own attempt committed `entry` (else another attempt did)."""
+        return entry.attempt in self._own_attempts
 
     def _may_take_over(self, pending: Mapping[str, Any]) -> bool:
         """A failure record replaces a pending claim only when it is this store's own attempt
