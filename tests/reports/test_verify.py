@@ -261,3 +261,39 @@ def test_report_command_writes_and_stores_a_pack(
     assert done.returncode == 0, done.stderr
     assert "not stored (--no-upload)" in done.stdout and local.exists()
     assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+
+
+def test_verify_before_the_evidence_container_exists_is_one_line_not_a_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor.cli import main
+
+    assert settings.storage is not None and settings.storage.connection_string
+    monkeypatch.setenv("AUDITOR_STORAGE", settings.storage.connection_string)
+    monkeypatch.setenv("AUDITOR_TABLE_PREFIX", settings.table_prefix)
+    monkeypatch.setenv("AUDITOR_EVIDENCE_CONTAINER", settings.evidence_container)  # never made
+    assert main(["verify", "--all", "--reports"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "OK: verified 0 snapshots and 0 packs of 0 tenants\n"
+    assert err.count("\n") == 1 and "does not exist yet" in err
+
+
+def test_a_manifest_that_names_another_blob_is_refused_and_flagged(
+    raw: SnapshotStore, store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+) -> None:
+    """Issue 9 §3: a manifest could redirect a download to any blob (an anchor, another
+    tenant's pack)."""
+    blob = evidence.container.get_blob_client(pack.manifest_blob)
+    document = json.loads(blob.download_blob().readall())
+    document["workbook"]["blob"] = f"anchors/{TENANT}/x.json"
+    blob.upload_blob(
+        json.dumps(document).encode(), overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+    result = verify(raw, evidence, [TENANT], reports=True)
+    assert [f.problem for f in result.findings] == [
+        f"manifest names workbook 'anchors/{TENANT}/x.json', not its own "
+        f"'{pack.workbook_blob}': refused"
+    ]
+    status = ReportService(store, evidence).status(TENANT, pack.manifest.report_id)
+    assert status is not None and status.status == "failed"
+    assert status.failure is not None and "refused" in status.failure["reason"]

@@ -185,3 +185,22 @@ def test_a_failed_discovery_is_one_line_exit_2_and_recorded(
         "error: run 20240501T020000Z failed: discovery failed: ConnectionError: Resource Graph "
         "unreachable after 8 tries (recorded in the runs table)\n"
     )
+
+
+def test_a_tenant_that_left_the_delegation_is_said_by_snapshot_and_tenants(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    del source.postures[C]
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", TODAY)
+    assert code == 1
+    assert f"{C}  LEFT-DELEGATION  20240502T020000Z" in out
+    assert out.splitlines()[-1] == (
+        "slot 20240502T020000Z: 2/2 tenants complete; 1 left the delegation"
+    )
+    code, out, _ = run(capsys, "tenants")
+    assert "NO LONGER DELEGATED (since run 20240502T020000Z): its latest snapshot is" in out
+    code, out, _ = run(capsys, "tenants", "--json")
+    by_id = {t["tenantId"]: t for t in json.loads(out)["tenants"]}
+    assert by_id[C]["delegated"] is False and by_id[C]["snapshotId"] == "20240501T020000Z"
+    assert by_id[A]["delegated"] is True
