@@ -184,6 +184,7 @@ class SnapshotService:
             planned_at=self.clock(),
             tenants=tuple(planned[k] for k in sorted(planned)),
             collector_version=self.source.version,
+            enqueued=bool(existing and existing.enqueued),
             full=full,
             left=left,
         )

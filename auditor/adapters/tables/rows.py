@@ -153,7 +153,9 @@ def _value_bytes(value: Any) -> tuple[str, bytes]:
         return "i", str(value).encode()
     if isinstance(value, float):
         return "f", repr(value).encode()
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, bytes):
+        return "x", value
+    if isinstance(value, bytearray):
         return "x", bytes(value)
     if isinstance(value, str):
         return "s", value.encode("utf-8", "surrogatepass")
@@ -167,7 +169,8 @@ def row_digest(entity: Mapping[str, Any]) -> str:
     for name in sorted(k for k in entity if k not in _NOT_DIGESTED and not k.startswith("odata")):
         kind, data = _value_bytes(entity[name])
         label = name.encode("utf-8", "surrogatepass")
-        digest.update(b"%d:%s%s%d:" % (len(label), label, kind.encode(), len(data)) + data)
+        digest.update(b"%d:%s%s%d:" % (len(label), label, kind.encode(), len(data)))
+        digest.update(data)
     return digest.hexdigest()
 
 

@@ -166,6 +166,7 @@ class AnchorLedger(Protocol):
 # (the claim is taken after collection: it only has to last while content is written).
 CLAIM_LEASE = timedelta(minutes=15)
 _ANCHOR_CACHE_SIZE = 100_000
+_OWN_ATTEMPTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +286,8 @@ class SnapshotStore:
         # force interleavings of concurrent attempts with it.
         self._step = step_hook or (lambda _step: None)
         self._anchors: dict[tuple[str, str, str], Anchor] = {}
-        self._own_attempts: set[str] = set()
+        # Attempts this store started (bounded: a long-lived worker makes thousands a day).
+        self._own_attempts: dict[str, None] = {}
         self._write_retries = write_retries
         self._sleep = sleep
         self._service = service
@@ -689,7 +691,7 @@ class SnapshotStore:
         entry = replace(entry, content_hash=content_hash(_header(entry), sections))
 
         attempt = uuid.uuid4().hex
-        self._own_attempts.add(attempt)
+        self._remember(attempt)
         self._step("claim")
         if retaken is None:
             claim = self._claim(
@@ -858,7 +860,6 @@ class SnapshotStore:
                     )
                 abandoned = [*get_json(current, "abandoned", []), current["attempt"]]
             row = pending_entity(tenant_id, snapshot_id, attempt, abandoned, started_at)
-            self._own_attempts.add(attempt)
             try:
                 if current is None:
                     metadata = _retrying(
@@ -889,6 +890,11 @@ class SnapshotStore:
             f"slot {snapshot_id} of tenant {tenant_id}: five claims in a row were overtaken by "
             "other attempts"
         )
+
+    def _remember(self, attempt: str) -> None:
+        if len(self._own_attempts) >= _OWN_ATTEMPTS:
+            del self._own_attempts[next(iter(self._own_attempts))]
+        self._own_attempts[attempt] = None
 
     def wrote(self, entry: SnapshotIndexEntry) -> bool:
         """Whether this store's own attempt committed `entry` (else another attempt did)."""
