@@ -46,7 +46,10 @@ def test_two_inline_runs_of_one_slot_at_once_never_record_a_healthy_tenant_as_fa
         ]
         outputs = [run.communicate(timeout=600)[0] for run in runs]
         for output in outputs:
-            assert "FAILED" not in output and "taken over" not in output, (trial, output)
+            # Each tenant is COMPLETE/INCOMPLETE, DUPLICATE or CONTENDED (the other process's
+            # attempt stands): never FAILED over the other's claim.
+            outcomes = [line.split()[1] for line in output.splitlines() if line[:1].isalnum()]
+            assert "FAILED" not in outcomes and "taken over" not in output, (trial, output)
         settings = load_settings(env)
         with SnapshotStore.from_settings(settings) as store:
             tenants = store.list_tenants()  # verified against their anchors

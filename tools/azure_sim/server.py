@@ -113,8 +113,7 @@ class Faults:
             "drop": self.drop,
             "forbidden_tenants": list(self.forbidden_tenants),
             "fail_queries_matching": self.fail_queries_matching,
-            "undelegated_from": dict(self.undelegated_from),
-        }
+        } | ({"undelegated_from": dict(self.undelegated_from)} if self.undelegated_from else {})
 
     def update(self, spec: dict[str, Any]) -> None:
         """Merge ``spec``; ``{}`` or ``{"clear": true}`` resets everything first."""

@@ -749,8 +749,8 @@ class SnapshotStore:
                     return self._checked(winner)
                 holder = winner.get("attempt") if winner is not None else None
                 raise SlotBusy(
-                    f"slot {snapshot_id} of tenant {tenant.tenant_id} was taken over by attempt "
-                    f"{holder} while attempt {attempt} wrote; it is that attempt's to commit"
+                    f"slot {snapshot_id} of tenant {tenant.tenant_id}: attempt {holder} claimed "
+                    f"it while attempt {attempt} wrote; that attempt's outcome stands"
                 ) from exc
         self._advance_latest(row)
         for old in claim.abandoned:
