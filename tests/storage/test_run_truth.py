@@ -6,6 +6,7 @@ Each test names the finding it pins; each failed on the code before this change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from auditor.adapters.tables.runs import RunStore
 from auditor.adapters.tables.store import StorageReset
 from auditor.api import create_app
 from auditor.core.access import AccessPolicy
-from auditor.core.model import Tenant
+from auditor.core.model import CollectionStatus, Tenant
 from auditor.core.runs import SnapshotJob, encode_job
 from auditor.core.schedule import SlotError
 from auditor.core.snapshot import SnapshotNotFound
@@ -279,3 +280,20 @@ def test_a_table_lost_by_the_storage_is_named_not_called_contention(
         service.store.commit_snapshot(make_posture(A), DAY1, "c")
     [outcome] = service.run_inline(DAY1, [A])
     assert outcome.outcome == "retry" and "StorageReset" in outcome.reason
+
+
+def test_dropped_malformed_rows_make_the_snapshot_incomplete_with_the_counts_as_reason(
+    service: SnapshotService, source: FakeSource
+) -> None:
+    """Issue 10: malformed rows never changed a tenant's status, so a pack of a tenant with
+    dropped rows read as complete."""
+    posture = source.postures[A]
+    source.postures[A] = dataclasses.replace(
+        posture,
+        completeness=dataclasses.replace(posture.completeness, malformed={"compliance": 3}),
+    )
+    outcomes = {o.tenant_id: o for o in service.run_inline(DAY1)}
+    entry = outcomes[A].entry
+    assert entry is not None and entry.status is CollectionStatus.INCOMPLETE
+    assert entry.reasons == ("3 malformed compliance rows dropped",)
+    assert outcomes[B].outcome == "complete"
