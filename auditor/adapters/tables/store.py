@@ -642,17 +642,50 @@ class SnapshotStore:
         backfill: bool,
     ) -> SnapshotIndexEntry:
         self.create_tables()
-        tenant = posture.tenant
+        tenant_id = posture.tenant.tenant_id
         snapshot_id = snapshot_id_for(scheduled_at)
-        slot = slot_of(snapshot_id)
-        current = self._get_index_row(tenant.tenant_id, snapshot_id)
+        current = self._get_index_row(tenant_id, snapshot_id)
         retaken: Mapping[str, Any] | None = None
         if current is not None and is_committed(current):
             if status is CollectionStatus.FAILED or current.get("status") != "failed":
                 self._advance_latest(current)
                 return self._checked(current)
             retaken = current  # a failed slot, retaken by an attempt that has content
+        entry, sections, operations = self._prepare(
+            posture, snapshot_id, collector_version, status, backfill, retaken
+        )
+        attempt = uuid.uuid4().hex
+        self._remember(attempt)
+        self._step("claim")
+        if retaken is None:
+            claim = self._claim(
+                tenant_id, snapshot_id, attempt, current, status is CollectionStatus.FAILED
+            )
+            if not isinstance(claim, _Claim):
+                # Another attempt committed the slot meanwhile: it stands, unless it is a
+                # failure record and this attempt has content, which retakes it.
+                failed = CollectionStatus.FAILED
+                if claim.status is failed and status is not failed:
+                    return self._commit(posture, scheduled_at, collector_version, status, backfill)
+                return claim
+        else:
+            etag = str(retaken.metadata["etag"])  # type: ignore[attr-defined]
+            claim = _Claim(etag, [], format_time(self._clock()))
+        return self._publish(entry, sections, operations, attempt, claim)
 
+    def _prepare(
+        self,
+        posture: TenantPosture,
+        snapshot_id: str,
+        collector_version: str,
+        status: CollectionStatus,
+        backfill: bool,
+        retaken: Mapping[str, Any] | None,
+    ) -> tuple[SnapshotIndexEntry, dict[str, list[str]], dict[str, float]]:
+        """The entry (hash included), the canonical sections and the operational counters of
+        the snapshot, built on the verified history of its predecessor."""
+        tenant = posture.tenant
+        slot = slot_of(snapshot_id)
         predecessor, base = self._predecessors(tenant.tenant_id, snapshot_id)
         history, history_break = self._inherited(predecessor, base, status)
         if history_break:
@@ -689,30 +722,19 @@ class SnapshotStore:
             history_break=history_break,
         )
         entry = replace(entry, content_hash=content_hash(_header(entry), sections))
+        return entry, sections, operations_of(completeness)
 
-        attempt = uuid.uuid4().hex
-        self._remember(attempt)
-        self._step("claim")
-        if retaken is None:
-            claim = self._claim(
-                tenant.tenant_id, snapshot_id, attempt, current, status is CollectionStatus.FAILED
-            )
-            if not isinstance(claim, _Claim):
-                # Another attempt committed the slot meanwhile: it stands, unless it is a
-                # failure record and this attempt has content, which retakes it.
-                if (
-                    claim.status is CollectionStatus.FAILED
-                    and status is not CollectionStatus.FAILED
-                ):
-                    return self._commit(posture, scheduled_at, collector_version, status, backfill)
-                return claim
-        else:
-            claim = _Claim(
-                str(retaken.metadata["etag"]),  # type: ignore[attr-defined]
-                [],
-                format_time(self._clock()),
-            )
-        partition_key = content_partition_key(tenant.tenant_id, snapshot_id, attempt)
+    def _publish(
+        self,
+        entry: SnapshotIndexEntry,
+        sections: dict[str, list[str]],
+        operations: dict[str, float],
+        attempt: str,
+        claim: _Claim,
+    ) -> SnapshotIndexEntry:
+        """Content, anchor, commit (under the claim's ETag), latest row: steps 4 to 7."""
+        tenant_id, snapshot_id = entry.tenant_id, entry.snapshot_id
+        partition_key = content_partition_key(tenant_id, snapshot_id, attempt)
         entities: list[Entity] = []
         layout_sections: dict[str, tuple[int, int]] = {}
         for section in SECTIONS:
@@ -723,7 +745,7 @@ class SnapshotStore:
         self._write(self._content, entities)
 
         entry = replace(entry, finished_at=self._clock(), attempt=attempt)
-        layout = ContentLayout(partition_key, layout_sections, operations_of(completeness))
+        layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
         entry = replace(entry, row_digest=row_digest(row))
         self._step("anchor")
@@ -739,7 +761,7 @@ class SnapshotStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            winner = self._get_index_row(tenant.tenant_id, snapshot_id)
+            winner = self._get_index_row(tenant_id, snapshot_id)
             if winner is not None and winner.get("attempt") == attempt and is_committed(winner):
                 # Our commit landed; its response was lost and the SDK's retry saw a new ETag.
                 row = dict(winner)
@@ -749,12 +771,12 @@ class SnapshotStore:
                     return self._checked(winner)
                 holder = winner.get("attempt") if winner is not None else None
                 raise SlotBusy(
-                    f"slot {snapshot_id} of tenant {tenant.tenant_id}: attempt {holder} claimed "
-                    f"it while attempt {attempt} wrote; that attempt's outcome stands"
+                    f"slot {snapshot_id} of tenant {tenant_id}: attempt {holder} claimed it "
+                    f"while attempt {attempt} wrote; that attempt's outcome stands"
                 ) from exc
         self._advance_latest(row)
         for old in claim.abandoned:
-            self._delete_partition(content_partition_key(tenant.tenant_id, snapshot_id, old))
+            self._delete_partition(content_partition_key(tenant_id, snapshot_id, old))
         return entry
 
     def _predecessors(
