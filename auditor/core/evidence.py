@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -374,6 +374,8 @@ class Anchor:
     content_digest: str = ""
     supersedes: str = ""
     schema: str = ANCHOR_SCHEMA
+    # Property name -> SHA-256 of its stored value: what lets `verify` name the edited ones.
+    index_properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def legacy(self) -> bool:
@@ -392,6 +394,7 @@ class Anchor:
             index_digest=index_digest,
             content_digest=content_digest,
             supersedes=entry.supersedes,
+            index_properties=dict(entry.row_properties),
         )
 
     @property
@@ -416,6 +419,7 @@ class Anchor:
                 indexDigest=self.index_digest,
                 contentDigest=self.content_digest,
                 supersedes=self.supersedes or None,
+                indexProperties=dict(sorted(self.index_properties.items())),
             )
         return document
 
@@ -440,6 +444,9 @@ class Anchor:
             content_digest=str(data.get("contentDigest") or ""),
             supersedes=str(data.get("supersedes") or ""),
             schema=schema,
+            index_properties={
+                str(k): str(v) for k, v in (data.get("indexProperties") or {}).items()
+            },
         )
 
     def metadata(self) -> dict[str, str]:
@@ -474,9 +481,11 @@ def anchor_mismatch(anchor: Anchor, entry: SnapshotIndexEntry) -> str | None:
             f"predecessor {entry.previous_snapshot_id} but anchored {anchor.previous_snapshot_id}"
         )
     if not problems and anchor.index_digest != entry.row_digest:
+        stored, anchored = entry.row_properties, anchor.index_properties
+        changed = sorted(k for k in set(stored) | set(anchored) if stored.get(k) != anchored.get(k))
         problems.append(
-            "index row properties differ from what the attempt committed "
-            f"(digest {entry.row_digest[:16]}…, anchored {anchor.index_digest[:16]}…)"
+            "index row properties differ from what the attempt committed: "
+            + (", ".join(changed) if changed and anchored else f"digest {entry.row_digest[:16]}…")
         )
     return "; ".join(problems) or None
 

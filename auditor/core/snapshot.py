@@ -78,6 +78,8 @@ class SnapshotIndexEntry:
     history_break: str = ""
     # SHA-256 of every stored property of the index row as read (compared with the anchor).
     row_digest: str = field(default="", compare=False)
+    # The digest of each property of that row (names what an edit changed).
+    row_properties: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

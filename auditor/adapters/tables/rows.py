@@ -115,6 +115,7 @@ def is_committed(entity: Mapping[str, Any]) -> bool:
 
 def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
     """The index entry a committed row (or latest row) holds."""
+    digests = property_digests(entity)
     return SnapshotIndexEntry(
         tenant_id=entity["tenant_id"],
         tenant_name=entity.get("tenant_name", ""),
@@ -135,7 +136,8 @@ def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
         backfill=entity.get("backfill") is True,
         supersedes=str(entity.get("supersedes", "")),
         history_break=get_text(entity, "history_break") or "",
-        row_digest=row_digest(entity),
+        row_digest=digest_of(digests),
+        row_properties=digests,
     )
 
 
@@ -162,16 +164,29 @@ def _value_bytes(value: Any) -> tuple[str, bytes]:
     return "o", str(value).encode("utf-8", "surrogatepass")
 
 
-def row_digest(entity: Mapping[str, Any]) -> str:
-    """SHA-256 of every property of a stored row (name, type and value; keys excepted), so
-    that an edit of any of them, or an added one, changes it."""
-    digest = hashlib.sha256()
+def property_digests(entity: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of each stored property (its type and value; keys and Timestamp excepted)."""
+    out = {}
     for name in sorted(k for k in entity if k not in _NOT_DIGESTED and not k.startswith("odata")):
         kind, data = _value_bytes(entity[name])
-        label = name.encode("utf-8", "surrogatepass")
-        digest.update(b"%d:%s%s%d:" % (len(label), label, kind.encode(), len(data)))
+        digest = hashlib.sha256(kind.encode() + b":")
         digest.update(data)
+        out[name] = digest.hexdigest()
+    return out
+
+
+def digest_of(properties: Mapping[str, str]) -> str:
+    """One digest over every property's digest (names included), so that an edit of any
+    property, or an added or removed one, changes it."""
+    digest = hashlib.sha256()
+    for name in sorted(properties):
+        digest.update(f"{name}={properties[name]}\n".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def row_digest(entity: Mapping[str, Any]) -> str:
+    """SHA-256 of every property of a stored row (see property_digests)."""
+    return digest_of(property_digests(entity))
 
 
 def entities_digest(entities: Iterable[Mapping[str, Any]]) -> str:

@@ -80,6 +80,7 @@ from auditor.adapters.tables.rows import (
     committed_entity,
     content_layout,
     content_partition_key,
+    digest_of,
     entities_digest,
     index_entry,
     index_keys,
@@ -87,7 +88,7 @@ from auditor.adapters.tables.rows import (
     key_problem,
     latest_entity,
     pending_entity,
-    row_digest,
+    property_digests,
 )
 from auditor.core.canonical import (
     SECTIONS,
@@ -747,7 +748,8 @@ class SnapshotStore:
         entry = replace(entry, finished_at=self._clock(), attempt=attempt)
         layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
-        entry = replace(entry, row_digest=row_digest(row))
+        properties = property_digests(row)
+        entry = replace(entry, row_digest=digest_of(properties), row_properties=properties)
         self._step("anchor")
         if self.ledger is not None:
             # Before the row is visible: what becomes visible is anchored by its own attempt.
