@@ -45,6 +45,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -168,6 +169,8 @@ class AnchorLedger(Protocol):
 CLAIM_LEASE = timedelta(minutes=15)
 _ANCHOR_CACHE_SIZE = 100_000
 _OWN_ATTEMPTS = 10_000
+_PREFETCH_FROM = 8  # uncached anchors of a listing read concurrently from this many on
+_PREFETCH_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +394,9 @@ class SnapshotStore:
                 first += timedelta(seconds=1)
             query += " and RowKey lt @high"
             params["high"] = keys.after_slot_bound(snapshot_id_for(first))
-        entries = [self._checked(row) for row in _query(self._index, query, params)]
+        rows = list(_query(self._index, query, params))
+        self._prefetch_anchors([index_entry(row) for row in rows])
+        entries = [self._checked(row) for row in rows]
         return [
             e
             for e in entries
@@ -483,6 +488,17 @@ class SnapshotStore:
         if problem:
             raise SnapshotTampered(entry.tenant_id, entry.snapshot_id, problem)
         return entry
+
+    def _prefetch_anchors(self, entries: list[SnapshotIndexEntry]) -> None:
+        """Read the uncached anchors of a long listing (a year's trend) a few at a time, so a
+        cold read costs a handful of round trips rather than one per snapshot."""
+        if self.ledger is None:
+            return
+        todo = [e for e in entries if (e.tenant_id, e.snapshot_id, e.attempt) not in self._anchors]
+        if len(todo) < _PREFETCH_FROM:
+            return
+        with ThreadPoolExecutor(max_workers=_PREFETCH_WORKERS) as pool:
+            list(pool.map(self._anchor_of, todo))
 
     def _anchor_of(self, entry: SnapshotIndexEntry) -> Anchor | None:
         """The attempt's anchor (else the legacy one), cached: anchors are write-once."""
