@@ -36,8 +36,14 @@ from azure.storage.blob import (
 )
 
 from auditor.adapters.storage import RETRY_OPTIONS
-from auditor.core.evidence import ANCHOR_PREFIX, Anchor, anchor_blob_name, canonical_json
-from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.core.evidence import (
+    ANCHOR_PREFIX,
+    ATTEMPT,
+    Anchor,
+    anchor_blob_name,
+    canonical_json,
+    legacy_anchor_blob_name,
+)
 from auditor.settings import STORAGE_CONNECTION, Settings, SettingsError, require_storage
 
 log = logging.getLogger(__name__)
@@ -206,11 +212,15 @@ class EvidenceStore:
         return digest.hexdigest(), size
 
     def list_blobs(self, prefix: str) -> list[StoredBlob]:
-        """Blobs whose names start with `prefix`, with their metadata, in name order."""
-        return [
-            StoredBlob(b.name, b.size, dict(b.metadata or {}), b.creation_time)
-            for b in self.container.list_blobs(name_starts_with=prefix, include=["metadata"])
-        ]
+        """Blobs whose names start with `prefix`, with their metadata, in name order (none when
+        the container does not exist yet)."""
+        try:
+            return [
+                StoredBlob(b.name, b.size, dict(b.metadata or {}), b.creation_time)
+                for b in self.container.list_blobs(name_starts_with=prefix, include=["metadata"])
+            ]
+        except ResourceNotFoundError:
+            return []
 
     def read_link(self, name: str, now: datetime | None = None) -> str:
         """A read-only URL of the blob valid for READ_LINK_LIFETIME (user-delegation SAS)."""
@@ -223,36 +233,50 @@ class EvidenceStore:
 
     # -- anchors ---------------------------------------------------------------------------
 
-    def anchor(self, entry: SnapshotIndexEntry) -> bool:
-        """Anchor a committed snapshot's hashes; True when written now, False when the same
-        anchor was already there. AnchorConflict when an anchor with other hashes exists."""
-        anchor = Anchor.of(entry)
-        name = anchor_blob_name(entry.tenant_id, entry.snapshot_id)
+    def write_anchor(self, anchor: Anchor) -> bool:
+        """Write one attempt's anchor, once; True when written now, False when the same bytes
+        were already there (a retried write). AnchorConflict when other bytes are stored."""
         try:
-            self.put_bytes(name, anchor.to_bytes(), anchor.metadata())
+            self.put_bytes(anchor.blob_name, anchor.to_bytes(), anchor.metadata())
             return True
         except EvidenceExists:
-            stored = self.get_bytes(name)
-            if stored == anchor.to_bytes():
+            if self.get_bytes(anchor.blob_name) == anchor.to_bytes():
                 return False
             raise AnchorConflict(
-                f"snapshot {entry.tenant_id}/{entry.snapshot_id} is anchored with other hashes "
-                f"than {entry.content_hash}"
+                f"snapshot {anchor.tenant_id}/{anchor.snapshot_id} attempt {anchor.attempt} is "
+                "anchored with other values"
             ) from None
 
-    def get_anchor(self, tenant_id: str, snapshot_id: str) -> Anchor | None:
-        document = self.get_json(anchor_blob_name(tenant_id, snapshot_id))
-        return None if document is None else Anchor.from_json(document)
+    def read_anchor(self, tenant_id: str, snapshot_id: str, attempt: str) -> Anchor | None:
+        """The anchor of one attempt; else the snapshot's legacy anchor; else None."""
+        names = [legacy_anchor_blob_name(tenant_id, snapshot_id)]
+        if ATTEMPT.match(attempt):
+            names.insert(0, anchor_blob_name(tenant_id, snapshot_id, attempt))
+        for name in names:
+            try:
+                document = self.get_json(name)
+            except ResourceNotFoundError:  # the container itself is missing
+                return None
+            if document is not None:
+                return Anchor.from_json(document)
+        return None
 
-    def list_anchors(self, tenant_id: str) -> dict[str, Anchor]:
-        """Every anchor of a tenant, by snapshot id."""
-        out: dict[str, Anchor] = {}
+    def list_anchors(self, tenant_id: str) -> list[Anchor]:
+        """Every anchor of a tenant (legacy ones included), in blob-name order."""
+        out: list[Anchor] = []
         for blob in self.list_blobs(f"{ANCHOR_PREFIX}{tenant_id}/"):
             data = self.get_bytes(blob.name)
             if data is not None:
-                anchor = Anchor.from_json(json.loads(data))
-                out[anchor.snapshot_id] = anchor
+                out.append(Anchor.from_json(json.loads(data)))
         return out
+
+    def exists(self) -> bool:
+        """Whether the container exists (verify before the first run has none)."""
+        try:
+            self.container.get_container_properties()
+        except ResourceNotFoundError:
+            return False
+        return True
 
 
 def read_link_url(

@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from azure.storage.queue import (
 )
 
 from auditor.adapters.storage import queue_client
-from auditor.core.runs import SnapshotJob, encode_job
+from auditor.core.runs import SnapshotJob, encode_job, rejected_job_document
 from auditor.settings import Settings, require_storage
 
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
@@ -45,6 +46,24 @@ def max_dequeue_count(host_json: Path = HOST_JSON) -> int:
         return DEFAULT_MAX_DEQUEUE_COUNT
     value = config.get("extensions", {}).get("queues", {}).get("maxDequeueCount")
     return int(value) if value else DEFAULT_MAX_DEQUEUE_COUNT
+
+
+def _duration(text: str) -> timedelta:
+    hours, minutes, seconds = (int(part) for part in text.split(":"))
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def run_deadline(host_json: Path = HOST_JSON) -> timedelta:
+    """How long after planning every job of a run has either run or been given up by the host:
+    maxDequeueCount × (functionTimeout + the queues' visibilityTimeout), from host.json."""
+    try:
+        config = json.loads(host_json.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    queues = config.get("extensions", {}).get("queues", {})
+    timeout = _duration(str(config.get("functionTimeout") or "00:30:00"))
+    visibility = _duration(str(queues.get("visibilityTimeout") or "00:00:00"))
+    return max_dequeue_count(host_json) * (timeout + visibility)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +142,12 @@ class SnapshotQueue:
         """As the host does after the last failed dequeue: keep the message in the poison queue."""
         self._poison.send_message(job.text)
         self._queue.delete_message(job.message)
+
+    def reject(self, text: str, reason: str, rejected_at: str) -> None:
+        """Refuse a job before any work: it goes to the poison queue wrapped with its reason."""
+        with contextlib.suppress(ResourceExistsError):
+            self._poison.create_queue()
+        self._poison.send_message(rejected_job_document(text, reason, rejected_at))
 
     def approximate_count(self) -> int:
         """Messages in the queue, invisible ones (being processed or awaiting retry) included."""

@@ -8,7 +8,8 @@ from typing import Any
 
 from auditor.core.diff import Change, ChangeKind, Diff, DiffSummary, Side
 from auditor.core.model import CollectionStatus
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
+from auditor.core.runs import Delegation
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, slot_of
 
 
 def instant(value: datetime) -> str:
@@ -47,6 +48,7 @@ def snapshot_summary(entry: SnapshotIndexEntry) -> dict[str, Any]:
         "previousSnapshotId": entry.previous_snapshot_id,
         "previousHash": entry.previous_hash,
         "collectorVersion": entry.collector_version,
+        "backfill": entry.backfill,
     }
 
 
@@ -71,10 +73,18 @@ SNAPSHOT_COLUMNS = (
     "previousSnapshotId",
     "previousHash",
     "collectorVersion",
+    "backfill",
 )
 
 
-def tenant_item(entry: SnapshotIndexEntry) -> dict[str, Any]:
+def tenant_item(
+    entry: SnapshotIndexEntry, delegation: Delegation | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    delegated = None if delegation is None else delegation.delegated(entry.tenant_id)
+    left_at = delegation.left_at.get(entry.tenant_id) if delegation and not delegated else None
+    age = None
+    if delegated is False:
+        age = max(0, ((now or datetime.now(UTC)) - entry.scheduled_at).days)
     return {
         "tenantId": entry.tenant_id,
         "tenantName": entry.tenant_name,
@@ -85,6 +95,9 @@ def tenant_item(entry: SnapshotIndexEntry) -> dict[str, Any]:
         "reasons": list(entry.reasons),
         "contentHash": entry.content_hash,
         "compliance": {k: _number(v) for k, v in sorted(entry.compliance_by_standard.items())},
+        "delegated": delegated,
+        "leftDelegationAt": instant(slot_of(left_at)) if left_at else None,
+        "snapshotAgeDays": age,
     }
 
 
@@ -97,6 +110,9 @@ TENANT_COLUMNS = (
     "complete",
     "reasons",
     "contentHash",
+    "delegated",
+    "leftDelegationAt",
+    "snapshotAgeDays",
 )
 
 
@@ -204,6 +220,7 @@ def diff_page(
     changes: list[Change],
     matching: int,
     next_link: str | None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "tenantId": diff.after.tenant_id,
@@ -214,6 +231,7 @@ def diff_page(
         "matchingChanges": matching,
         "value": [change_item(c) for c in changes],
         "nextLink": next_link,
+        "warnings": list(warnings or ()),
     }
 
 

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
+from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
 from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
@@ -70,6 +71,11 @@ class LazyReader:
 
     def get_snapshot(self, tenant_id: str, snapshot_id: str) -> Snapshot:
         return self.reader.get_snapshot(tenant_id, snapshot_id)
+
+    def delegation(self) -> Delegation | None:
+        """Who the latest full run found delegated (the store reads the runs table)."""
+        source = getattr(self.reader, "delegation", None)
+        return source() if callable(source) else None
 
 
 def azure_app(settings: Settings | None = None) -> FastAPI:

@@ -16,7 +16,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.api.representation import dump_json
+from auditor.core.snapshot import SnapshotTampered
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ UNAVAILABLE = "urn:auditor:problem:unavailable"
 PAYLOAD_TOO_LARGE = "urn:auditor:problem:payload-too-large"
 UNSUPPORTED_MEDIA_TYPE = "urn:auditor:problem:unsupported-media-type"
 INTERNAL = "urn:auditor:problem:internal"
+FAILED_VERIFICATION = "urn:auditor:problem:snapshot-failed-verification"
 
 TITLES = {
     INVALID_PARAMETER: "A request parameter is invalid",
@@ -46,6 +49,7 @@ TITLES = {
     PAYLOAD_TOO_LARGE: "Request body too large",
     UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     INTERNAL: "Internal error",
+    FAILED_VERIFICATION: "Snapshot failed verification",
 }
 
 # One fixed answer for a tenant the caller may not see and for one that does not exist: no
@@ -162,6 +166,21 @@ async def _on_http_exception(_: Request, exc: Exception) -> Response:
     return problem_response(ApiProblem(500, INTERNAL, "The request could not be answered."))
 
 
+async def _on_failed_verification(_: Request, exc: Exception) -> Response:
+    # A snapshot whose rows or content disagree with its attempt's anchor (or that has none):
+    # never answered with its data. The tenant was checked visible before any store read.
+    snapshot_id = getattr(exc, "snapshot_id", "")
+    log.error("refused a snapshot that failed verification: %s", exc)
+    return problem_response(
+        ApiProblem(
+            500,
+            FAILED_VERIFICATION,
+            f"Snapshot {snapshot_id} of this tenant failed verification against the anchor "
+            "its collection wrote; it is not served (run `verify` to see why).",
+        )
+    )
+
+
 async def _on_unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error answering a request", exc_info=exc)
     return problem_response(ApiProblem(500, INTERNAL, "The request could not be answered."))
@@ -172,6 +191,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _on_api_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(SnapshotTampered, _on_failed_verification)
+    app.add_exception_handler(CorruptSnapshot, _on_failed_verification)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
@@ -184,7 +205,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         406: "The Accept header allows no representation this route has.",
         413: "The request body is larger than the API accepts (1 MiB).",
         415: "A state-changing request must send Content-Type: application/json.",
-        500: "Unexpected error (details are logged, never returned).",
+        500: "Unexpected error (details are logged, never returned), or a snapshot that "
+        "failed verification against its anchor (type snapshot-failed-verification).",
         503: "The snapshot store could not be reached; retry later.",
     }
     return {

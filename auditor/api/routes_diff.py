@@ -186,7 +186,9 @@ def get_diff(
     position = paging.decode_token(skip_token, query)
     if position.after is not None:
         raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
-    etag = derived_etag(request, query, position.offset, top, fmt.value)
+    # An end asked for by instant whose snapshot is much older than asked says so.
+    warnings = ctx.history.staleness([("from", start, before), ("to", end, after)])
+    etag = derived_etag(request, query, position.offset, top, fmt.value, warnings)
 
     def build() -> dict[str, Any]:
         diff = ctx.history.diff(before, after)
@@ -199,6 +201,6 @@ def get_diff(
                 request, token, pinned={"from": before.snapshot_id, "to": after.snapshot_id}
             )
         summary = documents.diff_summary(diff.summary)
-        return documents.diff_page(diff, summary, page, len(matching), link)
+        return documents.diff_page(diff, summary, page, len(matching), link, warnings)
 
     return answer_derived(request, etag, build, fmt, lambda _: documents.CHANGE_COLUMNS)

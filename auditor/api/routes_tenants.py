@@ -81,8 +81,9 @@ def list_tenants(
     if more:
         token = paging.encode_token(paging.Position(after=page[-1].tenant_id), query)
         link = paging.next_link(request, token)
+    delegation = ctx.history.delegation()
     document: dict[str, Any] = {
-        "value": [documents.tenant_item(entry) for entry in page],
+        "value": [documents.tenant_item(entry, delegation) for entry in page],
         "nextLink": link,
     }
     return answer_hashed(

@@ -49,6 +49,9 @@ class SnapshotSummary(Strict):
     previousSnapshotId: str | None
     previousHash: str | None
     collectorVersion: str
+    backfill: bool = Field(
+        description="Collected after its slot's successor had begun (a late fill)."
+    )
 
 
 class SnapshotDetail(SnapshotSummary):
@@ -68,6 +71,15 @@ class TenantItem(Strict):
     reasons: list[str]
     contentHash: str
     compliance: dict[str, float | None] = Field(description=f"Per standard: {_PERCENT_TEXT}")
+    delegated: bool | None = Field(
+        description="Whether the latest full run found the tenant delegated; null before any run."
+    )
+    leftDelegationAt: datetime | None = Field(
+        description="When it left: the slot of the first full run that no longer found it."
+    )
+    snapshotAgeDays: int | None = Field(
+        description="For a tenant no longer delegated: whole days since its latest snapshot."
+    )
 
 
 class TenantList(Strict):
@@ -196,6 +208,9 @@ class DiffPage(Strict):
     matchingChanges: int = Field(description="Changes matching the filters, over all pages.")
     value: list[ChangeItem]
     nextLink: str | None
+    warnings: list[str] = Field(
+        description="E.g. an end asked for by instant whose snapshot is older than asked."
+    )
 
 
 class HardeningItem(Strict):

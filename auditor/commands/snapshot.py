@@ -10,13 +10,19 @@ from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
 from auditor.commands.snapshots import index_json, parse_instant
-from auditor.core.schedule import latest_occurrence
+from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
-from auditor.services.snapshot import TenantNotDelegated, TenantOutcome, open_service
+from auditor.services.snapshot import (
+    RunNotPlanned,
+    TenantNotDelegated,
+    TenantOutcome,
+    open_service,
+)
 from auditor.settings import load_settings
 
 # Outcomes that leave the slot with a complete snapshot.
 _COMPLETE = "complete"
+LEFT = "left-delegation"
 
 
 def register(subparsers: Any) -> None:
@@ -26,9 +32,12 @@ def register(subparsers: Any) -> None:
         description=(
             "Collect each tenant's posture and commit it as the tenant's snapshot for a "
             "scheduled slot (by default the latest moment AUDITOR_SNAPSHOT_SCHEDULE names). "
-            "A slot already committed is left as it is. Inline by default; --via-queue "
+            "--at must be a moment the schedule names, not after the current one (a later "
+            "slot would block every real one). A slot already committed is left as it is, "
+            "except a failed one, which is retaken. Inline by default; --via-queue "
             "queues one job per tenant and works the queue as the Function App does. "
-            "Exit code 1 when any tenant's snapshot is not complete."
+            "Exit code 1 when any tenant's snapshot is not complete (or a tenant left the "
+            "delegation), 2 when the run could not be planned (discovery failed)."
         ),
     )
     scope = parser.add_mutually_exclusive_group(required=True)
@@ -37,7 +46,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--at",
         metavar="ISO",
-        help="the scheduled slot, an ISO-8601 UTC time (e.g. 2024-05-01T02:00:00Z)",
+        help="the scheduled slot, an ISO-8601 UTC time (e.g. 2024-05-01T02:00:00Z); a moment "
+        "AUDITOR_SNAPSHOT_SCHEDULE names, at or before the current one",
     )
     parser.add_argument(
         "--via-queue", action="store_true", help="queue one job per tenant and drain the queue"
@@ -86,12 +96,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --tenant must be a tenant id (GUID), got {args.tenant!r}", file=sys.stderr)
         return 2
     settings = load_settings()
+    now = datetime.now(UTC)
     try:
-        slot = (
-            parse_instant(args.at, "--at")
-            if args.at
-            else latest_occurrence(settings.snapshot_schedule, datetime.now(UTC))
-        )
+        slot = latest_occurrence(settings.snapshot_schedule, now)
+        if args.at:
+            slot = parse_instant(args.at, "--at")
+            check_slot(settings.snapshot_schedule, slot, now)
+    except SlotError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -99,13 +112,18 @@ def run(args: argparse.Namespace) -> int:
     with open_service(settings, with_queue=args.via_queue) as service:
         try:
             if args.via_queue:
-                service.plan_run(slot, enqueue=True, tenant_ids=tenant_ids, force=True)
+                manifest = service.plan_run(slot, enqueue=True, tenant_ids=tenant_ids, force=True)
                 outcomes = service.drain(max_dequeue_count())
+                if tenant_ids is None:
+                    outcomes.extend(service.left_outcomes(manifest))
             else:
                 outcomes = service.run_inline(slot, tenant_ids)
         except TenantNotDelegated:
             print(f"error: tenant {args.tenant} is not delegated to this identity", file=sys.stderr)
             return 1
+        except RunNotPlanned as exc:
+            print(f"error: {exc} (recorded in the runs table)", file=sys.stderr)
+            return 2
     if args.json:
         json.dump(
             {"slot": snapshot_id_for(slot), "tenants": [outcome_json(o) for o in outcomes]},
@@ -116,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         for outcome in outcomes:
             print(outcome_line(outcome), flush=True)
-        complete = sum(1 for o in outcomes if is_complete(o))
-        print(f"slot {snapshot_id_for(slot)}: {complete}/{len(outcomes)} tenants complete")
+        left = [o for o in outcomes if o.outcome == LEFT]
+        taken = [o for o in outcomes if o.outcome != LEFT]
+        complete = sum(1 for o in taken if is_complete(o))
+        summary = f"slot {snapshot_id_for(slot)}: {complete}/{len(taken)} tenants complete"
+        if left:
+            summary += f"; {len(left)} left the delegation"
+        print(summary)
     return 0 if outcomes and all(is_complete(o) for o in outcomes) else 1

@@ -60,6 +60,10 @@ def index_json(entry: SnapshotIndexEntry) -> dict[str, Any]:
         "contentHash": entry.content_hash,
         "previousSnapshotId": entry.previous_snapshot_id,
         "previousHash": entry.previous_hash,
+        "attempt": entry.attempt,
+        "backfill": entry.backfill,
+        "supersedes": entry.supersedes or None,
+        "historyBreak": entry.history_break or None,
     }
 
 
@@ -71,6 +75,8 @@ def index_line(entry: SnapshotIndexEntry) -> str:
         f"subscriptions {len(entry.collected_subscriptions)}/{len(entry.expected_subscriptions)}  "
         f"assessments {counts.get('compliance', 0)} (failed {counts.get('compliance_failed', 0)})"
         f"  sha256 {entry.content_hash[:12]}  previous {(entry.previous_hash or '-')[:12]}"
+        + ("  BACKFILL" if entry.backfill else "")
+        + (f"  retook {entry.supersedes[:8]}" if entry.supersedes else "")
     )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
 from auditor.commands.output import shown
 from auditor.commands.snapshots import index_json
+from auditor.core.runs import Delegation
+from auditor.core.snapshot import SnapshotIndexEntry
 from auditor.settings import load_settings
 
 
@@ -20,7 +23,10 @@ def register(subparsers: Any) -> None:
         description=(
             "List every tenant that has a committed snapshot, with its latest snapshot: slot, "
             "status, subscriptions collected/expected, assessments and failures, and compliance "
-            "per standard (passed controls over passed + failed)."
+            "per standard (passed controls over passed + failed); a tenant the latest full run "
+            "no longer found is marked NO LONGER DELEGATED with its latest snapshot's age. A "
+            "tenant whose latest snapshot fails verification against its anchor is left out "
+            "(see `verify`)."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -34,11 +40,28 @@ def _compliance(by_standard: dict[str, float | None]) -> str:
     )
 
 
+def _delegation_json(entry: SnapshotIndexEntry, delegation: Delegation | None) -> dict[str, Any]:
+    if delegation is None:
+        return {"delegated": None, "leftDelegationAt": None, "snapshotAgeDays": None}
+    delegated = delegation.delegated(entry.tenant_id)
+    return {
+        "delegated": delegated,
+        "leftDelegationAt": None if delegated else delegation.left_at.get(entry.tenant_id),
+        "snapshotAgeDays": None if delegated else _age_days(entry),
+    }
+
+
+def _age_days(entry: SnapshotIndexEntry) -> int:
+    return max(0, (datetime.now(UTC) - entry.scheduled_at).days)
+
+
 def run(args: argparse.Namespace) -> int:
     with SnapshotStore.from_settings(load_settings()) as store:
-        entries = store.list_tenants()
+        entries = store.list_tenants()  # verified: a tenant that fails is left out and logged
+        delegation = store.delegation()
     if args.json:
-        json.dump({"tenants": [index_json(e) for e in entries]}, sys.stdout, indent=2)
+        body = [{**index_json(e), **_delegation_json(e, delegation)} for e in entries]
+        json.dump({"tenants": body}, sys.stdout, indent=2)
         print()
         return 0
     if not entries:
@@ -53,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
             f"assessments {counts.get('compliance', 0)} "
             f"(failed {counts.get('compliance_failed', 0)})"
         )
+        if delegation is not None and not delegation.delegated(entry.tenant_id):
+            since = delegation.left_at.get(entry.tenant_id)
+            print(
+                f"    NO LONGER DELEGATED{f' (since run {since})' if since else ''}: its latest "
+                f"snapshot is {_age_days(entry)} days old"
+            )
         if entry.compliance_by_standard:
             print(f"    {_compliance(entry.compliance_by_standard)}")
         for reason in entry.reasons:

@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor.adapters.blobs import EvidenceStore
 from auditor.adapters.retention import retention_status
+from auditor.adapters.tables.runs import RunStore
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.core.snapshot import is_tenant_id
 from auditor.services.verify import Verification, verify
@@ -21,10 +22,12 @@ def register(subparsers: Any) -> None:
         help="check snapshot hashes, the per-tenant hash chain, anchors and stored packs",
         description=(
             "Recompute every committed snapshot's content hash and each tenant's chain of "
-            "predecessor hashes, and check them against the anchors in the write-once evidence "
-            "container; with --reports, also check every stored pack's SHA-256 against its "
-            "manifest and blob metadata. Names the first broken link; exit code 1 on any "
-            "mismatch."
+            "predecessor hashes, and check every index row, latest row and content entity "
+            "against the anchor its write attempt left in the write-once evidence container; "
+            "check that every tenant a finished run expected has its slot committed, and name "
+            "any snapshot whose slot lies after its collection; with --reports, also check "
+            "every stored pack's SHA-256 against its manifest and blob metadata. Names the "
+            "first broken link; exit code 1 on any finding."
         ),
     )
     scope = parser.add_mutually_exclusive_group(required=True)
@@ -55,12 +58,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --tenant must be a tenant id (GUID), got {args.tenant!r}", file=sys.stderr)
         return 2
     settings = load_settings()
+    runs = RunStore.from_settings(settings)
     with (
-        SnapshotStore.from_settings(settings) as store,
+        SnapshotStore.from_settings(settings, anchored=False) as store,
         EvidenceStore.from_settings(settings) as evidence,
     ):
-        result = verify(store, evidence, None if args.all else [args.tenant], reports=args.reports)
+        if not evidence.exists():
+            print(
+                f"note: the evidence container {settings.evidence_container!r} does not exist "
+                "yet: nothing is anchored",
+                file=sys.stderr,
+            )
+        result = verify(
+            store,
+            evidence,
+            None if args.all else [args.tenant.lower()],
+            reports=args.reports,
+            runs=runs,
+        )
         retention = retention_status(evidence)
+    runs.close()
     if args.json:
         json.dump({**as_json(result), "retention": retention.as_json()}, sys.stdout, indent=2)
         print()

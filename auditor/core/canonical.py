@@ -498,20 +498,24 @@ class SnapshotHeader:
     collector_version: str
     previous_snapshot_id: str | None
     previous_hash: str | None
+    # The failed attempt of the same slot this one retook; only spelled when set, so the hashes
+    # of every snapshot that retook nothing are unchanged.
+    supersedes: str = ""
 
     def line(self) -> str:
-        return dumps(
-            {
-                "format": FORMAT,
-                "tenant_id": self.tenant_id,
-                "snapshot_id": self.snapshot_id,
-                "scheduled_at": format_time(slot_of(self.snapshot_id)),
-                "status": self.status.value,
-                "collector_version": self.collector_version,
-                "previous_snapshot_id": self.previous_snapshot_id,
-                "previous_hash": self.previous_hash,
-            }
-        )
+        fields: dict[str, Any] = {
+            "format": FORMAT,
+            "tenant_id": self.tenant_id,
+            "snapshot_id": self.snapshot_id,
+            "scheduled_at": format_time(slot_of(self.snapshot_id)),
+            "status": self.status.value,
+            "collector_version": self.collector_version,
+            "previous_snapshot_id": self.previous_snapshot_id,
+            "previous_hash": self.previous_hash,
+        }
+        if self.supersedes:
+            fields["supersedes"] = self.supersedes
+        return dumps(fields)
 
 
 def iter_canonical_bytes(
@@ -543,6 +547,7 @@ def header_of(snapshot: Snapshot) -> SnapshotHeader:
         collector_version=index.collector_version,
         previous_snapshot_id=index.previous_snapshot_id,
         previous_hash=index.previous_hash,
+        supersedes=index.supersedes,
     )
 
 

@@ -19,14 +19,15 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditor.core.snapshot import TENANT_ID, SnapshotIndexEntry
+from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, SnapshotIndexEntry
 
 PACK_SCHEMA = "auditor.evidence-pack/1"
-ANCHOR_SCHEMA = "auditor.snapshot-anchor/1"
+ANCHOR_SCHEMA = "auditor.snapshot-anchor/2"
+LEGACY_ANCHOR_SCHEMA = "auditor.snapshot-anchor/1"
 REQUEST_SCHEMA = "auditor.evidence-request/1"
 FAILURE_SCHEMA = "auditor.evidence-failure/1"
 
@@ -49,6 +50,8 @@ META_GENERATOR = "generator"
 META_CONTENT_HASH = "contenthash"
 META_PREVIOUS_HASH = "previoushash"
 META_SNAPSHOT_ID = "snapshotid"
+META_ATTEMPT = "attempt"
+META_INDEX_DIGEST = "indexdigest"
 
 
 def canonical_json(value: Any) -> bytes:
@@ -112,7 +115,28 @@ def manifest_blob_name(tenant_id: str, period_end: datetime, report_id: str) -> 
     return f"{pack_folder(tenant_id, period_end)}/{report_id}.json"
 
 
-def anchor_blob_name(tenant_id: str, snapshot_id: str) -> str:
+ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _checked(tenant_id: str, snapshot_id: str) -> None:
+    # Names are built from validated parts only: never a caller's text in a blob name.
+    if not TENANT_ID.match(tenant_id) or tenant_id != tenant_id.lower():
+        raise ValueError(f"not a tenant id: {tenant_id!r}")
+    if not SNAPSHOT_ID.match(snapshot_id):
+        raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+
+
+def anchor_blob_name(tenant_id: str, snapshot_id: str, attempt: str) -> str:
+    """``anchors/{tenant}/{snapshot}/{attempt}.json``: one anchor per write attempt."""
+    _checked(tenant_id, snapshot_id)
+    if not ATTEMPT.match(attempt):
+        raise ValueError(f"not an attempt id: {attempt!r}")
+    return f"{ANCHOR_PREFIX}{tenant_id}/{snapshot_id}/{attempt}.json"
+
+
+def legacy_anchor_blob_name(tenant_id: str, snapshot_id: str) -> str:
+    """``anchors/{tenant}/{snapshot}.json``: the one anchor per snapshot of 0.1.0."""
+    _checked(tenant_id, snapshot_id)
     return f"{ANCHOR_PREFIX}{tenant_id}/{snapshot_id}.json"
 
 
@@ -122,6 +146,34 @@ def request_blob_name(tenant_id: str, report_id: str) -> str:
 
 def failure_blob_name(tenant_id: str, report_id: str) -> str:
     return f"{FAILURE_PREFIX}{tenant_id}/{report_id}.json"
+
+
+_PACK_BLOB = re.compile(
+    r"^([0-9a-f-]{36})/(\d{4})/(\d{2})/(\d{8}T\d{6}Z-[0-9a-f]{8})\.(json|xlsx)$"
+)
+
+
+def workbook_of_manifest(tenant_id: str, report_id: str, manifest_blob: str) -> str:
+    """The workbook beside a stored manifest: derived from the tenant, the report id and the
+    manifest's own name, never read from the manifest (which could name any blob).
+    ValueError when the manifest is not where that tenant's report lives."""
+    match = _PACK_BLOB.match(manifest_blob)
+    if (
+        match is None
+        or match.group(1) != tenant_id
+        or match.group(4) != report_id
+        or match.group(5) != "json"
+    ):
+        raise ValueError(f"{manifest_blob!r} is not the manifest of {tenant_id}/{report_id}")
+    return f"{manifest_blob.removesuffix('.json')}.xlsx"
+
+
+def manifest_redirect(tenant_id: str, report_id: str, manifest_blob: str, named: Any) -> str | None:
+    """Why a manifest's `workbook.blob` is refused (None when it names its own workbook)."""
+    expected = workbook_of_manifest(tenant_id, report_id, manifest_blob)
+    if named != expected:
+        return f"manifest names workbook {named!r}, not its own {expected!r}: refused"
+    return None
 
 
 def report_id_of(blob_name: str) -> str | None:
@@ -149,6 +201,10 @@ class SnapshotRef:
     content_hash: str
     previous_snapshot_id: str | None
     previous_hash: str | None
+    # Spelled in the manifest only when set, so that older manifests keep their pack hash.
+    attempt: str = ""
+    backfill: bool = False
+    supersedes: str = ""  # the failed attempt of the same slot this snapshot retook
 
     @classmethod
     def of(cls, entry: SnapshotIndexEntry) -> SnapshotRef:
@@ -160,10 +216,13 @@ class SnapshotRef:
             content_hash=entry.content_hash,
             previous_snapshot_id=entry.previous_snapshot_id,
             previous_hash=entry.previous_hash,
+            attempt=entry.attempt,
+            backfill=entry.backfill,
+            supersedes=entry.supersedes,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "snapshotId": self.snapshot_id,
             "scheduledAt": iso(self.scheduled_at),
             "finishedAt": iso(self.finished_at),
@@ -172,6 +231,13 @@ class SnapshotRef:
             "previousSnapshotId": self.previous_snapshot_id,
             "previousHash": self.previous_hash,
         }
+        if self.attempt:
+            document["attempt"] = self.attempt
+        if self.backfill:
+            document["backfill"] = True
+        if self.supersedes:
+            document["supersedes"] = self.supersedes
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SnapshotRef:
@@ -183,6 +249,9 @@ class SnapshotRef:
             content_hash=str(data["contentHash"]),
             previous_snapshot_id=data.get("previousSnapshotId"),
             previous_hash=data.get("previousHash"),
+            attempt=str(data.get("attempt") or ""),
+            backfill=data.get("backfill") is True,
+            supersedes=str(data.get("supersedes") or ""),
         )
 
 
@@ -286,7 +355,13 @@ def pack_metadata(pack: PackManifest, workbook_sha256: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """A committed snapshot's place in its tenant's hash chain, kept in write-once storage."""
+    """One write attempt's committed snapshot, kept in write-once storage before the index row
+    that makes it visible is committed.
+
+    ``index_digest`` covers every property of the committed index row (and so of the tenant's
+    latest row, its copy); ``content_digest`` every stored content entity. A legacy anchor
+    (schema ``auditor.snapshot-anchor/1``, one per snapshot id, no attempt) has neither.
+    """
 
     tenant_id: str
     snapshot_id: str
@@ -294,9 +369,20 @@ class Anchor:
     content_hash: str
     previous_snapshot_id: str | None
     previous_hash: str | None
+    attempt: str = ""
+    index_digest: str = ""
+    content_digest: str = ""
+    supersedes: str = ""
+    schema: str = ANCHOR_SCHEMA
+    # Property name -> SHA-256 of its stored value: what lets `verify` name the edited ones.
+    index_properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def legacy(self) -> bool:
+        return self.schema == LEGACY_ANCHOR_SCHEMA
 
     @classmethod
-    def of(cls, entry: SnapshotIndexEntry) -> Anchor:
+    def of(cls, entry: SnapshotIndexEntry, index_digest: str, content_digest: str) -> Anchor:
         return cls(
             tenant_id=entry.tenant_id,
             snapshot_id=entry.snapshot_id,
@@ -304,11 +390,22 @@ class Anchor:
             content_hash=entry.content_hash,
             previous_snapshot_id=entry.previous_snapshot_id,
             previous_hash=entry.previous_hash,
+            attempt=entry.attempt,
+            index_digest=index_digest,
+            content_digest=content_digest,
+            supersedes=entry.supersedes,
+            index_properties=dict(entry.row_properties),
         )
 
+    @property
+    def blob_name(self) -> str:
+        if self.legacy:
+            return legacy_anchor_blob_name(self.tenant_id, self.snapshot_id)
+        return anchor_blob_name(self.tenant_id, self.snapshot_id, self.attempt)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": ANCHOR_SCHEMA,
+        document: dict[str, Any] = {
+            "schema": self.schema,
             "tenantId": self.tenant_id,
             "snapshotId": self.snapshot_id,
             "scheduledAt": iso(self.scheduled_at),
@@ -316,6 +413,15 @@ class Anchor:
             "previousSnapshotId": self.previous_snapshot_id,
             "previousHash": self.previous_hash,
         }
+        if not self.legacy:
+            document.update(
+                attempt=self.attempt,
+                indexDigest=self.index_digest,
+                contentDigest=self.content_digest,
+                supersedes=self.supersedes or None,
+                indexProperties=dict(sorted(self.index_properties.items())),
+            )
+        return document
 
     def to_bytes(self) -> bytes:
         """Deterministic: anchoring the same snapshot twice gives the same bytes."""
@@ -323,6 +429,9 @@ class Anchor:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Anchor:
+        schema = str(data.get("schema", LEGACY_ANCHOR_SCHEMA))
+        if schema not in (ANCHOR_SCHEMA, LEGACY_ANCHOR_SCHEMA):
+            raise ValueError(f"not a snapshot anchor: schema {schema!r}")
         return cls(
             tenant_id=str(data["tenantId"]),
             snapshot_id=str(data["snapshotId"]),
@@ -330,19 +439,36 @@ class Anchor:
             content_hash=str(data["contentHash"]),
             previous_snapshot_id=data.get("previousSnapshotId"),
             previous_hash=data.get("previousHash"),
+            attempt=str(data.get("attempt") or ""),
+            index_digest=str(data.get("indexDigest") or ""),
+            content_digest=str(data.get("contentDigest") or ""),
+            supersedes=str(data.get("supersedes") or ""),
+            schema=schema,
+            index_properties={
+                str(k): str(v) for k, v in (data.get("indexProperties") or {}).items()
+            },
         )
 
     def metadata(self) -> dict[str, str]:
         return {
             META_TENANT_ID: self.tenant_id,
             META_SNAPSHOT_ID: self.snapshot_id,
+            META_ATTEMPT: self.attempt,
             META_CONTENT_HASH: self.content_hash,
             META_PREVIOUS_HASH: self.previous_hash or "",
+            META_INDEX_DIGEST: self.index_digest,
         }
 
 
 def anchor_mismatch(anchor: Anchor, entry: SnapshotIndexEntry) -> str | None:
-    """How a committed snapshot's index entry disagrees with its anchor (None when it agrees)."""
+    """How a committed snapshot's index entry disagrees with its anchor (None when it agrees).
+
+    The index digest covers every property of the row; the named fields say what moved."""
+    if anchor.legacy:
+        return (
+            f"anchored by the legacy scheme ({LEGACY_ANCHOR_SCHEMA}), which does not cover the "
+            "index row; not served (docs/evidence.md, Legacy anchors)"
+        )
     problems = []
     if anchor.content_hash != entry.content_hash:
         problems.append(f"content hash {entry.content_hash} but anchored {anchor.content_hash}")
@@ -353,6 +479,13 @@ def anchor_mismatch(anchor: Anchor, entry: SnapshotIndexEntry) -> str | None:
     if anchor.previous_snapshot_id != entry.previous_snapshot_id:
         problems.append(
             f"predecessor {entry.previous_snapshot_id} but anchored {anchor.previous_snapshot_id}"
+        )
+    if not problems and anchor.index_digest != entry.row_digest:
+        stored, anchored = entry.row_properties, anchor.index_properties
+        changed = sorted(k for k in set(stored) | set(anchored) if stored.get(k) != anchored.get(k))
+        problems.append(
+            "index row properties differ from what the attempt committed: "
+            + (", ".join(changed) if changed and anchored else f"digest {entry.row_digest[:16]}…")
         )
     return "; ".join(problems) or None
 

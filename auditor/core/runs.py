@@ -15,6 +15,7 @@ from auditor.core.model import Tenant
 from auditor.core.snapshot import SNAPSHOT_ID, slot_of, snapshot_id_for
 
 JOB_FORMAT = "auditor-snapshot-job/1"
+REJECTED_FORMAT = "auditor-rejected-job/1"
 
 
 class JobFormatError(ValueError):
@@ -70,6 +71,11 @@ class RunManifest:
     tenants: tuple[Tenant, ...]
     collector_version: str
     enqueued: bool = False  # every job was sent
+    # A full run (every delegated tenant), as the timer plans it; `snapshot --tenant` plans a
+    # partial one. Only full runs tell who left the delegation.
+    full: bool = False
+    # Tenants in the previous full run's manifest that this run's discovery no longer found.
+    left: tuple[str, ...] = ()
 
     @property
     def scheduled_at(self) -> datetime:
@@ -78,3 +84,37 @@ class RunManifest:
     @property
     def tenant_ids(self) -> tuple[str, ...]:
         return tuple(t.tenant_id for t in self.tenants)
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """Who the latest full run found delegated, and since when each other tenant is gone."""
+
+    run: str  # snapshot id of the latest full run
+    tenant_ids: frozenset[str]
+    left_at: dict[str, str]  # tenant id -> snapshot id of the first full run that lacked it
+
+    def delegated(self, tenant_id: str) -> bool:
+        return tenant_id in self.tenant_ids
+
+
+def rejected_job_document(text: str, reason: str, rejected_at: str) -> str:
+    """What goes to the poison queue for a job refused before any work: the reason with it."""
+    return json.dumps(
+        {"format": REJECTED_FORMAT, "reason": reason, "rejectedAt": rejected_at, "message": text},
+        sort_keys=True,
+    )
+
+
+def poisoned_job(text: str) -> SnapshotJob | None:
+    """The job a poison-queue message stands for (raw, or wrapped with its reason)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(obj, dict) and obj.get("format") == REJECTED_FORMAT:
+        text = str(obj.get("message", ""))
+    try:
+        return decode_job(text)
+    except JobFormatError:
+        return None

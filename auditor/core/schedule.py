@@ -161,3 +161,67 @@ def occurrences(expression: str, start: datetime, end: datetime) -> list[datetim
                     out.append(moment)
         day += timedelta(days=1)
     return out
+
+
+def _earliest_time(schedule: Schedule, limit: time | None) -> time | None:
+    """The earliest matching time of day, strictly after `limit` (None: start of day)."""
+    for hour in sorted(schedule.hours):
+        if limit is not None and hour < limit.hour:
+            continue
+        for minute in sorted(schedule.minutes):
+            if limit is not None and (hour, minute) < (limit.hour, limit.minute):
+                continue
+            for second in sorted(schedule.seconds):
+                moment = time(hour, minute, second)
+                if limit is None or moment > limit:
+                    return moment
+    return None
+
+
+def next_occurrence(expression: str, after: datetime) -> datetime:
+    """The earliest moment strictly after `after` (UTC, whole seconds) that the schedule names."""
+    if after.tzinfo is None:
+        raise ValueError("after must be timezone-aware")
+    schedule = parse(expression)
+    after = after.astimezone(UTC).replace(microsecond=0)
+    day = after.date()
+    limit: time | None = after.time().replace(tzinfo=None)
+    for _ in range(_SEARCH_DAYS):
+        if schedule.matches_day(day):
+            found = _earliest_time(schedule, limit)
+            if found is not None:
+                return datetime.combine(day, found, tzinfo=UTC)
+        day += timedelta(days=1)
+        limit = None
+    raise ScheduleError(f"{expression!r} names no moment in the next {_SEARCH_DAYS} days")
+
+
+class SlotError(ValueError):
+    """An instant that is not a slot a run may take now: later than the current scheduled one,
+    or not a moment the schedule names (the message names the nearest slots)."""
+
+
+def check_slot(expression: str, instant: datetime, now: datetime) -> datetime:
+    """`instant` as a slot a run may take at `now`; SlotError otherwise.
+
+    A slot after the current scheduled one (the latest at or before now) would block every
+    real slot until it (history is append-only), so it is refused; so is any moment the
+    schedule does not name."""
+    current = latest_occurrence(expression, now)
+    if instant > current:
+        raise SlotError(
+            f"{_z(instant)} is later than the current scheduled slot {_z(current)}: a snapshot "
+            "cannot be taken ahead of its slot"
+        )
+    previous = latest_occurrence(expression, instant)
+    if previous != instant:
+        following = next_occurrence(expression, previous)
+        raise SlotError(
+            f"{_z(instant)} is not a slot of the schedule {expression!r}; the nearest are "
+            f"{_z(previous)} and {_z(following)}"
+        )
+    return instant
+
+
+def _z(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

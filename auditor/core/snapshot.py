@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -68,6 +68,18 @@ class SnapshotIndexEntry:
     content_hash: str
     previous_snapshot_id: str | None
     previous_hash: str | None
+    # The write attempt that committed it (names its content partition and its anchor).
+    attempt: str = ""
+    # Collected after its slot's successor had begun: a late fill, not the slot's own run.
+    backfill: bool = False
+    # A failed attempt of the same slot that this one retook (its anchor and content are kept).
+    supersedes: str = ""
+    # Why the history (first seen, first failed) was not inherited from the predecessor.
+    history_break: str = ""
+    # SHA-256 of every stored property of the index row as read (compared with the anchor).
+    row_digest: str = field(default="", compare=False)
+    # The digest of each property of that row (names what an edit changed).
+    row_properties: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,8 @@ class Snapshot:
     # Assessments not observed in this snapshot whose history is carried (incomplete collection).
     # Same key; never in posture.compliance.
     carried: dict[tuple[str, str, str, str], CarriedAssessment] = field(default_factory=dict)
+    # SHA-256 of every stored content entity as read (compared with the anchor); "" when unknown.
+    content_digest: str = field(default="", compare=False)
 
 
 def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
@@ -126,8 +140,39 @@ def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, floa
     }
 
 
+def with_dropped_rows_counted(posture: TenantPosture) -> TenantPosture:
+    """The rule for malformed rows: any row the normalizer dropped makes the snapshot
+    incomplete, with the counts as its reason, so that a snapshot (and a pack) of a tenant with
+    dropped rows never reads as complete. Counted per kind in `completeness.malformed`."""
+    completeness = posture.completeness
+    dropped = [
+        f"{count} malformed {kind} rows dropped"
+        for kind, count in sorted(completeness.malformed.items())
+        if count
+    ]
+    missing = [reason for reason in dropped if reason not in completeness.errors]
+    if not missing:
+        return posture
+    return replace(
+        posture, completeness=replace(completeness, errors=(*completeness.errors, *missing))
+    )
+
+
 class SnapshotNotFound(LookupError):
     """No committed snapshot (or tenant) answers the request."""
+
+
+class SnapshotTampered(RuntimeError):
+    """A committed snapshot fails verification: its index row, latest row or content disagrees
+    with the write-once anchor its attempt wrote (or it has none). Never served or used."""
+
+    def __init__(self, tenant_id: str, snapshot_id: str, problem: str) -> None:
+        super().__init__(
+            f"snapshot {snapshot_id} of tenant {tenant_id} failed verification: {problem}"
+        )
+        self.tenant_id = tenant_id
+        self.snapshot_id = snapshot_id
+        self.problem = problem
 
 
 class SnapshotReader(Protocol):

@@ -431,6 +431,17 @@ ANSWER_COLUMNS = (
 )
 
 
+def status_text(entry: SnapshotIndexEntry) -> str:
+    """A snapshot's status as a pack shows it: backfills and retakes of a failed attempt say
+    so (both are in the manifest too)."""
+    text = entry.status.value
+    if entry.backfill:
+        text += " (backfill: collected after its slot's successor began)"
+    if entry.supersedes:
+        text += f" (retook failed attempt {entry.supersedes})"
+    return text
+
+
 def _role(entry: SnapshotIndexEntry, manifest: PackManifest) -> str:
     if entry.snapshot_id == manifest.start and entry.snapshot_id == manifest.end:
         return "start and end"
@@ -612,7 +623,7 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
                 _role(entry, m),
                 entry.snapshot_id,
                 entry.scheduled_at,
-                entry.status.value,
+                status_text(entry),
                 entry.content_hash,
                 entry.finished_at,
                 entry.previous_snapshot_id or "(first)",
@@ -777,7 +788,7 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
         rows.append(
             [
                 entry.snapshot_id,
-                entry.status.value,
+                status_text(entry),
                 *(_pct(entry.compliance_by_standard.get(s)) for s in standards),
             ]
         )

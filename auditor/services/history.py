@@ -1,9 +1,15 @@
 """A tenant's snapshot history as readers ask for it: resolve references, load, diff.
 
 Wraps any SnapshotReader with an in-process cache. Committed snapshots are immutable, so a
-snapshot is cached under (tenant, snapshot id, content hash) and a diff under both ends' keys,
-with no expiry; the cache is bounded by the number of compliance records it holds, and
-evicts the least recently used.
+snapshot is cached under (tenant, snapshot id, attempt, content hash) and a diff under both
+ends' keys, with no expiry; the cache is bounded by the number of compliance records it holds,
+and evicts the least recently used.
+
+Verification: the product's reader is the anchored SnapshotStore, which checks every index
+row, latest row and content it returns against the anchor its attempt wrote (anchors cached by
+tenant, snapshot and attempt) and raises ``SnapshotTampered`` otherwise; every lookup here goes
+through it (only content is cached), so an edit made after a snapshot was cached is still
+caught on the next request.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auditor.core.diff import ComplianceIndex, Diff, diff_snapshots
+from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     Snapshot,
     SnapshotIndexEntry,
@@ -26,7 +33,10 @@ from auditor.services.bounded_cache import BoundedCache, CacheStats
 DEFAULT_MAX_CACHED_RECORDS = 400_000
 DEFAULT_MAX_CACHED_CHANGES = 400_000
 
-SnapshotKey = tuple[str, str, str]
+SnapshotKey = tuple[str, str, str, str]
+# An end of a diff asked for by instant whose snapshot is older than this says so (the same
+# bound the evidence pack's Data quality sheet uses for a stale end snapshot).
+STALE_AFTER = timedelta(hours=48)
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # tenant id, snapshot id, content hash
 
 
@@ -57,7 +67,7 @@ class CachedSnapshot:
 
 
 def _key(entry: SnapshotIndexEntry) -> SnapshotKey:
-    return (entry.tenant_id, entry.snapshot_id, entry.content_hash)
+    return (entry.tenant_id, entry.snapshot_id, entry.attempt, entry.content_hash)
 
 
 class SnapshotHistory:
@@ -108,6 +118,37 @@ class SnapshotHistory:
             return self.reader.get_index(tenant_id, ref.snapshot_id)
         assert ref.instant is not None
         return self.reader.find_at(tenant_id, ref.instant)
+
+    def delegation(self) -> Delegation | None:
+        """Who the latest full run found delegated (None when the reader cannot tell)."""
+        source = getattr(self.reader, "delegation", None)
+        return source() if callable(source) else None
+
+    def staleness(
+        self, ends: list[tuple[str, SnapshotRef | None, SnapshotIndexEntry]]
+    ) -> list[str]:
+        """Warnings for ends asked for by instant whose snapshot is older than asked by more
+        than STALE_AFTER (e.g. a tenant that left the delegation): served, never silently."""
+        out = []
+        delegation: Delegation | None = None
+        for name, ref, entry in ends:
+            if ref is None or ref.instant is None:
+                continue
+            behind = ref.instant - entry.scheduled_at
+            if behind <= STALE_AFTER:
+                continue
+            if delegation is None:
+                delegation = self.delegation()
+            text = (
+                f"{name}: the latest snapshot at or before {ref.instant:%Y-%m-%dT%H:%M:%SZ} is "
+                f"{entry.snapshot_id}, {behind.days} days {behind.seconds // 3600} hours older "
+                "than asked"
+            )
+            if delegation is not None and not delegation.delegated(entry.tenant_id):
+                left = delegation.left_at.get(entry.tenant_id)
+                text += "; the tenant is no longer delegated" + (f" (since {left})" if left else "")
+            out.append(text)
+        return out
 
     def previous(self, entry: SnapshotIndexEntry) -> SnapshotIndexEntry:
         """The committed snapshot just before `entry`; SnapshotNotFound when it is the first."""

@@ -1,10 +1,11 @@
 """Evidence packs: request, build, store and look up one tenant's pack for a period.
 
 A pack compares two committed snapshots of a tenant, the period's first and last, and shows
-every snapshot in between in its trend. Building reads the two snapshots, diffs them, checks
-that every snapshot of the period is anchored with the hash the store reports (anchoring it if
-the commit hook has not yet), writes the workbook to a file (streaming), hashes it, and stores
-it write-once beside its manifest. Nothing here formats cells or talks HTTP.
+every snapshot in between in its trend. The reader is the anchored store: every snapshot the
+pack uses is checked against the anchor its own attempt wrote, and one that fails (or has none)
+makes the pack fail for good (nothing here ever anchors anything). Building reads the two
+snapshots, diffs them, writes the workbook to a file (streaming), hashes it, and stores it
+write-once beside its manifest. Nothing here formats cells or talks HTTP.
 
 Report ids are chosen when a pack is requested, so the caller can ask for its status at once;
 the request record (``requests/...``) is written first, then the queue message. A retry of the
@@ -29,12 +30,12 @@ from typing import Any
 from auditor import __version__
 from auditor.adapters.blobs import (
     JSON_TYPE,
-    AnchorConflict,
     EvidenceExists,
     EvidenceStore,
     StoredBlob,
     document_bytes,
 )
+from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import (
     FAILURE_PREFIX,
@@ -45,10 +46,10 @@ from auditor.core.evidence import (
     PackManifest,
     ReportJob,
     SnapshotRef,
-    anchor_mismatch,
     failure_blob_name,
     iso,
     manifest_blob_name,
+    manifest_redirect,
     new_report_id,
     pack_metadata,
     parse_iso,
@@ -57,6 +58,7 @@ from auditor.core.evidence import (
     request_blob_name,
     stored_manifest,
     workbook_blob_name,
+    workbook_of_manifest,
 )
 from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.snapshot import (
@@ -64,6 +66,7 @@ from auditor.core.snapshot import (
     SnapshotIndexEntry,
     SnapshotNotFound,
     SnapshotReader,
+    SnapshotTampered,
     slot_of,
 )
 from auditor.core.workbook import (
@@ -85,7 +88,7 @@ DEFAULT_PERIOD = timedelta(days=30)
 
 class ReportError(RuntimeError):
     """A pack cannot be built for lasting reasons (no snapshot in the period, a bad period, a
-    snapshot whose hash disagrees with its anchor). Retrying will not help."""
+    snapshot that fails verification against its anchor). Retrying will not help."""
 
 
 Clock = Callable[[], datetime]
@@ -290,28 +293,6 @@ def build_pack(
     return BuiltPack(manifest, out, sha, size, stats)
 
 
-def ensure_anchored(evidence: EvidenceStore, entries: tuple[SnapshotIndexEntry, ...]) -> int:
-    """Check every snapshot's anchor; write missing ones (the commit hook normally has).
-    ReportError when a snapshot disagrees with its anchor. Returns how many were written."""
-    written = 0
-    for entry in entries:
-        anchor = evidence.get_anchor(entry.tenant_id, entry.snapshot_id)
-        if anchor is None:
-            try:
-                written += evidence.anchor(entry)
-            except AnchorConflict as exc:
-                raise ReportError(str(exc)) from None
-            log.warning("snapshot %s/%s anchored late", entry.tenant_id, entry.snapshot_id)
-            continue
-        problem = anchor_mismatch(anchor, entry)
-        if problem:
-            raise ReportError(
-                f"snapshot {entry.tenant_id}/{entry.snapshot_id} disagrees with its anchor: "
-                f"{problem}"
-            )
-    return written
-
-
 def upload_pack(evidence: EvidenceStore, pack: BuiltPack) -> None:
     """Store the workbook, then its manifest (a manifest marks a complete pack)."""
     metadata = pack_metadata(pack.manifest, pack.sha256)
@@ -338,7 +319,11 @@ class PackStatus:
 
     @property
     def workbook_blob(self) -> str | None:
-        return None if self.manifest is None else str(self.manifest["workbook"]["blob"])
+        """The workbook beside the manifest: derived from the tenant, the report id and the
+        manifest's location, never read from the manifest."""
+        if self.manifest is None or self.manifest_blob is None:
+            return None
+        return workbook_of_manifest(self.tenant_id, self.report_id, self.manifest_blob)
 
 
 QUEUED, SUCCEEDED, FAILED = "queued", "succeeded", "failed"
@@ -423,22 +408,23 @@ class ReportService:
             if done is not None and done.status != QUEUED:
                 log.info("pack %s already %s", job.report_id, done.status)
                 return None
-        period = resolve_period(self.reader, job.tenant_id, job.start, job.end)
-        with _workbook_path(out, job.report_id) as path:
-            if upload:
-                ensure_anchored(self.evidence, period.entries)
-            pack = build_pack(
-                self.reader,
-                job.tenant_id,
-                job.report_id,
-                period,
-                path,
-                generated_at=self._clock(),
-                options=self.options,
-            )
-            if upload:
-                pack = self._store(job, pack, period, path)
-            return pack
+        try:
+            period = resolve_period(self.reader, job.tenant_id, job.start, job.end)
+            with _workbook_path(out, job.report_id) as path:
+                pack = build_pack(
+                    self.reader,
+                    job.tenant_id,
+                    job.report_id,
+                    period,
+                    path,
+                    generated_at=self._clock(),
+                    options=self.options,
+                )
+                if upload:
+                    pack = self._store(job, pack, period, path)
+                return pack
+        except (SnapshotTampered, CorruptSnapshot) as exc:
+            raise ReportError(str(exc)) from None
 
     def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> BuiltPack:
         """Upload the pack; returns the pack stored (rebuilt under a new id if need be)."""
@@ -509,14 +495,7 @@ class ReportService:
         manifest = self.stored_packs(tenant_id).get(report_id)
         request = self.evidence.get_json(request_blob_name(tenant_id, report_id))
         if manifest is not None:
-            return PackStatus(
-                tenant_id,
-                report_id,
-                SUCCEEDED,
-                request=request,
-                manifest=self.evidence.get_json(manifest.name),
-                manifest_blob=manifest.name,
-            )
+            return self._stored(tenant_id, report_id, manifest.name, request)
         failure = self.evidence.get_json(failure_blob_name(tenant_id, report_id))
         if failure is not None:
             return PackStatus(tenant_id, report_id, FAILED, request=request, failure=failure)
@@ -524,17 +503,38 @@ class ReportService:
             return PackStatus(tenant_id, report_id, QUEUED, request=request)
         return None
 
+    def _stored(
+        self, tenant_id: str, report_id: str, manifest_blob: str, request: dict[str, Any] | None
+    ) -> PackStatus:
+        """A stored pack's status; failed when its manifest names a workbook other than its
+        own (a manifest cannot redirect a download)."""
+        manifest = self.evidence.get_json(manifest_blob)
+        named = ((manifest or {}).get("workbook") or {}).get("blob")
+        problem = manifest_redirect(tenant_id, report_id, manifest_blob, named)
+        if problem is None:
+            return PackStatus(
+                tenant_id,
+                report_id,
+                SUCCEEDED,
+                request=request,
+                manifest=manifest,
+                manifest_blob=manifest_blob,
+            )
+        log.error("pack %s of tenant %s: %s", report_id, tenant_id, problem)
+        generated = ((manifest or {}).get("pack") or {}).get("generatedAt")
+        return PackStatus(
+            tenant_id,
+            report_id,
+            FAILED,
+            request=request,
+            failure={"reason": problem, "failedAt": generated or iso(self._clock())},
+        )
+
     def list_packs(self, tenant_id: str) -> list[PackStatus]:
         """Every pack of a tenant: stored, failed and still queued, newest report id first."""
         stored = self.stored_packs(tenant_id)
         out = [
-            PackStatus(
-                tenant_id,
-                report_id,
-                SUCCEEDED,
-                manifest=self.evidence.get_json(blob.name),
-                manifest_blob=blob.name,
-            )
+            self._stored(tenant_id, report_id, blob.name, None)
             for report_id, blob in stored.items()
         ]
         failed = {

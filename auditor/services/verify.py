@@ -16,19 +16,26 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import AzureError
 
 from auditor.adapters.blobs import EvidenceStore
+from auditor.adapters.queues import run_deadline
+from auditor.adapters.tables.runs import RunStore
 from auditor.core.canonical import snapshot_content_hash
 from auditor.core.evidence import (
     ANCHOR_PREFIX,
     FAILURE_PREFIX,
     META_PACK_SHA256,
     META_WORKBOOK_SHA256,
+    Anchor,
     PackManifest,
     anchor_mismatch,
+    iso,
+    manifest_redirect,
     report_id_of,
+    workbook_of_manifest,
 )
 from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotReader, is_tenant_id
 
@@ -67,20 +74,21 @@ def _snapshot(entry_id: str) -> str:
     return f"snapshot {entry_id}"
 
 
-def check_content(reader: SnapshotReader, entry: SnapshotIndexEntry) -> str | None:
-    """Read the snapshot back and hash its records again; the problem, or None."""
+def check_content(reader: SnapshotReader, entry: SnapshotIndexEntry) -> tuple[str | None, str]:
+    """Read the snapshot back and hash its records again: (the problem or None, the digest of
+    its stored content entities)."""
     try:
         snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
     except SnapshotNotFound as exc:
-        return f"content missing ({exc})"
+        return f"content missing ({exc})", ""
     except AzureError:
         raise  # storage unavailable: not a finding about the evidence
     except Exception as exc:  # any decoding or hash failure of altered content
-        return f"content altered or unreadable: {type(exc).__name__}: {exc}"
+        return f"content altered or unreadable: {type(exc).__name__}: {exc}", ""
     actual = snapshot_content_hash(snapshot)
     if actual != entry.content_hash:
-        return f"content hashes to {actual}, the index says {entry.content_hash}"
-    return None
+        return f"content hashes to {actual}, the index says {entry.content_hash}", ""
+    return None, snapshot.content_digest
 
 
 def check_link(entry: SnapshotIndexEntry, previous: SnapshotIndexEntry | None) -> str | None:
@@ -100,27 +108,54 @@ def check_link(entry: SnapshotIndexEntry, previous: SnapshotIndexEntry | None) -
     return None
 
 
+def _anchors_by_slot(evidence: EvidenceStore, tenant_id: str) -> dict[str, dict[str, Anchor]]:
+    """slot -> attempt ("" for a legacy anchor) -> anchor."""
+    out: dict[str, dict[str, Anchor]] = {}
+    for anchor in evidence.list_anchors(tenant_id):
+        out.setdefault(anchor.snapshot_id, {})[anchor.attempt] = anchor
+    return out
+
+
+def anchor_problems(
+    entry: SnapshotIndexEntry, anchors: dict[str, Anchor], digest: str | None
+) -> list[str]:
+    """How a committed row (and, with `digest`, its stored content) disagrees with the anchor
+    of the attempt that committed it."""
+    anchor = anchors.get(entry.attempt) or anchors.get("")
+    if anchor is None:
+        return [f"no anchor of attempt {entry.attempt or '(none)'} in the evidence container"]
+    problem = anchor_mismatch(anchor, entry)
+    problems = [f"anchor disagrees: {problem}" if not anchor.legacy else problem] if problem else []
+    if digest and not anchor.legacy and anchor.content_digest != digest:
+        problems.append(
+            "stored content entities differ from what the attempt wrote (a property of a "
+            "content entity was edited, added or removed)"
+        )
+    if entry.supersedes and entry.supersedes not in anchors:
+        problems.append(f"retakes attempt {entry.supersedes}, which has no anchor")
+    return problems
+
+
 def verify_chain(
     reader: SnapshotReader, evidence: EvidenceStore, tenant_id: str, result: Verification
 ) -> None:
     entries = sorted(reader.list_snapshots(tenant_id), key=lambda e: e.scheduled_at)
-    anchors = evidence.list_anchors(tenant_id)
+    anchors = _anchors_by_slot(evidence, tenant_id)
     previous: SnapshotIndexEntry | None = None
     for entry in entries:
         result.snapshots += 1
         subject = _snapshot(entry.snapshot_id)
-        for problem in (check_content(reader, entry), check_link(entry, previous)):
+        content_problem, digest = check_content(reader, entry)
+        problems = [content_problem, check_link(entry, previous)]
+        problems += anchor_problems(entry, anchors.pop(entry.snapshot_id, {}), digest)
+        if entry.finished_at < entry.scheduled_at:
+            problems.append(
+                f"its slot lies after the time it was collected ({iso(entry.finished_at)}): a "
+                "future snapshot (docs/schema.md, Recovering from a future snapshot)"
+            )
+        for problem in problems:
             if problem:
                 result.findings.append(Finding(tenant_id, subject, problem))
-        anchor = anchors.pop(entry.snapshot_id, None)
-        if anchor is None:
-            result.findings.append(
-                Finding(tenant_id, subject, "no anchor in the evidence container")
-            )
-        else:
-            problem = anchor_mismatch(anchor, entry)
-            if problem:
-                result.findings.append(Finding(tenant_id, subject, f"anchor disagrees: {problem}"))
         previous = entry
     for snapshot_id in sorted(anchors):
         result.findings.append(
@@ -130,6 +165,50 @@ def verify_chain(
                 "anchored, but no committed snapshot has this id in the store (deleted?)",
             )
         )
+
+
+def verify_latest(
+    reader: SnapshotReader, evidence: EvidenceStore, tenants: set[str], result: Verification
+) -> None:
+    """Each tenant's latest row (the copy `tenants` and the API list) against its anchor."""
+    for entry in reader.list_tenants():
+        if entry.tenant_id not in tenants:
+            continue
+        anchors = _anchors_by_slot(evidence, entry.tenant_id).get(entry.snapshot_id, {})
+        for problem in anchor_problems(entry, anchors, None):
+            result.findings.append(
+                Finding(entry.tenant_id, f"latest row {entry.snapshot_id}", problem)
+            )
+
+
+def verify_runs(
+    reader: SnapshotReader,
+    runs: RunStore,
+    tenants: set[str],
+    result: Verification,
+    now: datetime,
+    deadline: timedelta,
+) -> None:
+    """Every tenant a finished run expected must have its slot committed (complete,
+    incomplete or failed): a missing one is a lost commit. An inline run is finished when it
+    returns; a queued one at its deadline."""
+    for manifest in runs.all_manifests():
+        if manifest.enqueued and now < manifest.planned_at + deadline:
+            continue  # still running
+        for tenant_id in manifest.tenant_ids:
+            if tenant_id not in tenants:
+                continue
+            try:
+                reader.get_index(tenant_id, manifest.snapshot_id)
+            except SnapshotNotFound:
+                result.findings.append(
+                    Finding(
+                        tenant_id,
+                        _snapshot(manifest.snapshot_id),
+                        f"expected by run {manifest.snapshot_id}'s manifest, but no snapshot "
+                        "(complete, incomplete or failed) is committed for it: a lost commit",
+                    )
+                )
 
 
 def verify_packs(
@@ -175,11 +254,17 @@ def _pack_problems(
         pack = PackManifest.from_json(document["pack"])
         recorded_pack = str(document["packSha256"])
         workbook = document["workbook"]
-        workbook_name, workbook_sha = str(workbook["blob"]), str(workbook["sha256"])
+        workbook_sha = str(workbook["sha256"])
         workbook_size = int(workbook["bytes"])
+        report_id = report_id_of(manifest_name) or ""
+        # The workbook is the one beside the manifest, whatever the manifest names.
+        workbook_name = workbook_of_manifest(pack.tenant_id, report_id, manifest_name)
     except (ValueError, KeyError, TypeError) as exc:
         yield f"manifest {manifest_name} is unreadable: {type(exc).__name__}: {exc}"
         return
+    redirect = manifest_redirect(pack.tenant_id, report_id, manifest_name, workbook.get("blob"))
+    if redirect:
+        yield redirect
     if pack.sha256 != recorded_pack:
         yield f"manifest content hashes to {pack.sha256}, the manifest says {recorded_pack}"
     for name in (manifest_name, workbook_name):
@@ -214,7 +299,7 @@ def anchored_tenants(evidence: EvidenceStore) -> set[str]:
     out = set()
     for blob in evidence.list_blobs(ANCHOR_PREFIX):
         parts = blob.name.split("/")
-        if len(parts) == 3 and is_tenant_id(parts[1]):
+        if len(parts) in (3, 4) and is_tenant_id(parts[1]):
             out.add(parts[1])
     return out
 
@@ -225,10 +310,19 @@ def verify(
     tenants: Iterable[str] | None = None,
     *,
     reports: bool = False,
+    runs: RunStore | None = None,
+    now: datetime | None = None,
+    deadline: timedelta | None = None,
 ) -> Verification:
-    """Verify the given tenants (None: every tenant the store or the anchors know)."""
+    """Verify the given tenants (None: every tenant the store, the anchors or the runs know).
+
+    `reader` must be a store that does not refuse what fails verification (``anchored=False``):
+    verify names every problem instead. With `runs`, every finished run's manifest is checked
+    against the committed slots."""
     if tenants is None:
         wanted = {e.tenant_id for e in reader.list_tenants()} | anchored_tenants(evidence)
+        if runs is not None:
+            wanted |= {t for m in runs.all_manifests() for t in m.tenant_ids}
     else:
         wanted = {t.lower() for t in tenants}
     result = Verification(tenants=sorted(wanted))
@@ -236,4 +330,14 @@ def verify(
         verify_chain(reader, evidence, tenant_id, result)
         if reports:
             verify_packs(reader, evidence, tenant_id, result)
+    verify_latest(reader, evidence, wanted, result)
+    if runs is not None:
+        verify_runs(
+            reader,
+            runs,
+            wanted,
+            result,
+            now or datetime.now(UTC),
+            deadline if deadline is not None else run_deadline(),
+        )
     return result

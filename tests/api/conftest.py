@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
+from auditor.adapters.blobs import EvidenceStore
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api import create_app
 from auditor.core.access import AccessPolicy, Principal, encode_client_principal
@@ -26,7 +28,13 @@ with warnings.catch_warnings():
 @pytest.fixture(scope="session")
 def api_store(azurite: Azurite) -> Iterator[SnapshotStore]:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
-    store = SnapshotStore(service, "api" + uuid.uuid4().hex[:10])
+    # Anchored in the default evidence container, which the hosted and served apps verify with.
+    ledger = EvidenceStore(
+        BlobServiceClient.from_connection_string(azurite.connection_string),
+        "evidence",
+        identity_based=False,
+    )
+    store = SnapshotStore(service, "api" + uuid.uuid4().hex[:10], ledger=ledger)
     try:
         yield store
     finally:

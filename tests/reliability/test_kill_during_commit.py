@@ -1,9 +1,11 @@
 """SIGKILL the snapshot writer at random points of the commit, over many trials.
 
 Each trial takes the next daily slot of one tenant in a child process and kills it (SIGKILL)
-after a random number of storage responses, so the kill lands anywhere: before the claim, while
-content transactions are in flight, just before or after the index row is committed, while the
-latest row moves. After every kill a reader must see either nothing new or the whole snapshot;
+after a random number of storage responses (table and blob: the anchor write counts), so the
+kill lands anywhere: before the claim, while content transactions are in flight, just before or
+after the anchor is written, just before or after the index row is committed, while the latest
+row moves. Reads go through the anchored store, so every snapshot seen is also anchored.
+After every kill a reader must see either nothing new or the whole snapshot;
 then the next run must complete the slot with exactly the content (and hash) that an
 uninterrupted run produces. The chain of all slots is checked at the end.
 """
@@ -22,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from auditor.adapters.blobs import EvidenceStore
 from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import SnapshotStore
 from auditor.core.canonical import snapshot_content_hash
+from auditor.services.verify import verify
 from auditor.settings import Settings, load_settings, require_storage
 from tests.reliability.snapshot_writer import COLLECTOR_VERSION, trial_posture
 from tools.devservices import Azurite
@@ -39,12 +43,20 @@ KILLS_REQUIRED = 20
 
 def settings_for(azurite: Azurite, prefix: str) -> Settings:
     return load_settings(
-        {"AUDITOR_STORAGE": azurite.connection_string, "AUDITOR_TABLE_PREFIX": prefix}
+        {
+            "AUDITOR_STORAGE": azurite.connection_string,
+            "AUDITOR_TABLE_PREFIX": prefix,
+            "AUDITOR_EVIDENCE_CONTAINER": f"ev-{prefix.lower()}",
+        }
     )
 
 
 def start_writer(azurite: Azurite, prefix: str, slot: datetime) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string}
+    env = {
+        **os.environ,
+        "AUDITOR_STORAGE": azurite.connection_string,
+        "AUDITOR_EVIDENCE_CONTAINER": f"ev-{prefix.lower()}",
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -151,6 +163,16 @@ def test_sigkill_at_random_points_never_exposes_a_partial_snapshot(
         snapshot_content_hash(store.get_snapshot(TENANT, chain[0].snapshot_id))
         == chain[0].content_hash
     )
+    # Anchors of killed attempts stay (write-once) and are not findings: each slot's committed
+    # attempt has its own anchor.
+    with (
+        SnapshotStore.from_settings(settings, anchored=False) as raw,
+        EvidenceStore.from_settings(settings) as evidence,
+    ):
+        result = verify(raw, evidence, [TENANT])
+        assert result.ok, [str(f) for f in result.findings]
+        attempts = {(a.snapshot_id, a.attempt) for a in evidence.list_anchors(TENANT)}
+        assert {(e.snapshot_id, e.attempt) for e in chain} <= attempts
     # Every crashed attempt's content was cleaned up by the run that completed its slot.
     service = table_service_client(require_storage(settings))
     with service:

@@ -92,12 +92,15 @@ class Outage:
 
 
 def service_with(settings: Settings, source: FakeSource, **store_options: Any) -> SnapshotService:
-    return SnapshotService(
+    service = SnapshotService(
         SnapshotStore.from_settings(settings, **store_options),
         RunStore.from_settings(settings),
         source,
         SnapshotQueue.from_settings(settings),
     )
+    if not store_options:  # before any outage: the run the jobs belong to is planned
+        service.plan_run(SLOT, enqueue=False)
+    return service
 
 
 def big_posture(tenant_id: str) -> Any:
@@ -111,6 +114,7 @@ def big_posture(tenant_id: str) -> Any:
 def test_the_writer_retries_through_a_restart_and_completes(own_azurite: Azurite) -> None:
     settings = settings_of(own_azurite)
     posture = big_posture(A)
+    service_with(settings, FakeSource([posture]))
     outage = Outage(own_azurite, after_content_responses=1)
     service = service_with(
         settings, FakeSource([posture]), raw_response_hook=outage.stop_then_restart_in_background
@@ -138,6 +142,7 @@ def test_on_the_last_attempt_a_storage_outage_is_recorded_as_the_tenant_s_failur
     own_azurite: Azurite,
 ) -> None:
     settings = settings_of(own_azurite)
+    service_with(settings, FakeSource([big_posture(A)]))
     outage = Outage(own_azurite, after_content_responses=1)
     service = service_with(
         settings,

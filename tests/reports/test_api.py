@@ -4,6 +4,7 @@ workbook; same access policy as the diff (a hidden tenant answers like an unknow
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -295,3 +296,23 @@ def test_report_routes_match_the_openapi_document(case: schemathesis.Case) -> No
     if isinstance(tenant, str) and hashlib.sha256(tenant.encode()).digest()[0] % 2 == 0:
         case.path_parameters = {**case.path_parameters, "tenantId": TENANT}
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_a_manifest_cannot_redirect_the_download(
+    local: TestClient, service: ReportService, queue: ReportQueue, evidence: EvidenceStore
+) -> None:
+    local.post(f"/api/tenants/{TENANT}/reports")
+    _build_queued(service, queue)
+    (pack,) = service.list_packs(TENANT)
+    assert pack.manifest_blob is not None
+    blob = evidence.container.get_blob_client(pack.manifest_blob)
+    document = json.loads(blob.download_blob().readall())
+    document["workbook"]["blob"] = f"{HIDDEN}/2025/01/20250101T000000Z-00000000.xlsx"
+    blob.upload_blob(
+        json.dumps(document).encode(), overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+    url = f"/api/tenants/{TENANT}/reports/{pack.report_id}"
+    answer = local.get(url).json()
+    assert answer["status"] == "failed" and answer["download"] is None
+    assert "refused" in answer["failure"]["reason"]
+    assert local.get(f"{url}/workbook").status_code == 404

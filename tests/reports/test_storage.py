@@ -7,17 +7,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
-from auditor.adapters.blobs import AnchorConflict, EvidenceExists, EvidenceStore
+from auditor.adapters.blobs import EvidenceExists, EvidenceStore
 from auditor.adapters.report_queue import ReportQueue
 from auditor.adapters.tables import SnapshotStore
-from auditor.core.evidence import Anchor, ReportJob, ReportJobError, canonical_json
+from auditor.core.evidence import ReportJob, ReportJobError, canonical_json
 from auditor.core.workbook import SUMMARY, standard_sheet_titles
 from auditor.services.report import (
     FAILED,
@@ -151,34 +151,29 @@ def test_uploads_stream_from_the_file_in_blocks(
     small.close()
 
 
-def test_anchors_are_written_once_and_a_different_hash_is_a_conflict(
-    store: SnapshotStore, evidence: EvidenceStore
+def test_a_pack_is_never_built_from_a_snapshot_without_its_anchor(
+    settings: Settings, evidence: EvidenceStore, service: ReportService
 ) -> None:
-    entry = commit_days(store, None, TENANT, days=1)[0]
-    assert evidence.anchor(entry) is True
-    assert evidence.anchor(entry) is False  # same hashes: idempotent
-    assert evidence.get_anchor(TENANT, entry.snapshot_id) == Anchor.of(entry)
-    forged = replace(entry, content_hash="0" * 64)
-    with pytest.raises(AnchorConflict):
-        evidence.anchor(forged)
-    stored = evidence.properties(f"anchors/{TENANT}/{entry.snapshot_id}.json")
-    assert stored is not None and stored.metadata["contenthash"] == entry.content_hash
-
-
-def test_building_a_pack_anchors_snapshots_the_hook_missed(
-    store: SnapshotStore, evidence: EvidenceStore, service: ReportService
-) -> None:
-    entries = commit_days(store, None, TENANT, days=2)
-    assert service.run(service.new_job(TENANT, None, None, "test")) is not None
-    assert set(evidence.list_anchors(TENANT)) == {e.snapshot_id for e in entries}
+    """Packs used to anchor snapshots "the hook missed": now nothing anchors late."""
+    with SnapshotStore.from_settings(settings, anchored=False) as raw:
+        commit_days(raw, None, TENANT, days=2)
+    with pytest.raises(ReportError, match="failed verification: no anchor"):
+        service.run(service.new_job(TENANT, None, None, "test"))
+    assert evidence.list_blobs("anchors/") == [] and evidence.list_blobs(f"{TENANT}/") == []
 
 
 def test_a_snapshot_that_disagrees_with_its_anchor_gets_no_pack(
-    store: SnapshotStore, evidence: EvidenceStore, service: ReportService
+    store: SnapshotStore, evidence: EvidenceStore, service: ReportService, settings: Settings
 ) -> None:
     entry = commit_days(store, None, TENANT, days=1)[0]
-    evidence.anchor(replace(entry, content_hash="f" * 64))
-    with pytest.raises(ReportError, match="disagrees with its anchor"):
+    tables = TableServiceClient.from_connection_string(
+        settings.storage.connection_string if settings.storage else ""
+    )
+    index = tables.get_table_client(store.tables.index)
+    row = next(iter(index.list_entities()))
+    row["tenant_name"] = "Someone else"
+    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+    with pytest.raises(ReportError, match=f"{entry.snapshot_id} of tenant {TENANT} failed"):
         service.run(service.new_job(TENANT, None, None, "test"))
     assert evidence.list_blobs(f"{TENANT}/") == []
 

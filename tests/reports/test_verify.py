@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from auditor.adapters.blobs import EvidenceStore
 from auditor.adapters.tables import SnapshotStore
 from auditor.adapters.tables.packing import compress_lines, iter_section_lines
 from auditor.core.canonical import snapshot_content_hash
-from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.core.snapshot import SnapshotIndexEntry, SnapshotTampered
 from auditor.services.report import BuiltPack, ReportService
 from auditor.services.verify import verify
 from auditor.settings import Settings
@@ -32,6 +33,13 @@ OTHER = "7e0a0000-0000-0000-0000-0000000000f2"
 def history(store: SnapshotStore, evidence: EvidenceStore) -> list[SnapshotIndexEntry]:
     commit_days(store, evidence, OTHER, days=2)
     return commit_days(store, evidence, TENANT, days=3)
+
+
+@pytest.fixture
+def raw(settings: Settings) -> Iterator[SnapshotStore]:
+    """The store as verify reads it: reporting what fails verification, not refusing it."""
+    with SnapshotStore.from_settings(settings, anchored=False) as reader:
+        yield reader
 
 
 @pytest.fixture
@@ -50,15 +58,16 @@ def _tables(settings: Settings) -> TableServiceClient:
 
 
 def test_an_untouched_history_and_its_packs_verify(
-    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+    raw: SnapshotStore, store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
 ) -> None:
-    result = verify(store, evidence, reports=True)
+    result = verify(raw, evidence, reports=True)
     assert result.ok, [str(f) for f in result.findings]
     assert result.tenants == sorted([TENANT, OTHER])
     assert (result.snapshots, result.packs) == (5, 1)
 
 
 def test_altering_one_stored_snapshot_entity_is_named(
+    raw: SnapshotStore,
     store: SnapshotStore,
     evidence: EvidenceStore,
     settings: Settings,
@@ -67,7 +76,7 @@ def test_altering_one_stored_snapshot_entity_is_named(
     middle = history[1]
     _tamper_plans(store, settings, middle)
 
-    result = verify(store, evidence, [TENANT])
+    result = verify(raw, evidence, [TENANT])
     assert not result.ok
     assert [f.subject for f in result.findings] == [f"snapshot {middle.snapshot_id}"]
     assert result.first_broken is not None
@@ -93,6 +102,7 @@ def _tamper_plans(store: SnapshotStore, settings: Settings, entry: SnapshotIndex
 
 
 def test_a_quiet_rewrite_of_history_is_caught_by_the_anchor(
+    raw: SnapshotStore,
     store: SnapshotStore,
     evidence: EvidenceStore,
     settings: Settings,
@@ -107,16 +117,21 @@ def test_a_quiet_rewrite_of_history_is_caught_by_the_anchor(
     row = next(r for r in index.list_entities() if r.get("content_hash") == last.content_hash)
     row["content_hash"] = rehashed
     index.upsert_entity(row, mode=UpdateMode.REPLACE)
-    assert store.get_snapshot(TENANT, last.snapshot_id).index.content_hash == rehashed
+    assert raw.get_snapshot(TENANT, last.snapshot_id).index.content_hash == rehashed
+    with pytest.raises(SnapshotTampered, match="but anchored"):
+        store.get_snapshot(TENANT, last.snapshot_id)  # refused at read time too
 
-    result = verify(store, evidence, [TENANT])
+    result = verify(raw, evidence, [TENANT])
     assert [str(f) for f in result.findings] == [
         f"tenant {TENANT} snapshot {last.snapshot_id}: anchor disagrees: content hash "
-        f"{rehashed} but anchored {last.content_hash}"
+        f"{rehashed} but anchored {last.content_hash}",
+        f"tenant {TENANT} snapshot {last.snapshot_id}: stored content entities differ from what "
+        "the attempt wrote (a property of a content entity was edited, added or removed)",
     ]
 
 
 def test_a_broken_link_in_the_chain_is_named(
+    raw: SnapshotStore,
     store: SnapshotStore,
     evidence: EvidenceStore,
     settings: Settings,
@@ -128,7 +143,7 @@ def test_a_broken_link_in_the_chain_is_named(
     row["previous_hash"] = "0" * 64
     index.upsert_entity(row, mode=UpdateMode.REPLACE)
 
-    result = verify(store, evidence, [TENANT])
+    result = verify(raw, evidence, [TENANT])
     assert result.first_broken is not None
     assert result.first_broken.subject == f"snapshot {second.snapshot_id}"
     problems = [f.problem for f in result.findings]
@@ -140,22 +155,27 @@ def test_a_broken_link_in_the_chain_is_named(
 
 
 def test_a_deleted_anchor_or_snapshot_is_named(
-    store: SnapshotStore, evidence: EvidenceStore, history: list[SnapshotIndexEntry]
+    raw: SnapshotStore, evidence: EvidenceStore, history: list[SnapshotIndexEntry]
 ) -> None:
-    evidence.container.delete_blob(f"anchors/{TENANT}/{history[2].snapshot_id}.json")
-    evidence.anchor(replace(history[2], snapshot_id="20250110T020000Z"))
-    result = verify(store, evidence, [TENANT])
+    last = history[2]
+    anchor = evidence.read_anchor(TENANT, last.snapshot_id, last.attempt)
+    assert anchor is not None
+    evidence.container.delete_blob(anchor.blob_name)
+    evidence.write_anchor(replace(anchor, snapshot_id="20250110T020000Z"))
+    result = verify(raw, evidence, [TENANT])
+    missing = f"no anchor of attempt {last.attempt} in the evidence container"
     assert [(f.subject, f.problem) for f in result.findings] == [
-        (f"snapshot {history[2].snapshot_id}", "no anchor in the evidence container"),
+        (f"snapshot {last.snapshot_id}", missing),
         (
             "snapshot 20250110T020000Z",
             "anchored, but no committed snapshot has this id in the store (deleted?)",
         ),
+        (f"latest row {last.snapshot_id}", missing),
     ]
 
 
 def test_changing_one_byte_of_a_pack_is_named(
-    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+    raw: SnapshotStore, store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
 ) -> None:
     data = bytearray(b"".join(evidence.iter_chunks(pack.workbook_blob)))
     data[len(data) // 2] ^= 0x01
@@ -163,14 +183,14 @@ def test_changing_one_byte_of_a_pack_is_named(
     metadata = blob.get_blob_properties().metadata
     blob.upload_blob(bytes(data), overwrite=True, metadata=metadata)  # WORM would refuse this
 
-    assert verify(store, evidence, [TENANT]).ok  # snapshots alone are fine
-    result = verify(store, evidence, [TENANT], reports=True)
+    assert verify(raw, evidence, [TENANT]).ok  # snapshots alone are fine
+    result = verify(raw, evidence, [TENANT], reports=True)
     assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
     assert result.findings[0].problem.startswith(f"workbook {pack.workbook_blob} hashes to")
 
 
 def test_a_manifest_that_no_longer_matches_its_hash_is_named(
-    store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+    raw: SnapshotStore, store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
 ) -> None:
     blob = evidence.container.get_blob_client(pack.manifest_blob)
     document = json.loads(blob.download_blob().readall())
@@ -178,7 +198,7 @@ def test_a_manifest_that_no_longer_matches_its_hash_is_named(
     blob.upload_blob(
         json.dumps(document).encode(), overwrite=True, metadata=blob.get_blob_properties().metadata
     )
-    result = verify(store, evidence, [TENANT], reports=True)
+    result = verify(raw, evidence, [TENANT], reports=True)
     assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
     assert "manifest content hashes to" in result.findings[0].problem
 
@@ -241,3 +261,39 @@ def test_report_command_writes_and_stores_a_pack(
     assert done.returncode == 0, done.stderr
     assert "not stored (--no-upload)" in done.stdout and local.exists()
     assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+
+
+def test_verify_before_the_evidence_container_exists_is_one_line_not_a_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditor.cli import main
+
+    assert settings.storage is not None and settings.storage.connection_string
+    monkeypatch.setenv("AUDITOR_STORAGE", settings.storage.connection_string)
+    monkeypatch.setenv("AUDITOR_TABLE_PREFIX", settings.table_prefix)
+    monkeypatch.setenv("AUDITOR_EVIDENCE_CONTAINER", settings.evidence_container)  # never made
+    assert main(["verify", "--all", "--reports"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "OK: verified 0 snapshots and 0 packs of 0 tenants\n"
+    assert err.count("\n") == 1 and "does not exist yet" in err
+
+
+def test_a_manifest_that_names_another_blob_is_refused_and_flagged(
+    raw: SnapshotStore, store: SnapshotStore, evidence: EvidenceStore, pack: BuiltPack
+) -> None:
+    """Issue 9 §3: a manifest could redirect a download to any blob (an anchor, another
+    tenant's pack)."""
+    blob = evidence.container.get_blob_client(pack.manifest_blob)
+    document = json.loads(blob.download_blob().readall())
+    document["workbook"]["blob"] = f"anchors/{TENANT}/x.json"
+    blob.upload_blob(
+        json.dumps(document).encode(), overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+    result = verify(raw, evidence, [TENANT], reports=True)
+    assert [f.problem for f in result.findings] == [
+        f"manifest names workbook 'anchors/{TENANT}/x.json', not its own "
+        f"'{pack.workbook_blob}': refused"
+    ]
+    status = ReportService(store, evidence).status(TENANT, pack.manifest.report_id)
+    assert status is not None and status.status == "failed"
+    assert status.failure is not None and "refused" in status.failure["reason"]

@@ -20,6 +20,7 @@ def settings(azurite: Azurite, table_prefix: str) -> Settings:
             "AUDITOR_STORAGE": azurite.connection_string,
             "AUDITOR_TABLE_PREFIX": table_prefix,
             "AUDITOR_SNAPSHOT_QUEUE": f"snap-{uuid.uuid4().hex[:12]}",
+            "AUDITOR_EVIDENCE_CONTAINER": f"evidence-{uuid.uuid4().hex[:12]}",
         }
     )
 

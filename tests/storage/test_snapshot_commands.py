@@ -115,6 +115,15 @@ def test_a_failing_tenant_is_recorded_and_the_command_fails(
         (["snapshot", "--all", "--at", "2024-05-01T02:00:00"], "--at must name its zone"),
         (["snapshot", "--all", "--at", "yesterday"], "--at must be an ISO-8601 time"),
         (["snapshots", "--tenant", "x"], "--tenant must be a tenant id"),
+        (
+            ["snapshot", "--tenant", A, "--at", "2099-06-01T02:00:00Z"],
+            "--at: 2099-06-01T02:00:00Z is later than the current scheduled slot",
+        ),
+        (
+            ["snapshot", "--all", "--at", "2024-05-01T03:00:00Z"],
+            "not a slot of the schedule '0 0 2 * * *'; the nearest are 2024-05-01T02:00:00Z "
+            "and 2024-05-02T02:00:00Z",
+        ),
         (["snapshots", "--tenant", A, "--until", "soon"], "--until must be an ISO-8601 time"),
     ],
 )
@@ -186,3 +195,47 @@ def test_tenant_text_reaches_the_terminal_without_control_characters(
         assert not any(line.startswith("OK:") for line in out.splitlines())
     code, out, _ = run(capsys, "tenants", "--json")
     assert json.loads(out)["tenants"][0]["tenantName"] == HOSTILE  # JSON escapes, keeps it
+
+
+def test_a_future_slot_commits_nothing_and_blocks_nothing(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9 §4: a future snapshot used to be committed, and every later slot SUPERSEDED."""
+    code, _, _ = run(capsys, "snapshot", "--tenant", A, "--at", "2027-06-01T02:00:00Z")
+    assert code == 2 and source.collected == []
+    code, out, _ = run(capsys, "snapshot", "--tenant", A, "--at", TODAY)
+    assert code == 0 and out.startswith(f"{A}  COMPLETE")
+
+
+def test_a_failed_discovery_is_one_line_exit_2_and_recorded(
+    source: FakeSource, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable() -> list[object]:
+        raise ConnectionError("Resource Graph unreachable after 8 tries")
+
+    monkeypatch.setattr(source, "discover", unreachable)
+    code, out, err = run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    assert code == 2 and out == ""
+    assert err == (
+        "error: run 20240501T020000Z failed: discovery failed: ConnectionError: Resource Graph "
+        "unreachable after 8 tries (recorded in the runs table)\n"
+    )
+
+
+def test_a_tenant_that_left_the_delegation_is_said_by_snapshot_and_tenants(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    del source.postures[C]
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", TODAY)
+    assert code == 1
+    assert f"{C}  LEFT-DELEGATION  20240502T020000Z" in out
+    assert out.splitlines()[-1] == (
+        "slot 20240502T020000Z: 2/2 tenants complete; 1 left the delegation"
+    )
+    code, out, _ = run(capsys, "tenants")
+    assert "NO LONGER DELEGATED (since run 20240502T020000Z): its latest snapshot is" in out
+    code, out, _ = run(capsys, "tenants", "--json")
+    by_id = {t["tenantId"]: t for t in json.loads(out)["tenants"]}
+    assert by_id[C]["delegated"] is False and by_id[C]["snapshotId"] == "20240501T020000Z"
+    assert by_id[A]["delegated"] is True

@@ -155,14 +155,23 @@ def test_a_collection_that_read_nothing_is_retried_then_recorded(service_for, po
     assert len(list(service.queue.peek_texts(poison=True))) == 1
 
 
-def test_a_malformed_message_ends_in_the_poison_queue_untouched(service_for, postures) -> None:
+def test_a_malformed_message_ends_in_the_poison_queue_with_its_reason(
+    service_for, postures
+) -> None:
     service = service_for(FakeSource(postures))
-    with pytest.raises(JobFormatError):
-        service.process_job("not a job", 1, 5)
+    outcome = service.process_job("not a job", 1, 5)
+    assert outcome.outcome == "rejected" and "not JSON" in outcome.reason
     service.queue.create_queues()
     service.queue._queue.send_message("not a job")  # as anyone with queue access could
     drain(service)
-    assert list(service.queue.peek_texts(poison=True)) == ["not a job"]
+    poisoned = [json.loads(t) for t in service.queue.peek_texts(poison=True)]
+    assert [(p["message"], p["format"]) for p in poisoned] == [
+        ("not a job", "auditor-rejected-job/1")
+    ] * 2
+    assert all("not JSON" in p["reason"] for p in poisoned)
+    assert [m for _, m in service.runs.rejected()] == ["not a job", "not a job"]
+    with pytest.raises(JobFormatError):
+        decode_job("not a job")
 
 
 def test_inline_runs_record_a_failing_tenant_at_once_and_finish_the_others(

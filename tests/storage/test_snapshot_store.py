@@ -21,7 +21,7 @@ from auditor.adapters.tables.packing import (
 )
 from auditor.core.canonical import snapshot_content_hash
 from auditor.core.model import CollectionStatus, ComplianceRecord, State, TenantPosture
-from auditor.core.snapshot import SnapshotNotFound, SnapshotReader, Transition
+from auditor.core.snapshot import SnapshotNotFound, SnapshotReader, SnapshotTampered, Transition
 from auditor.settings import Settings, require_storage
 from tools.posture_factory import make_posture, missing_subscription, tenant_id_for, with_states
 
@@ -174,15 +174,32 @@ def test_any_standard_control_or_assessment_name_is_stored_safely(store: Snapsho
     assert snapshot.transitions[odd.key] == Transition(DAY1, DAY1, DAY1)
 
 
-def test_a_tenant_id_with_forbidden_characters_is_stored_safely(store: SnapshotStore) -> None:
+def test_a_tenant_id_with_forbidden_characters_is_stored_safely(
+    make_store: Callable[..., SnapshotStore],
+) -> None:
     tenant = "weird/tenant#1?\\"
     posture = make_posture(tenant_id_for(9))
     posture = dataclasses.replace(
         posture, tenant=dataclasses.replace(posture.tenant, tenant_id=tenant)
     )
-    entry = store.commit_snapshot(posture, DAY1, "c")
-    assert store.get_snapshot(tenant, entry.snapshot_id).index.tenant_id == tenant
-    assert [e.tenant_id for e in store.list_tenants()] == [tenant]
+    raw = make_store(anchored=False)  # keys are escaped whatever the id
+    entry = raw.commit_snapshot(posture, DAY1, "c")
+    assert raw.get_snapshot(tenant, entry.snapshot_id).index.tenant_id == tenant
+    assert [e.tenant_id for e in raw.list_tenants()] == [tenant]
+
+
+def test_the_anchored_store_commits_nothing_for_an_id_no_anchor_can_be_named_by(
+    store: SnapshotStore,
+) -> None:
+    """A tenant id is never part of a blob name unless it is a GUID: no anchor, no commit."""
+    posture = make_posture(tenant_id_for(9))
+    evil = "evil/../../anchors/" + tenant_id_for(9)
+    posture = dataclasses.replace(
+        posture, tenant=dataclasses.replace(posture.tenant, tenant_id=evil)
+    )
+    with pytest.raises(ValueError, match="not a tenant id"):
+        store.commit_snapshot(posture, DAY1, "c")
+    assert store.list_snapshots(evil) == [] and store.list_tenants() == []
 
 
 def test_a_large_snapshot_is_written_in_transactions_under_4_mib(
@@ -359,8 +376,11 @@ def test_tampered_content_or_index_is_detected_on_read(
     index_row = next(iter(index.list_entities()))
     index_row["sections"] = index_row["sections"].replace('"plans":[1,', '"plans":[2,')
     index.upsert_entity(index_row)
-    with pytest.raises(CorruptSnapshot, match="section plans"):
+    with pytest.raises(SnapshotTampered, match="index row properties differ"):
         store.get_snapshot(TENANT, entry.snapshot_id)
+    raw = SnapshotStore(service, store.tables.prefix)  # no anchors: the layout check alone
+    with pytest.raises(CorruptSnapshot, match="section plans"):
+        raw.get_snapshot(TENANT, entry.snapshot_id)
 
 
 def test_a_commit_whose_response_is_lost_keeps_its_content(

@@ -247,6 +247,8 @@ class Estate:
             raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
         self.size = size
         self.seed = int(seed)
+        # Fault "undelegated_from" (the server shares its dict): tenant id -> first day gone.
+        self.undelegated_from: dict[str, int] = {}
         n_tenants, n_subs = SIZES[size]
         self.managing_tenant_id = det_guid(self.seed, "managing-tenant")
         self.managing_tenant_name = "Auditor MSP"
@@ -310,6 +312,9 @@ class Estate:
         return self._subs.get(sid.lower())
 
     def is_delegated(self, sid: str, day: int) -> bool:
+        sub = self._subs.get(sid)
+        if sub is not None and day >= self.undelegated_from.get(sub.tenant.tenant_id, MAX_DAY + 1):
+            return False  # fault: the tenant removed its delegation from that day
         if sid == self.added_sub:
             return day >= 1
         if sid == self.removed_sub:

@@ -100,6 +100,10 @@ class Faults:
     drop: int = 0
     forbidden_tenants: list[str] = field(default_factory=list)
     fail_queries_matching: str | None = None
+    # tenant id -> first simulated day on which the tenant's delegation is removed (its
+    # subscriptions leave Resource Graph's scope and the tenant directory). Mutated in place:
+    # the estate holds the same dict.
+    undelegated_from: dict[str, int] = field(default_factory=dict)
     _served_5xx: int = 0
 
     def describe(self) -> dict[str, Any]:
@@ -109,7 +113,7 @@ class Faults:
             "drop": self.drop,
             "forbidden_tenants": list(self.forbidden_tenants),
             "fail_queries_matching": self.fail_queries_matching,
-        }
+        } | ({"undelegated_from": dict(self.undelegated_from)} if self.undelegated_from else {})
 
     def update(self, spec: dict[str, Any]) -> None:
         """Merge ``spec``; ``{}`` or ``{"clear": true}`` resets everything first."""
@@ -121,6 +125,7 @@ class Faults:
             "drop",
             "forbidden_tenants",
             "fail_queries_matching",
+            "undelegated_from",
             "clear",
         }
         unknown = set(spec) - known
@@ -130,6 +135,7 @@ class Faults:
             self.http_5xx = self.slow_ms = self.drop = 0
             self.forbidden_tenants = []
             self.fail_queries_matching = None
+            self.undelegated_from.clear()
         for name in ("http_5xx", "slow_ms", "drop"):
             if name in spec:
                 v = spec[name]
@@ -147,6 +153,15 @@ class Faults:
             if v is not None and not isinstance(v, str):
                 raise ValueError("fail_queries_matching must be a string or null")
             self.fail_queries_matching = v or None
+        if "undelegated_from" in spec:
+            v = spec["undelegated_from"] or {}
+            if not isinstance(v, dict) or not all(
+                isinstance(k, str) and isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                for k, d in v.items()
+            ):
+                raise ValueError("undelegated_from must map tenant ids to a day (integer >= 0)")
+            self.undelegated_from.clear()
+            self.undelegated_from.update({k.lower(): d for k, d in v.items()})
 
 
 class Stats:
@@ -205,6 +220,7 @@ class SimState:
         self.day = day
         self.quota = Quota(quota[0] if quota else None, quota[1] if quota else 5.0)
         self.faults = Faults()
+        estate.undelegated_from = self.faults.undelegated_from  # one dict, updated in place
         if faults:
             self.faults.update(faults)
         self.stats = Stats()

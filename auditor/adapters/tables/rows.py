@@ -7,9 +7,12 @@ and readable in Storage Explorer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from azure.data.tables import EntityProperty
 
 from auditor.adapters.tables import keys
 from auditor.adapters.tables.packing import Entity, get_json, get_text, put_json, put_text
@@ -72,6 +75,12 @@ def committed_entity(
         "content_partition": layout.partition_key,
         **index_properties(entry),
     }
+    if entry.backfill:
+        entity["backfill"] = True
+    if entry.supersedes:
+        entity["supersedes"] = entry.supersedes
+    if entry.history_break:
+        put_text(entity, "history_break", entry.history_break)
     put_json(entity, "sections", {k: list(v) for k, v in layout.sections.items()})
     put_json(entity, "operations", layout.operations)
     return entity
@@ -106,6 +115,7 @@ def is_committed(entity: Mapping[str, Any]) -> bool:
 
 def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
     """The index entry a committed row (or latest row) holds."""
+    digests = property_digests(entity)
     return SnapshotIndexEntry(
         tenant_id=entity["tenant_id"],
         tenant_name=entity.get("tenant_name", ""),
@@ -122,7 +132,86 @@ def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
         content_hash=entity["content_hash"],
         previous_snapshot_id=entity.get("previous_snapshot_id") or None,
         previous_hash=entity.get("previous_hash") or None,
+        attempt=str(entity.get("attempt", "")),
+        backfill=entity.get("backfill") is True,
+        supersedes=str(entity.get("supersedes", "")),
+        history_break=get_text(entity, "history_break") or "",
+        row_digest=digest_of(digests),
+        row_properties=digests,
     )
+
+
+# Properties the service adds or that name where a row lives rather than what it says: the
+# index row and the tenant's latest row (its copy) differ only in these.
+_NOT_DIGESTED = frozenset({"PartitionKey", "RowKey", "Timestamp"})
+
+
+def _value_bytes(value: Any) -> tuple[str, bytes]:
+    if isinstance(value, EntityProperty):
+        value = value.value
+    if isinstance(value, bool):
+        return "b", b"1" if value else b"0"
+    if isinstance(value, int):
+        return "i", str(value).encode()
+    if isinstance(value, float):
+        return "f", repr(value).encode()
+    if isinstance(value, bytes):
+        return "x", value
+    if isinstance(value, bytearray):
+        return "x", bytes(value)
+    if isinstance(value, str):
+        return "s", value.encode("utf-8", "surrogatepass")
+    return "o", str(value).encode("utf-8", "surrogatepass")
+
+
+def property_digests(entity: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of each stored property (its type and value; keys and Timestamp excepted)."""
+    out = {}
+    for name in sorted(k for k in entity if k not in _NOT_DIGESTED and not k.startswith("odata")):
+        kind, data = _value_bytes(entity[name])
+        digest = hashlib.sha256(kind.encode() + b":")
+        digest.update(data)
+        out[name] = digest.hexdigest()
+    return out
+
+
+def digest_of(properties: Mapping[str, str]) -> str:
+    """One digest over every property's digest (names included), so that an edit of any
+    property, or an added or removed one, changes it."""
+    digest = hashlib.sha256()
+    for name in sorted(properties):
+        digest.update(f"{name}={properties[name]}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def row_digest(entity: Mapping[str, Any]) -> str:
+    """SHA-256 of every property of a stored row (see property_digests)."""
+    return digest_of(property_digests(entity))
+
+
+def entities_digest(entities: Iterable[Mapping[str, Any]]) -> str:
+    """SHA-256 over a content partition's entities, in RowKey order: each key and its digest."""
+    digest = hashlib.sha256()
+    for entity in sorted(entities, key=lambda e: str(e["RowKey"])):
+        digest.update(
+            f"{entity['RowKey']}\n{row_digest(entity)}\n".encode("utf-8", "surrogatepass")
+        )
+    return digest.hexdigest()
+
+
+def key_problem(entity: Mapping[str, Any]) -> str | None:
+    """Whether a row sits under the keys its own properties name (a row copied under another
+    tenant or slot would otherwise show someone else's verified data)."""
+    try:
+        if entity.get("PartitionKey") == LATEST_PARTITION:
+            expected = (LATEST_PARTITION, keys.escape(entity["tenant_id"]))
+        else:
+            expected = index_keys(entity["tenant_id"], entity["snapshot_id"])
+    except (KeyError, keys.KeyFormatError) as exc:
+        return f"row names no valid tenant and slot ({exc})"
+    if (entity.get("PartitionKey"), entity.get("RowKey")) != expected:
+        return "row is stored under another tenant's or slot's keys"
+    return None
 
 
 def content_layout(entity: Mapping[str, Any]) -> ContentLayout:
@@ -170,8 +259,11 @@ def manifest_entities(manifest: RunManifest) -> tuple[list[Entity], Entity]:
         "collector_version": manifest.collector_version,
         "tenant_count": len(manifest.tenants),
         "enqueued": manifest.enqueued,
+        "full": manifest.full,
+        "status": "planned",
     }
     put_json(head, "tenant_ids", list(manifest.tenant_ids))
+    put_json(head, "left", list(manifest.left))
     return tenant_rows, head
 
 
@@ -191,3 +283,8 @@ def manifest_head(entity: Mapping[str, Any]) -> tuple[str, list[str], bool, str,
         entity["planned_at"],
         entity.get("collector_version", ""),
     )
+
+
+def manifest_left(entity: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """(full run, tenants that left the delegation) of a manifest row."""
+    return entity.get("full") is True, tuple(get_json(entity, "left", []))

@@ -7,20 +7,34 @@ Tables (``{prefix}`` is ``AUDITOR_TABLE_PREFIX``; docs/schema.md has every prope
   section, each a slice of the section's compressed canonical lines (``packing``).
 - ``{prefix}Tenants`` — each tenant's latest committed index row, so listing tenants is one query.
 
-Commit protocol (a reader never sees a partial snapshot; a slot is written at most once):
+Commit protocol (a reader never sees a partial snapshot; a slot is written at most once, except
+that a *failed* slot may be retaken once by an attempt that has content):
 
-1. If the slot's index row is committed, return it (idempotent rerun, duplicate message).
-2. Claim the slot: create (or, after a crashed attempt, replace under its ETag) the index row as
-   *pending* with a fresh attempt id. Readers ignore pending rows.
+1. If the slot's index row is committed, return it (idempotent rerun, duplicate message) —
+   unless it is failed and this attempt has content: then it is a retake (no claim: readers keep
+   seeing the failed snapshot until step 5 replaces it under its ETag).
+2. Claim the slot: create (or replace under its ETag) the index row as *pending* with a fresh
+   attempt id. Readers ignore pending rows. An attempt with content takes over any pending
+   claim (a crashed or slower attempt); a failure record takes over only a claim of its own
+   store or one older than ``CLAIM_LEASE``, so that a failing run never erases a healthy one.
 3. Write the content into the attempt's own partition, in entity-group transactions.
-4. Replace the pending row with the committed row, conditional on the claim's ETag. Only one
-   attempt can win; a loser deletes its content and defers to the winner.
-5. Advance the tenant's latest row (monotonic, ETag-conditional), then delete the content of
-   attempts the winner superseded.
+4. Anchor: write ``anchors/{tenant}/{snapshot}/{attempt}.json`` to the write-once evidence
+   container, from the hash and the exact committed row this attempt computed (its digest
+   covers every property) and the digest of the content entities it wrote.
+5. Replace the pending row with the committed row, conditional on the claim's ETag. Only one
+   attempt can win; a loser deletes its content and defers to the winner (its anchor stays: an
+   anchor of an attempt that never committed).
+6. Advance the tenant's latest row (monotonic, ETag-conditional), then delete the content of
+   attempts the winner took over (a retaken failed attempt's content is kept: it is evidence).
 
-A crash anywhere before 4 leaves only a pending row and an orphan partition, both invisible; the
-next attempt for the slot takes over and cleans up. A crash between 4 and 5 leaves the latest row
-one snapshot behind until the slot is next touched (step 1 repairs it).
+A crash anywhere before 5 leaves only a pending row, an orphan partition and perhaps an anchor,
+all invisible; the next attempt takes over. A crash between 5 and 6 leaves the latest row one
+snapshot behind until the slot is next touched (step 1 repairs it).
+
+With an anchor ledger (the evidence container; ``from_settings`` wires it), every read checks the
+rows and content it returns against their attempt's anchor (anchors are cached: immutable) and
+raises ``SnapshotTampered`` for any that disagrees or has none; ``list_tenants`` leaves such a
+tenant out (and logs it) rather than name it to callers who may not see it.
 """
 
 from __future__ import annotations
@@ -31,10 +45,11 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
@@ -66,11 +81,15 @@ from auditor.adapters.tables.rows import (
     committed_entity,
     content_layout,
     content_partition_key,
+    digest_of,
+    entities_digest,
     index_entry,
     index_keys,
     is_committed,
+    key_problem,
     latest_entity,
     pending_entity,
+    property_digests,
 )
 from auditor.core.canonical import (
     SECTIONS,
@@ -85,7 +104,9 @@ from auditor.core.canonical import (
     decode_sections,
     format_time,
     operations_of,
+    parse_time,
 )
+from auditor.core.evidence import Anchor, anchor_mismatch
 from auditor.core.model import (
     CollectionStatus,
     Completeness,
@@ -94,11 +115,13 @@ from auditor.core.model import (
     Tenant,
     TenantPosture,
 )
+from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     CarriedAssessment,
     Snapshot,
     SnapshotIndexEntry,
     SnapshotNotFound,
+    SnapshotTampered,
     Transition,
     compliance_by_standard,
     slot_of,
@@ -122,6 +145,32 @@ class SlotBusy(RuntimeError):
 
 class CorruptSnapshot(RuntimeError):
     """A committed snapshot's content does not match its index row (damaged or tampered)."""
+
+    snapshot_id = ""  # set by the read that found it
+
+
+class StorageReset(RuntimeError):
+    """A table the store had created is gone (storage lost its data, e.g. an in-memory
+    emulator restarted): nothing is written over the void."""
+
+
+class AnchorLedger(Protocol):
+    """Where attempts anchor what they commit: the write-once evidence container."""
+
+    def write_anchor(self, anchor: Anchor) -> object: ...
+
+    def read_anchor(self, tenant_id: str, snapshot_id: str, attempt: str) -> Anchor | None: ...
+
+    def close(self) -> None: ...
+
+
+# A failure record takes over another attempt's pending claim only once the claim is this old
+# (the claim is taken after collection: it only has to last while content is written).
+CLAIM_LEASE = timedelta(minutes=15)
+_ANCHOR_CACHE_SIZE = 100_000
+_OWN_ATTEMPTS = 10_000
+_PREFETCH_FROM = 8  # uncached anchors of a listing read concurrently from this many on
+_PREFETCH_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +286,17 @@ class SnapshotStore:
         clock: Callable[[], datetime] = _utcnow,
         write_retries: int = WRITE_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
+        ledger: AnchorLedger | None = None,
+        step_hook: Callable[[str], None] | None = None,
     ) -> None:
         self.tables = TableNames(table_prefix)
+        self.ledger = ledger
+        # Called before each step of a commit ("claim", "content", "anchor", "commit"): tests
+        # force interleavings of concurrent attempts with it.
+        self._step = step_hook or (lambda _step: None)
+        self._anchors: dict[tuple[str, str, str], Anchor] = {}
+        # Attempts this store started (bounded: a long-lived worker makes thousands a day).
+        self._own_attempts: dict[str, None] = {}
         self._write_retries = write_retries
         self._sleep = sleep
         self._service = service
@@ -255,14 +313,32 @@ class SnapshotStore:
         credential: TokenCredential | None = None,
         *,
         write_retries: int = WRITE_RETRIES,
+        anchored: bool = True,
+        step_hook: Callable[[str], None] | None = None,
         **options: Any,
     ) -> SnapshotStore:
-        """A store on AUDITOR_STORAGE; `options` go to the SDK client (retries, hooks)."""
+        """A store on AUDITOR_STORAGE; `options` go to the SDK clients (retries, hooks).
+
+        `anchored` (the default) wires the evidence container as the anchor ledger: commits
+        anchor, reads verify. `verify` reads without it, to report rather than refuse."""
         service = table_service_client(require_storage(settings), credential, **options)
-        return cls(service, settings.table_prefix, write_retries=write_retries)
+        ledger = None
+        if anchored:
+            from auditor.adapters.blobs import EvidenceStore
+
+            ledger = EvidenceStore.from_settings(settings, credential, **options)
+        return cls(
+            service,
+            settings.table_prefix,
+            write_retries=write_retries,
+            ledger=ledger,
+            step_hook=step_hook,
+        )
 
     def close(self) -> None:
         self._service.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
     def __enter__(self) -> SnapshotStore:
         return self
@@ -285,9 +361,23 @@ class SnapshotStore:
     # Read side (SnapshotReader)
 
     def list_tenants(self) -> list[SnapshotIndexEntry]:
-        """The latest committed snapshot of every tenant that has one, ordered by tenant id."""
+        """The latest committed snapshot of every tenant that has one, ordered by tenant id.
+
+        A tenant whose latest row fails verification is left out and logged (its own routes
+        answer the failure; a list must not name it to callers who may not see it)."""
         rows = _query(self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION})
-        return sorted((index_entry(row) for row in rows), key=lambda e: e.tenant_id)
+        out = []
+        for row in rows:
+            entry = index_entry(row)
+            problem = self.problem_of(row, entry)
+            if problem:
+                log.error(
+                    "tenant %s: latest snapshot %s failed verification: %s",
+                    entry.tenant_id, entry.snapshot_id, problem,
+                )  # fmt: skip
+                continue
+            out.append(entry)
+        return sorted(out, key=lambda e: e.tenant_id)
 
     def list_snapshots(
         self,
@@ -296,7 +386,8 @@ class SnapshotStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[SnapshotIndexEntry]:
-        """A tenant's committed snapshots, newest first, optionally bounded by scheduled time."""
+        """A tenant's committed snapshots, newest first, optionally bounded by scheduled time.
+        SnapshotTampered when one of them fails verification."""
         query = "PartitionKey eq @pk and committed eq true"
         params: dict[str, Any] = {"pk": keys.escape(tenant_id)}
         if until is not None:
@@ -308,7 +399,9 @@ class SnapshotStore:
                 first += timedelta(seconds=1)
             query += " and RowKey lt @high"
             params["high"] = keys.after_slot_bound(snapshot_id_for(first))
-        entries = [index_entry(row) for row in _query(self._index, query, params)]
+        rows = list(_query(self._index, query, params))
+        self._prefetch_anchors([index_entry(row) for row in rows])
+        entries = [self._checked(row) for row in rows]
         return [
             e
             for e in entries
@@ -318,7 +411,7 @@ class SnapshotStore:
 
     def get_index(self, tenant_id: str, snapshot_id: str) -> SnapshotIndexEntry:
         """One committed snapshot's index entry; SnapshotNotFound when absent."""
-        return index_entry(self._committed_row(tenant_id, snapshot_id))
+        return self._checked(self._committed_row(tenant_id, snapshot_id))
 
     def find_at(self, tenant_id: str, instant: datetime) -> SnapshotIndexEntry:
         """The latest committed snapshot scheduled at or before `instant`; else SnapshotNotFound."""
@@ -332,20 +425,20 @@ class SnapshotStore:
             results_per_page=1,
         )
         for row in rows:
-            return index_entry(row)
+            return self._checked(row)
         raise SnapshotNotFound(f"tenant {tenant_id} has no snapshot at or before {instant}")
 
     def get_snapshot(self, tenant_id: str, snapshot_id: str, *, verify: bool = True) -> Snapshot:
         """A committed snapshot's full content; SnapshotNotFound when absent.
 
         With `verify` (the default) the content is hashed again and CorruptSnapshot raised
-        unless it matches the index row's content hash.
-        """
+        unless it matches the index row's content hash; with an anchor ledger the row and the
+        stored entities are also checked against the attempt's anchor (SnapshotTampered)."""
         row = self._committed_row(tenant_id, snapshot_id)
-        entry = index_entry(row)
+        entry = self._checked(row) if verify else index_entry(row)
         layout = content_layout(row)
         with _corruption_reported(tenant_id, snapshot_id):
-            lines = self._read_sections(layout, SECTIONS)
+            lines, digest = self._read_sections(layout, SECTIONS)
             if verify:
                 actual = content_hash(_header(entry), lines)
                 if actual != entry.content_hash:
@@ -353,13 +446,82 @@ class SnapshotStore:
                         f"snapshot {tenant_id}/{snapshot_id}: content hashes to {actual}, "
                         f"index says {entry.content_hash}"
                     )
+                anchor = self._anchor_of(entry)
+                if anchor is not None and anchor.content_digest != digest:
+                    raise SnapshotTampered(
+                        tenant_id,
+                        snapshot_id,
+                        "stored content entities differ from what the attempt wrote",
+                    )
             content = decode_sections(lines, layout.operations)
         return Snapshot(
             index=entry,
             posture=content.posture,
             transitions=content.transitions,
             carried=content.carried,
+            content_digest=digest,
         )
+
+    def delegation(self) -> Delegation | None:
+        """Who the latest full run found delegated (from the runs table; None before any)."""
+        from auditor.adapters.tables.runs import RunStore
+
+        return RunStore(self._service, self.tables.prefix).delegation()
+
+    # -----------------------------------------------------------------------------------------
+    # Verification against the anchors
+
+    def problem_of(self, row: Mapping[str, Any], entry: SnapshotIndexEntry) -> str | None:
+        """Why a committed row (index or latest) fails verification; None when it agrees with
+        its attempt's anchor, or when this store has no ledger."""
+        if self.ledger is None:
+            return None
+        problem = key_problem(row)
+        if problem:
+            return problem
+        anchor = self._anchor_of(entry)
+        if anchor is None:
+            return (
+                f"no anchor for attempt {entry.attempt or '(none)'} in the evidence container: "
+                "not written by the product"
+            )
+        return anchor_mismatch(anchor, entry)
+
+    def _checked(self, row: Mapping[str, Any]) -> SnapshotIndexEntry:
+        entry = index_entry(row)
+        problem = self.problem_of(row, entry)
+        if problem:
+            raise SnapshotTampered(entry.tenant_id, entry.snapshot_id, problem)
+        return entry
+
+    def _prefetch_anchors(self, entries: list[SnapshotIndexEntry]) -> None:
+        """Read the uncached anchors of a long listing (a year's trend) a few at a time, so a
+        cold read costs a handful of round trips rather than one per snapshot."""
+        if self.ledger is None:
+            return
+        todo = [e for e in entries if (e.tenant_id, e.snapshot_id, e.attempt) not in self._anchors]
+        if len(todo) < _PREFETCH_FROM:
+            return
+        with ThreadPoolExecutor(max_workers=_PREFETCH_WORKERS) as pool:
+            list(pool.map(self._anchor_of, todo))
+
+    def _anchor_of(self, entry: SnapshotIndexEntry) -> Anchor | None:
+        """The attempt's anchor (else the legacy one), cached: anchors are write-once."""
+        if self.ledger is None:
+            return None
+        key = (entry.tenant_id, entry.snapshot_id, entry.attempt)
+        anchor = self._anchors.get(key)
+        if anchor is None:
+            try:
+                anchor = self.ledger.read_anchor(*key)
+            except ValueError:  # a tenant or slot no anchor can be named by: never anchored
+                return None
+            if anchor is None:
+                return None
+            if len(self._anchors) >= _ANCHOR_CACHE_SIZE:
+                self._anchors.clear()
+            self._anchors[key] = anchor
+        return anchor
 
     def iter_compliance(
         self, tenant_id: str, snapshot_id: str
@@ -421,10 +583,13 @@ class SnapshotStore:
 
     def _read_sections(
         self, layout: ContentLayout, sections: Iterable[str]
-    ) -> dict[str, list[str]]:
+    ) -> tuple[dict[str, list[str]], str]:
+        """The lines of `sections`, and the digest of every entity of the partition."""
         wanted = set(sections)
         rows_by_section: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        every: list[Mapping[str, Any]] = []
         for row in _query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}):
+            every.append(row)
             section = row.get("section", "")
             if section in wanted:
                 rows_by_section[section].append(row)
@@ -445,27 +610,49 @@ class SnapshotStore:
                     f"{len(lines)} lines, index says {expected[0]} and {expected[1]}"
                 )
             out[section] = lines
-        return out
+        return out, entities_digest(every)
 
     # -----------------------------------------------------------------------------------------
     # Write side
 
     def commit_snapshot(
-        self, posture: TenantPosture, scheduled_at: datetime, collector_version: str
+        self,
+        posture: TenantPosture,
+        scheduled_at: datetime,
+        collector_version: str,
+        *,
+        backfill: bool = False,
     ) -> SnapshotIndexEntry:
         """Store a tenant's posture as its snapshot for the slot `scheduled_at`, and commit it.
 
-        Idempotent: when the slot is already committed, returns its entry and writes nothing.
-        SnapshotSuperseded when a later slot is already committed for the tenant.
+        Idempotent: when the slot is already committed, returns its entry and writes nothing
+        (unless it is failed and this posture has content: then this attempt retakes it).
+        SnapshotSuperseded when a later slot is already committed for the tenant; SlotBusy when
+        another attempt took the slot over meanwhile (it may commit: retry later).
         """
-        return self._commit(posture, scheduled_at, collector_version, posture.completeness.status)
+        return self._commit(
+            posture, scheduled_at, collector_version, posture.completeness.status, backfill
+        )
 
     def commit_failed(
-        self, tenant: Tenant, scheduled_at: datetime, reason: str, collector_version: str = ""
+        self,
+        tenant: Tenant,
+        scheduled_at: datetime,
+        reason: str,
+        collector_version: str = "",
+        *,
+        backfill: bool = False,
     ) -> SnapshotIndexEntry:
-        """Commit the slot as failed with `reason` (no records; a link in the hash chain)."""
+        """Commit the slot as failed with `reason` (no records; a link in the hash chain).
+
+        Never over a committed slot, and never over another live attempt's claim (SlotBusy):
+        a failure is recorded only where nobody is writing a snapshot."""
         return self._commit(
-            failed_posture(tenant, reason), scheduled_at, collector_version, CollectionStatus.FAILED
+            failed_posture(tenant, reason),
+            scheduled_at,
+            collector_version,
+            CollectionStatus.FAILED,
+            backfill,
         )
 
     def _commit(
@@ -474,31 +661,74 @@ class SnapshotStore:
         scheduled_at: datetime,
         collector_version: str,
         status: CollectionStatus,
+        backfill: bool,
     ) -> SnapshotIndexEntry:
         self.create_tables()
-        tenant = posture.tenant
+        tenant_id = posture.tenant.tenant_id
         snapshot_id = snapshot_id_for(scheduled_at)
-        slot = slot_of(snapshot_id)
-        current = self._get_index_row(tenant.tenant_id, snapshot_id)
+        current = self._get_index_row(tenant_id, snapshot_id)
+        retaken: Mapping[str, Any] | None = None
         if current is not None and is_committed(current):
-            self._advance_latest(current)
-            return index_entry(current)
-
-        predecessor, base = self._predecessors(tenant.tenant_id, snapshot_id)
-        history = (
-            self._read_history(base)
-            if base is not None and status is not CollectionStatus.FAILED
-            else {}
+            if status is CollectionStatus.FAILED or current.get("status") != "failed":
+                self._advance_latest(current)
+                return self._checked(current)
+            retaken = current  # a failed slot, retaken by an attempt that has content
+        entry, sections, operations = self._prepare(
+            posture, snapshot_id, collector_version, status, backfill, retaken
         )
+        attempt = uuid.uuid4().hex
+        self._remember(attempt)
+        self._step("claim")
+        if retaken is None:
+            claim = self._claim(
+                tenant_id, snapshot_id, attempt, current, status is CollectionStatus.FAILED
+            )
+            if not isinstance(claim, _Claim):
+                # Another attempt committed the slot meanwhile: it stands, unless it is a
+                # failure record and this attempt has content, which retakes it.
+                failed = CollectionStatus.FAILED
+                if claim.status is failed and status is not failed:
+                    return self._commit(posture, scheduled_at, collector_version, status, backfill)
+                return claim
+        else:
+            etag = str(retaken.metadata["etag"])  # type: ignore[attr-defined]
+            claim = _Claim(etag, [], format_time(self._clock()))
+        return self._publish(entry, sections, operations, attempt, claim)
+
+    def _prepare(
+        self,
+        posture: TenantPosture,
+        snapshot_id: str,
+        collector_version: str,
+        status: CollectionStatus,
+        backfill: bool,
+        retaken: Mapping[str, Any] | None,
+    ) -> tuple[SnapshotIndexEntry, dict[str, list[str]], dict[str, float]]:
+        """The entry (hash included), the canonical sections and the operational counters of
+        the snapshot, built on the verified history of its predecessor."""
+        tenant = posture.tenant
+        slot = slot_of(snapshot_id)
+        predecessor, base = self._predecessors(tenant.tenant_id, snapshot_id)
+        history, history_break = self._inherited(predecessor, base, status)
+        if history_break:
+            completeness = posture.completeness
+            posture = replace(
+                posture,
+                completeness=replace(
+                    completeness,
+                    warnings=(*completeness.warnings, f"history not inherited: {history_break}"),
+                ),
+            )
         transitions, carried = next_history(history, posture, slot)
         sections = canonical_sections(posture, transitions, carried)
         completeness = posture.completeness
+        previous = index_entry(predecessor) if predecessor is not None else None
         entry = SnapshotIndexEntry(
             tenant_id=tenant.tenant_id,
             tenant_name=tenant.display_name,
             snapshot_id=snapshot_id,
             scheduled_at=slot,
-            finished_at=slot,  # set at commit
+            finished_at=slot,  # set once the content is written
             status=status,
             reasons=completeness.reasons,
             expected_subscriptions=completeness.expected_subscriptions,
@@ -507,27 +737,45 @@ class SnapshotStore:
             compliance_by_standard=compliance_by_standard(posture.controls),
             collector_version=collector_version,
             content_hash="",
-            previous_snapshot_id=predecessor.snapshot_id if predecessor else None,
-            previous_hash=predecessor.content_hash if predecessor else None,
+            previous_snapshot_id=previous.snapshot_id if previous else None,
+            previous_hash=previous.content_hash if previous else None,
+            backfill=backfill,
+            supersedes=str(retaken["attempt"]) if retaken is not None else "",
+            history_break=history_break,
         )
         entry = replace(entry, content_hash=content_hash(_header(entry), sections))
+        return entry, sections, operations_of(completeness)
 
-        attempt = uuid.uuid4().hex
-        claim = self._claim(tenant.tenant_id, snapshot_id, attempt, current)
-        if not isinstance(claim, _Claim):
-            return claim  # another attempt committed the slot meanwhile
-        partition_key = content_partition_key(tenant.tenant_id, snapshot_id, attempt)
+    def _publish(
+        self,
+        entry: SnapshotIndexEntry,
+        sections: dict[str, list[str]],
+        operations: dict[str, float],
+        attempt: str,
+        claim: _Claim,
+    ) -> SnapshotIndexEntry:
+        """Content, anchor, commit (under the claim's ETag), latest row: steps 4 to 7."""
+        tenant_id, snapshot_id = entry.tenant_id, entry.snapshot_id
+        partition_key = content_partition_key(tenant_id, snapshot_id, attempt)
         entities: list[Entity] = []
         layout_sections: dict[str, tuple[int, int]] = {}
         for section in SECTIONS:
             packed = section_entities(partition_key, section, sections[section])
             layout_sections[section] = (len(packed), len(sections[section]))
             entities.extend(packed)
+        self._step("content")
         self._write(self._content, entities)
 
-        entry = replace(entry, finished_at=self._clock())
-        layout = ContentLayout(partition_key, layout_sections, operations_of(completeness))
+        entry = replace(entry, finished_at=self._clock(), attempt=attempt)
+        layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
+        properties = property_digests(row)
+        entry = replace(entry, row_digest=digest_of(properties), row_properties=properties)
+        self._step("anchor")
+        if self.ledger is not None:
+            # Before the row is visible: what becomes visible is anchored by its own attempt.
+            self.ledger.write_anchor(Anchor.of(entry, entry.row_digest, entities_digest(entities)))
+        self._step("commit")
         try:
             self._index.update_entity(
                 row,
@@ -536,26 +784,31 @@ class SnapshotStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
-            winner = self._get_index_row(tenant.tenant_id, snapshot_id)
+            winner = self._get_index_row(tenant_id, snapshot_id)
             if winner is not None and winner.get("attempt") == attempt and is_committed(winner):
                 # Our commit landed; its response was lost and the SDK's retry saw a new ETag.
                 row = dict(winner)
             else:
                 self._delete_partition(partition_key)
                 if winner is not None and is_committed(winner):
-                    return index_entry(winner)
+                    return self._checked(winner)
+                holder = winner.get("attempt") if winner is not None else None
                 raise SlotBusy(
-                    f"slot {snapshot_id} of tenant {tenant.tenant_id} taken over"
+                    f"slot {snapshot_id} of tenant {tenant_id}: attempt {holder} claimed it "
+                    f"while attempt {attempt} wrote; that attempt's outcome stands"
                 ) from exc
         self._advance_latest(row)
         for old in claim.abandoned:
-            self._delete_partition(content_partition_key(tenant.tenant_id, snapshot_id, old))
+            self._delete_partition(content_partition_key(tenant_id, snapshot_id, old))
         return entry
 
     def _predecessors(
         self, tenant_id: str, snapshot_id: str
-    ) -> tuple[SnapshotIndexEntry | None, SnapshotIndexEntry | None]:
-        """(the previous committed snapshot, the previous one with content: not failed)."""
+    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """(the previous committed row, the previous one with content: not failed).
+
+        A later committed snapshot makes this slot superseded, unless it fails verification
+        (a forgery must not block the real run; it is reported where it is read)."""
         predecessor = None
         rows = _query(
             self._index,
@@ -566,39 +819,90 @@ class SnapshotStore:
         for row in rows:
             entry = index_entry(row)
             if entry.snapshot_id > snapshot_id:
-                raise SnapshotSuperseded(
-                    f"tenant {tenant_id} already has snapshot {entry.snapshot_id}, later than "
-                    f"{snapshot_id}: snapshots are taken in order"
-                )
+                problem = self.problem_of(row, entry)
+                if problem:
+                    log.error(
+                        "tenant %s: later snapshot %s failed verification (%s); ignored",
+                        tenant_id, entry.snapshot_id, problem,
+                    )  # fmt: skip
+                    continue
+                raise SnapshotSuperseded(_superseded_by(tenant_id, snapshot_id, entry))
             if entry.snapshot_id == snapshot_id:
                 continue
             if predecessor is None:
-                predecessor = entry
+                predecessor = row
             if entry.status is not CollectionStatus.FAILED:
-                return predecessor, entry
+                return predecessor, row
         return predecessor, None
 
-    def _read_history(self, base: SnapshotIndexEntry) -> History:
-        layout = content_layout(self._committed_row(base.tenant_id, base.snapshot_id))
+    def _inherited(
+        self,
+        predecessor: Mapping[str, Any] | None,
+        base: Mapping[str, Any] | None,
+        status: CollectionStatus,
+    ) -> tuple[History, str]:
+        """The history a new snapshot builds on, after verifying what it comes from; or none,
+        with the reason, when the predecessor or the history's source fails verification."""
+        if status is CollectionStatus.FAILED:
+            return {}, ""  # a failed snapshot holds no records and carries nothing
+        if predecessor is not None and predecessor is not base:
+            entry = index_entry(predecessor)
+            problem = self.problem_of(predecessor, entry)
+            if problem:
+                return {}, f"predecessor {entry.snapshot_id} failed verification: {problem}"
+        if base is None:
+            return {}, ""
+        return self._read_history(base)
+
+    def _read_history(self, base: Mapping[str, Any]) -> tuple[History, str]:
+        entry = index_entry(base)
+        problem = self.problem_of(base, entry)
+        if problem is None:
+            layout = content_layout(base)
+            try:
+                lines, digest = self._read_sections(layout, SECTIONS)
+                actual = content_hash(_header(entry), lines)
+            except (CorruptSnapshot, PackingError) as exc:
+                problem = str(exc)
+            else:
+                anchor = self._anchor_of(entry)
+                if actual != entry.content_hash:
+                    problem = f"content hashes to {actual}, the index says {entry.content_hash}"
+                elif anchor is not None and anchor.content_digest != digest:
+                    problem = "stored content entities differ from what the attempt wrote"
+        if problem:
+            return {}, f"history source {entry.snapshot_id} failed verification: {problem}"
         history: dict[Key, Prior] = {}
-        for line in self._iter_section(layout, "compliance"):
-            prior = StoredPrior.from_line(line, base.scheduled_at)
-            history[prior.key] = prior
-        for line in self._iter_section(layout, "carried"):
-            item = decode_record(CarriedAssessment, line)
-            history[item.record.key] = KnownPrior(item)
-        return history
+        with _corruption_reported(entry.tenant_id, entry.snapshot_id):
+            for line in lines["compliance"]:
+                prior = StoredPrior.from_line(line, entry.scheduled_at)
+                history[prior.key] = prior
+            for line in lines["carried"]:
+                item = decode_record(CarriedAssessment, line)
+                history[item.record.key] = KnownPrior(item)
+        return history, ""
 
     def _claim(
-        self, tenant_id: str, snapshot_id: str, attempt: str, current: Mapping[str, Any] | None
+        self,
+        tenant_id: str,
+        snapshot_id: str,
+        attempt: str,
+        current: Mapping[str, Any] | None,
+        failure: bool,
     ) -> _Claim | SnapshotIndexEntry:
         """Mark the slot pending for `attempt` (or find it committed by someone else)."""
         started_at = format_time(self._clock())
         for _ in range(5):
             if current is not None and is_committed(current):
-                return index_entry(current)
+                return self._checked(current)
             abandoned: list[str] = []
             if current is not None:
+                if failure and not self._may_take_over(current):
+                    raise SlotBusy(
+                        f"slot {snapshot_id} of tenant {tenant_id} is being written by attempt "
+                        f"{current.get('attempt')} (claimed {current.get('started_at')}): a "
+                        "failure is not recorded over it"
+                    )
                 abandoned = [*get_json(current, "abandoned", []), current["attempt"]]
             row = pending_entity(tenant_id, snapshot_id, attempt, abandoned, started_at)
             try:
@@ -614,23 +918,60 @@ class SnapshotStore:
                         match_condition=MatchConditions.IfNotModified,
                     )
                 return _Claim(str(metadata["etag"]), abandoned, started_at)
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+                if current is None and isinstance(exc, ResourceNotFoundError):
+                    # Not recreated behind the operator's back: the history it held is gone.
+                    raise StorageReset(
+                        f"table {self.tables.index} does not exist although this store created "
+                        "it: the storage lost its data (restarted without persistence?); "
+                        "nothing was written"
+                    ) from exc
                 current = self._get_index_row(tenant_id, snapshot_id)
                 if current is not None and current.get("attempt") == attempt:
                     # Our own write landed, but its response was lost and the SDK retried.
                     etag = current.metadata["etag"]  # type: ignore[attr-defined]
                     return _Claim(str(etag), abandoned, started_at)
-        raise SlotBusy(f"slot {snapshot_id} of tenant {tenant_id} is contended")
+        raise SlotBusy(
+            f"slot {snapshot_id} of tenant {tenant_id}: five claims in a row were overtaken by "
+            "other attempts"
+        )
+
+    def _remember(self, attempt: str) -> None:
+        if len(self._own_attempts) >= _OWN_ATTEMPTS:
+            del self._own_attempts[next(iter(self._own_attempts))]
+        self._own_attempts[attempt] = None
+
+    def wrote(self, entry: SnapshotIndexEntry) -> bool:
+        """Whether this store's own attempt committed `entry` (else another attempt did)."""
+        return entry.attempt in self._own_attempts
+
+    def _may_take_over(self, pending: Mapping[str, Any]) -> bool:
+        """A failure record replaces a pending claim only when it is this store's own attempt
+        (which raised) or older than the lease (its writer died)."""
+        if pending.get("attempt") in self._own_attempts:
+            return True
+        try:
+            claimed = parse_time(str(pending.get("started_at", "")))
+        except CanonicalFormatError:
+            return True
+        return self._clock() - claimed > CLAIM_LEASE
 
     def _advance_latest(self, committed: Mapping[str, Any]) -> None:
-        """Point the tenant's latest row at `committed` unless it already names a later slot."""
+        """Point the tenant's latest row at `committed` unless it already names a later slot
+        (or this slot's attempt, or one that this attempt did not retake)."""
         row = latest_entity(committed)
         for _ in range(5):
             try:
                 current = self._latest.get_entity(LATEST_PARTITION, row["RowKey"])
             except ResourceNotFoundError:
                 current = None
-            if current is not None and current["snapshot_id"] >= row["snapshot_id"]:
+            if current is not None and (
+                current["snapshot_id"] > row["snapshot_id"]
+                or (
+                    current["snapshot_id"] == row["snapshot_id"]
+                    and row.get("supersedes") != current.get("attempt")
+                )
+            ):
                 return
             try:
                 if current is None:
@@ -648,6 +989,13 @@ class SnapshotStore:
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 continue
         log.warning("latest row of tenant %s not advanced (contended)", committed["tenant_id"])
+
+    def slot_row(self, tenant_id: str, snapshot_id: str) -> Mapping[str, Any] | None:
+        """The raw index row of a slot, pending or committed (the sweep and verify use it)."""
+        try:
+            return self._get_index_row(tenant_id, snapshot_id)
+        except keys.KeyFormatError:
+            return None
 
     def _write(self, table: TableClient, entities: list[Entity]) -> None:
         for batch in plan_batches(entities):
@@ -711,8 +1059,13 @@ def _corruption_reported(tenant_id: str, snapshot_id: str) -> Iterator[None]:
     """Damaged streams and undecodable lines are the snapshot's corruption, said as such."""
     try:
         yield
+    except CorruptSnapshot as exc:
+        exc.snapshot_id = snapshot_id
+        raise
     except (PackingError, CanonicalFormatError) as exc:
-        raise CorruptSnapshot(f"snapshot {tenant_id}/{snapshot_id}: {exc}") from exc
+        corrupt = CorruptSnapshot(f"snapshot {tenant_id}/{snapshot_id}: {exc}")
+        corrupt.snapshot_id = snapshot_id
+        raise corrupt from exc
 
 
 def _header(entry: SnapshotIndexEntry) -> SnapshotHeader:
@@ -723,7 +1076,21 @@ def _header(entry: SnapshotIndexEntry) -> SnapshotHeader:
         collector_version=entry.collector_version,
         previous_snapshot_id=entry.previous_snapshot_id,
         previous_hash=entry.previous_hash,
+        supersedes=entry.supersedes,
     )
+
+
+def _superseded_by(tenant_id: str, snapshot_id: str, later: SnapshotIndexEntry) -> str:
+    text = (
+        f"tenant {tenant_id} already has snapshot {later.snapshot_id}, later than "
+        f"{snapshot_id}: snapshots are taken in order"
+    )
+    if later.finished_at < later.scheduled_at:
+        text += (
+            f" ({later.snapshot_id} was collected at {format_time(later.finished_at)}, before "
+            "its slot: a future snapshot; docs/schema.md says how to recover)"
+        )
+    return text
 
 
 def _query(
