@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # The SDKs log every HTTP request at INFO; keep the terminal for results.
         logging.getLogger("azure").setLevel(logging.WARNING)
+        # The snapshot service's structured events are for the Functions host's log (Application
+        # Insights); a command prints its own account of the same outcomes.
+        logging.getLogger("auditor.snapshot").setLevel(logging.CRITICAL)
     # Whatever a command prints, no control character of a tenant's text reaches the terminal.
     stdout = sys.stdout
     sys.stdout = PlainTextStream(stdout)

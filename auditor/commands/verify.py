@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         SnapshotStore.from_settings(settings, anchored=False) as store,
         EvidenceStore.from_settings(settings) as evidence,
     ):
-        if not evidence.exists():
+        container_exists = evidence.exists()
+        if not container_exists:
             print(
                 f"note: the evidence container {settings.evidence_container!r} does not exist "
                 "yet: nothing is anchored",
@@ -76,13 +77,16 @@ def run(args: argparse.Namespace) -> int:
             reports=args.reports,
             runs=runs,
         )
-        retention = retention_status(evidence)
+        # Without the container there is no retention policy to describe: the note says why.
+        retention = retention_status(evidence) if container_exists else None
     runs.close()
     if args.json:
-        json.dump({**as_json(result), "retention": retention.as_json()}, sys.stdout, indent=2)
+        described = None if retention is None else retention.as_json()
+        json.dump({**as_json(result), "retention": described}, sys.stdout, indent=2)
         print()
     else:
-        print(retention.line())
+        if retention is not None:
+            print(retention.line())
         for finding in result.findings:
             print(f"BROKEN  {finding}")
         what = f"{result.snapshots} snapshots"

@@ -119,7 +119,8 @@ def assert_one_line(outcome: Outcome, service: str, port: int) -> None:
     assert len(lines) == 1, (what, outcome.stderr[-2000:])
     assert "Traceback" not in outcome.stderr + outcome.stdout
     line = lines[0]
-    assert line.startswith("error: could not reach "), (what, line)
+    # `snapshot` says which run failed (and that it is recorded) before naming the service.
+    assert line.startswith("error: ") and f"could not reach {service}" in line, (what, line)
     assert service in line and str(port) in line, (what, line)
     assert outcome.seconds < BOUND_SECONDS + SLACK_SECONDS, (what, outcome.seconds)
 

@@ -301,7 +301,7 @@ def test_report_routes_match_the_openapi_document(case: schemathesis.Case) -> No
 def test_a_manifest_cannot_redirect_the_download(
     local: TestClient, service: ReportService, queue: ReportQueue, evidence: EvidenceStore
 ) -> None:
-    local.post(f"/api/tenants/{TENANT}/reports")
+    local.post(f"/api/tenants/{TENANT}/reports", headers=JSON)
     _build_queued(service, queue)
     (pack,) = service.list_packs(TENANT)
     assert pack.manifest_blob is not None
