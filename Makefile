@@ -25,19 +25,20 @@ setup: $(STAMP) node_modules/.bin/azurite
 # LibreOffice converts evidence packs to PDF in a test (an auditor's view of the workbook) and
 # poppler-utils' pdftotext measures the printed text. Installed when missing and we may (root
 # with apt-get, as in CI); otherwise those tests skip and say why.
+# $(call apt_ensure,COMMAND,PACKAGE,WHAT SKIPS): install PACKAGE when COMMAND is missing and we
+# may (root with apt-get); otherwise say what will skip.
+define apt_ensure
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $(2)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  else echo "note: $(1) ($(2)) missing: $(3)"; fi; }
+endef
+
 office:
-	@command -v soffice >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing libreoffice-calc"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc >/dev/null; \
-	  else echo "note: LibreOffice (soffice) missing: the PDF conversion test will skip"; fi; }
-	@command -v pdftotext >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing poppler-utils"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
-	  else echo "note: pdftotext (poppler-utils) missing: the printed-text checks will skip"; fi; }
+	$(call apt_ensure,soffice,libreoffice-calc,the PDF conversion test will skip)
+	$(call apt_ensure,pdftotext,poppler-utils,the printed-text checks will skip)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
