@@ -58,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        # The SDKs log every HTTP request at INFO; keep the terminal for results.
-        logging.getLogger("azure").setLevel(logging.WARNING)
+        # The SDKs log every HTTP request at INFO and retell failures at WARNING (a failed
+        # credential chain takes 20 lines); keep the terminal for results and one-line errors.
+        logging.getLogger("azure").setLevel(logging.ERROR)
     try:
         code: int = args.handler(args)
     except SettingsError as exc:
