@@ -73,7 +73,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # Caps on what one collection reads, whatever the control plane sends (reaching one makes
     # the tenant incomplete with the reason). Defaults: far above any real answer (a Resource
     # Graph page of 1,000 rows is about 0.8 MB; the `large` estate's biggest tenant is about
-    # 13,000 rows in 14 pages), and together within the collector's 400 MB memory budget.
+    # 13,500 rows in 14 pages), and together within the collector's 400 MB memory budget.
     SettingSpec(
         "AUDITOR_COLLECT_MAX_RESPONSE_BYTES",
         str(8 * 1024 * 1024),
