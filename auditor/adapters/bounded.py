@@ -95,8 +95,15 @@ class StreamedResponse(Protocol):
     def close(self) -> None: ...
 
 
-def read_body(response: StreamedResponse, max_bytes: int, deadline: float | None) -> bytes:
-    """The body of a streamed response, read chunk by chunk: at most `max_bytes`, by `deadline`.
+def read_body(
+    response: StreamedResponse,
+    max_bytes: int,
+    deadline: float | None,
+    *,
+    read_timeout: float = 60.0,
+) -> bytes:
+    """The body of a streamed response, read chunk by chunk: at most `max_bytes`, by `deadline`
+    (each read waits at most `read_timeout`, the request's own, and never past the deadline).
 
     A declared Content-Length above the cap is refused before anything is read. On any stop
     the response is closed (its connection is dropped, not reused).
@@ -122,7 +129,8 @@ def read_body(response: StreamedResponse, max_bytes: int, deadline: float | None
             if left is not None:
                 if left <= 0:
                     raise TimeBoundReached("collection time bound reached while reading an answer")
-                _tighten_read_timeout(response, left)
+                if left < read_timeout:
+                    _tighten_read_timeout(response, left)
     except CollectionStopped:
         response.close()
         raise

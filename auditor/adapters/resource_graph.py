@@ -271,8 +271,10 @@ class ResourceGraph:
             request, stream=True, **request_timeouts(deadline, connect=20.0, read=120.0)
         )
         if response.status_code == 200:
-            parsed = parse_json(read_body(response, self.limits.max_response_bytes, deadline))
-            return 200, response.headers, parsed
+            content = read_body(
+                response, self.limits.max_response_bytes, deadline, read_timeout=120.0
+            )
+            return 200, response.headers, parse_json(content)
         try:
             error_body = read_body(response, ERROR_BODY_BYTES, deadline)
         except CollectionStopped:
