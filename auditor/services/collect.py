@@ -193,7 +193,8 @@ class _TenantLevel(Generic[_T]):
             reason = _first_line(exc)
             if not reason.startswith(self._what):
                 reason = f"{self._what}: {reason}"
-            self._failure = (now, reason)
+            if not isinstance(exc, TimeBoundReached):  # that tenant's time, not the data's fault
+                self._failure = (now, reason)
             raise _Unavailable(reason) from exc
         self._failure = None
         return self._value
