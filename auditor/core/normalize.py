@@ -134,7 +134,7 @@ class Batch:
     def _malformed(self, kind: str, row_id: object, problem: str) -> None:
         self.malformed[kind] += 1
         if len(self.warnings) < MAX_WARNINGS:
-            shown = quote(row_id) if isinstance(row_id, str) else "<no id>"
+            shown = quote(row_id, 400) if isinstance(row_id, str) else "<no id>"  # ids ~230
             self.warnings.append(f"malformed {kind} row {shown}: {problem}")
 
 
