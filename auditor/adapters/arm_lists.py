@@ -16,7 +16,6 @@ ARM policies, and ``ArmOnlyPolicy``), and:
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,11 +34,14 @@ from auditor.adapters.bounded import (
     TimeBoundReached,
     deadline_reached,
     error_summary,
+    jittered_backoff,
     parse_json,
+    parse_retry_after,
     read_body,
     request_timeouts,
     seconds_left,
 )
+from auditor.core.quoted import first_line
 from auditor.settings import CollectLimits
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -154,16 +156,18 @@ class ArmLists:
                 return parse_json(read_body(response, self._limits.max_response_bytes, deadline))
             code, message = error_summary(status, _error_body(response, deadline))
         except ClientAuthenticationError as exc:
-            raise ArmCallError(f"{what}: authentication failed: {_first_line(exc)}") from exc
+            raise ArmCallError(f"{what}: authentication failed: {first_line(exc)}") from exc
         except AzureError as exc:  # no connection, dropped, timed out, cut mid-body
             if deadline_reached(deadline):
                 raise TimeBoundReached(f"{what}: collection time bound reached") from exc
-            raise _Transient(f"connection failed: {_first_line(exc)}") from exc
+            raise _Transient(f"connection failed: {first_line(exc)}") from exc
         except CollectionStopped as exc:
             raise type(exc)(f"{what}: {exc}") from None
         text = f"HTTP {status} {code}: {message}".strip()
         if status in RETRYABLE_STATUS:
-            raise _Transient(text, status, code, _retry_after(response.headers.get("Retry-After")))
+            raise _Transient(
+                text, status, code, parse_retry_after(response.headers.get("Retry-After"))
+            )
         raise ArmCallError(f"{what}: {text}", status, code)
 
     def _wait(self, seconds: float, what: str, deadline: float | None) -> None:
@@ -176,8 +180,7 @@ class ArmLists:
             self._sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        return jittered_backoff(attempt, self._backoff_base, self._backoff_cap)
 
 
 def _page_shape(body: Any, what: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -214,8 +217,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

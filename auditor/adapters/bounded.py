@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 
-from auditor.core.quoted import quote
+from auditor.core.quoted import first_line, quote
 
 # A body over this size is checked for how many JSON values it holds before it is parsed: a
 # compact body of tiny values ("[{},{},...]") costs Python twenty times its size.
@@ -69,6 +70,23 @@ def deadline_reached(deadline: float | None) -> bool:
     """Whether the deadline has passed, or is so close that a timeout now is the deadline's."""
     left = seconds_left(deadline)
     return left is not None and left <= DEADLINE_SLACK_SECONDS
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def jittered_backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before retry `attempt` (1, 2, ...): capped exponential, full jitter, which
+    spreads instances that failed together."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
 def request_timeouts(
@@ -158,7 +176,7 @@ def parse_json(body: bytes) -> Any:
     except RecursionError:
         raise MalformedAnswer("answer nests deeper than any real payload") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits
-        raise MalformedAnswer(f"answer is not JSON: {quote(_first_line(exc))}") from None
+        raise MalformedAnswer(f"answer is not JSON: {first_line(exc)}") from None
 
 
 def error_summary(status: int, body: bytes) -> tuple[str, str]:
@@ -200,8 +218,3 @@ def _tighten_read_timeout(response: Any, seconds: float) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.settimeout(max(0.01, seconds))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,10 +40,13 @@ from auditor.adapters.bounded import (
     TimeBoundReached,
     deadline_reached,
     error_summary,
+    jittered_backoff,
     parse_json,
+    parse_retry_after,
     read_body,
     request_timeouts,
 )
+from auditor.core.quoted import first_line
 from auditor.settings import CollectLimits
 
 log = logging.getLogger(__name__)
@@ -94,15 +96,6 @@ def parse_resets_after(value: str | None) -> float | None:
     try:
         hours, minutes, seconds = value.split(":")
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except ValueError:
-        return None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
     except ValueError:
         return None
 
@@ -251,9 +244,7 @@ class ResourceGraph:
         self._sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads instances that were throttled together.
-        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        return jittered_backoff(attempt, self._backoff_base, self._backoff_cap)
 
     def _post(self, body: dict[str, Any], deadline: float | None) -> tuple[int, Any, Any]:
         """(status, headers, parsed JSON for a 200 or the raw error body otherwise)."""
@@ -296,14 +287,14 @@ class ResourceGraph:
                 raise DeadlineExceeded(f"collection time bound reached ({exc})") from None
             except ClientAuthenticationError as exc:
                 # No token: nothing to retry here; the queue retries the whole tenant later.
-                raise GraphQueryError(f"authentication failed: {_first_line(exc)}") from exc
+                raise GraphQueryError(f"authentication failed: {first_line(exc)}") from exc
             except AzureError as exc:
                 # Queries are POSTs: azure-core does not retry a dropped one by itself. A read
                 # that timed out at the deadline is the deadline, not a connection problem.
                 if deadline_reached(deadline):
                     raise DeadlineExceeded("collection time bound reached") from exc
                 if attempt == self._max_attempts:
-                    raise GraphQueryError(f"connection failed: {_first_line(exc)}") from exc
+                    raise GraphQueryError(f"connection failed: {first_line(exc)}") from exc
                 stats.retries += 1
                 self._wait(self._backoff(attempt), stats, deadline)
                 continue
@@ -345,11 +336,6 @@ def _page_shape(page: dict[str, Any]) -> tuple[list[Any], str | None]:
     if token is not None and not isinstance(token, str):
         raise MalformedAnswer("Resource Graph page '$skipToken' is not a string")
     return rows, token or None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _DONE = object()

@@ -18,3 +18,9 @@ def quote(text: object, limit: int = MAX_QUOTED) -> str:
         return raw
     shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in raw[: limit + 1])
     return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message for a reason or a log line: its first line, quoted."""
+    text = str(exc).strip()
+    return quote(text.splitlines()[0], 300) if text else type(exc).__name__

@@ -62,7 +62,7 @@ from auditor.core.normalize import (
     T_SUBSCRIPTION,
     Batch,
 )
-from auditor.core.quoted import quote
+from auditor.core.quoted import first_line, quote
 from auditor.core.snapshot import is_tenant_id
 from auditor.settings import Settings
 
@@ -190,7 +190,7 @@ class _TenantLevel(Generic[_T]):
         try:
             self._value = self._read(deadline, stats)
         except _REST_FAILURES as exc:
-            reason = _first_line(exc)
+            reason = first_line(exc)
             if not reason.startswith(self._what):
                 reason = f"{self._what}: {reason}"
             if not isinstance(exc, TimeBoundReached):  # that tenant's time, not the data's fault
@@ -254,7 +254,7 @@ class Collector:
             names = self._names(deadline)
             tenants = tenants_from_rows(subscription_rows, delegation_rows, names)
         except (GraphQueryError, CollectionStopped) as exc:
-            raise DiscoveryFailed(f"discovery failed: {_first_line(exc)}") from exc
+            raise DiscoveryFailed(f"discovery failed: {first_line(exc)}") from exc
         log.info(
             "discovered tenants",
             extra={"tenants": len(tenants), "queries": stats.queries, "pages": stats.pages},
@@ -303,7 +303,7 @@ class Collector:
                     missing[sub] = f"{label} query failed: {exc}"
             except CollectionStopped as exc:
                 # What was read stays; the tenant is incomplete with the reason.
-                errors.append(f"{label} query stopped early: {_first_line(exc)}")
+                errors.append(f"{label} query stopped early: {first_line(exc)}")
                 pages_stopped += isinstance(exc, MalformedAnswer)
                 if isinstance(exc, LimitReached) and stats.rows >= self.limits.max_rows_per_tenant:
                     break  # the next query would meet the same cap at once
@@ -371,11 +371,11 @@ class Collector:
             except TimeBoundReached as exc:
                 left = len(subscriptions) - number
                 errors.append(
-                    f"just-in-time policies of {left} subscription(s) not read: {_first_line(exc)}"
+                    f"just-in-time policies of {left} subscription(s) not read: {first_line(exc)}"
                 )
                 break
             except _REST_FAILURES as exc:
-                errors.append(f"subscription {sub}: {_first_line(exc)}")
+                errors.append(f"subscription {sub}: {first_line(exc)}")
                 malformed += isinstance(exc, MalformedAnswer)
         return jit, errors, malformed
 
@@ -438,8 +438,3 @@ class Collector:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
