@@ -284,9 +284,10 @@ class Hostile:
         return text.replace(f'"{_DEEP_MARK}"', "[" * DEEP + "]" * DEEP, 1)
 
     def _rest_links(self, body: dict[str, Any], request_url: str, first_url: str) -> None:
-        mode = (self.next_link or {}).get("mode")
+        spec = self.next_link or {}
+        mode = spec.get("mode")
         if mode == "foreign":
-            base = str(self.next_link.get("base", "")).rstrip("/")  # type: ignore[union-attr]
+            base = str(spec.get("base", "")).rstrip("/")
             parts = urlsplit(body.get("nextLink") or request_url)
             body["nextLink"] = f"{base}{parts.path}?{parts.query}"
             self.count("next_link")
