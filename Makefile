@@ -22,9 +22,9 @@ node_modules/.bin/azurite: package.json package-lock.json
 
 setup: $(STAMP) node_modules/.bin/azurite
 
-# LibreOffice converts evidence packs to PDF in a test (an auditor's view of the workbook).
-# Installed when missing and we may (root with apt-get, as in CI); otherwise that test skips
-# and says why.
+# LibreOffice converts evidence packs to PDF in a test (an auditor's view of the workbook) and
+# poppler-utils' pdftotext measures the printed text. Installed when missing and we may (root
+# with apt-get, as in CI); otherwise those tests skip and say why.
 office:
 	@command -v soffice >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -32,6 +32,12 @@ office:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc >/dev/null; \
 	  else echo "note: LibreOffice (soffice) missing: the PDF conversion test will skip"; fi; }
+	@command -v pdftotext >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing poppler-utils"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+	  else echo "note: pdftotext (poppler-utils) missing: the printed-text checks will skip"; fi; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

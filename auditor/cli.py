@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from auditor import __version__
-from auditor.settings import SettingsError
+from auditor.commands.output import PlainTextStream
+from auditor.core.text import plain_text
+from auditor.settings import Settings, SettingsError, load_settings
 
 # Order is the order of `--help`.
 COMMANDS: tuple[str, ...] = (
@@ -29,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 2  # storage or the control plane could not be reached (one line, no trace)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        # The SDKs log every HTTP request at INFO and retell failures at WARNING (a failed
-        # credential chain takes 20 lines); keep the terminal for results and one-line errors.
+        # The SDKs log every HTTP request at INFO and retell failures at WARNING (a refused
+        # token prints the whole credential chain, 20 lines); keep the terminal for results
+        # and one-line errors.
         logging.getLogger("azure").setLevel(logging.ERROR)
+    # Whatever a command prints, no control character of a tenant's text reaches the terminal.
+    stdout = sys.stdout
+    sys.stdout = PlainTextStream(stdout)
     try:
         code: int = args.handler(args)
     except SettingsError as exc:
@@ -68,4 +75,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = _outage(exc)
+        if line is None:
+            raise
+        print(f"error: {plain_text(line)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
     return code
+
+
+def _settings() -> Settings | None:
+    try:
+        return load_settings()
+    except SettingsError:
+        return None
+
+
+def _outage(exc: Exception) -> str | None:
+    """One line for an exception that says a service could not be reached (or gave no token),
+    None for anything else (a bug keeps its traceback)."""
+    from auditor.adapters.reach import unreachable
+
+    return unreachable(exc, _settings())

@@ -66,6 +66,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Unset in Azure means nobody may see any tenant.",
     ),
     SettingSpec(
+        "AUDITOR_ROLE",
+        "all",
+        "Which functions function_app.py registers: collector (timers and queues; the "
+        "identity customers delegate to), api (the HTTP API only) or all (local runs).",
+    ),
+    SettingSpec(
         "AUDITOR_COLLECT_TIMEOUT_SECONDS",
         "900",
         "Upper bound on one tenant's collection time, retries and throttling included.",
@@ -95,6 +101,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
 LOCAL_ONLY: frozenset[str] = frozenset({"AUDITOR_TABLE_PREFIX"})
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
+
+ROLES = ("collector", "api", "all")
 
 
 class SettingsError(ValueError):
@@ -152,6 +160,7 @@ class Settings:
     access_policy_json: str | None
     collect_timeout_seconds: float
     collect_limits: CollectLimits = field(default_factory=CollectLimits.defaults)
+    role: str = "all"
 
     @property
     def arm_scope(self) -> str:
@@ -264,7 +273,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_rows_per_tenant=_int(env, "AUDITOR_COLLECT_MAX_ROWS_PER_TENANT", 1000),
             max_pages_per_query=_int(env, "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", 2),
         ),
+        role=load_role(env),
     )
+
+
+def load_role(env: Mapping[str, str] | None = None) -> str:
+    """AUDITOR_ROLE: collector, api or all (the default); SettingsError naming it otherwise."""
+    env = os.environ if env is None else env
+    value = (_get(env, "AUDITOR_ROLE") or "").lower()
+    if value not in ROLES:
+        raise SettingsError("AUDITOR_ROLE", f"must be one of {', '.join(ROLES)}, got {value!r}")
+    return value
 
 
 def require_storage(settings: Settings) -> StorageSettings:

@@ -39,8 +39,10 @@ from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import PackManifest, SnapshotRef
 from auditor.core.workbook import (
     STANDARD_COLUMNS,
+    Link,
     PackInputs,
     pack_layout,
+    page_labels,
     standard_sheet_titles,
     standard_sheets,
 )
@@ -85,7 +87,7 @@ def generate(start: Any, end: Any, path: Path) -> int:
         period=(start.index, end.index),
         diff=diff_snapshots(start, end),
     )
-    stats = write_workbook(pack_layout(inputs), path)
+    stats = write_workbook(pack_layout(inputs), path, labels=page_labels(inputs))
     return sum(sheet.rows for sheet in stats.sheets)
 
 
@@ -111,6 +113,8 @@ def write_baseline(sheets: list[tuple[str, list[Any]]], path: Path) -> None:
                     continue
                 if isinstance(value, date):
                     sheet.write_datetime(number, col, value, day)
+                elif isinstance(value, Link):
+                    sheet.write_string(number, col, value.text)  # the rows alone: no hyperlinks
                 else:
                     sheet.write(number, col, value)
     book.close()

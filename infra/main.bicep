@@ -4,11 +4,18 @@
 // provider's (managing) tenant. Plain `resource` blocks only, no modules: checkov scans every
 // resource offline (tools/check_infra.py) and tests/infra/test_bicep.py asserts on the parsed file.
 //
-// Identity model: one user-assigned managed identity runs everything. It reads the host storage,
-// the data storage and Application Insights through RBAC (no keys, no connection strings with
-// secrets), and it is the principal that customers delegate to with Azure Lighthouse
-// (infra/lighthouse/delegate-auditor.bicep). A user-assigned identity outlives the Function App:
-// recreating the app does not break any customer's delegation.
+// Identity model: two Function Apps from the same package, split by role (AUDITOR_ROLE), each
+// with its own user-assigned managed identity, host storage account and Flex plan:
+// - the collector (timers and queues) runs as the identity customers delegate to with Azure
+//   Lighthouse (infra/lighthouse/delegate-auditor.bicep). It writes the tables, its four queues
+//   and the evidence container, and has no HTTP function;
+// - the API (HTTP only, internet-facing) runs as an identity no customer delegates to. It reads
+//   tables and evidence; its only writes are what POST /reports needs: a message on the report
+//   queue and a request record under requests/ in the evidence container.
+// Both reach storage and Application Insights through RBAC only (no keys, no connection strings
+// with secrets), every role assignment scoped to the one resource it serves. A user-assigned
+// identity outlives its app: recreating an app does not break any customer's delegation (the
+// collector identity keeps the name the single app's identity had).
 
 targetScope = 'resourceGroup'
 
@@ -113,10 +120,14 @@ var tags = {
   'azd-env-name': environmentName
   workload: 'compliance-auditor'
 }
-var identityName = 'id-auditor-${resourceToken}'
-var functionAppName = 'func-auditor-${resourceToken}'
+var identityName = 'id-auditor-${resourceToken}' // the collector's: customers delegate to it
+var apiIdentityName = 'id-auditor-api-${resourceToken}'
+var functionAppName = 'func-auditor-${resourceToken}' // the API: its URL is the one analysts use
+var collectorAppName = 'func-collect-${resourceToken}'
 var planName = 'plan-auditor-${resourceToken}'
+var apiPlanName = 'plan-auditor-api-${resourceToken}'
 var hostStorageName = 'sthost${resourceToken}'
+var apiHostStorageName = 'sthostapi${resourceToken}'
 var dataStorageName = 'stdata${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var logAnalyticsName = 'log-auditor-${resourceToken}'
@@ -128,19 +139,41 @@ var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+var storageTableDataReaderRoleId = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var storageBlobDataReaderRoleId = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+var storageBlobDelegatorRoleId = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
+var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+
+// The API may create blobs only under requests/ (the record of a pack request) and may never
+// delete or move one: an attribute-based condition on its one blob write role.
+var blobWriteAction = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+var blobAddAction = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+var blobDeleteAction = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
+var blobMoveAction = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action'
+var blobPathAttribute = '@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path]'
+var apiRequestsOnlyCondition = '((!(ActionMatches{\'${blobWriteAction}\'}) AND !(ActionMatches{\'${blobAddAction}\'})) OR (${blobPathAttribute} StringStartsWith \'requests/\')) AND (!(ActionMatches{\'${blobDeleteAction}\'}) AND !(ActionMatches{\'${blobMoveAction}\'}))'
 
 // ---------------------------------------------------------------------------------------------
-// Identity
+// Identities
 // ---------------------------------------------------------------------------------------------
 
+// The collector's identity: customers delegate Reader and Security Reader to it.
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: identityName
   location: location
   tags: tags
 }
 
+// The API's identity: reads storage; no customer delegates anything to it.
+resource apiIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: apiIdentityName
+  location: location
+  tags: tags
+}
+
 // ---------------------------------------------------------------------------------------------
-// Host storage: AzureWebJobsStorage (timer leases, host locks) and the Flex deployment package.
+// Host storage, one account per app: AzureWebJobsStorage (timer leases, host locks, keys) and
+// the Flex deployment package.
 // ---------------------------------------------------------------------------------------------
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -178,6 +211,49 @@ resource hostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05
 
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: hostBlobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// The API's own host storage: its host never shares a package or lease container with the
+// collector's, so the API's identity cannot replace the code the delegated identity runs.
+resource apiHostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_43: the name is the expression 'sthostapi' + uniqueString() (19 lowercase alphanumerics), which checkov cannot evaluate in Bicep; tests/infra asserts the naming rule on the expression
+  // checkov:skip=CKV_AZURE_206: host storage holds only the deployment package and the host's lease blobs, all recreated by the next deployment; it keeps no data worth geo-replication (the data account is geo-redundant)
+  // checkov:skip=CKV_AZURE_35: the Flex Consumption app has no VNet integration in this template, so it reaches storage over the public endpoint; a default-deny firewall would cut the host off. Access is Entra ID only (shared keys disabled, RBAC per identity)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: without VNet integration and private endpoints the app can only reach the public endpoint; shared-key access is disabled, so the endpoint accepts Entra ID tokens only
+  name: apiHostStorageName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource apiHostBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: apiHostStorage
+  name: 'default'
+}
+
+resource apiDeploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: apiHostBlobService
   name: deploymentContainerName
   properties: {
     publicAccess: 'None'
@@ -370,9 +446,11 @@ resource evidenceAccessLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-pr
 }
 
 // ---------------------------------------------------------------------------------------------
-// Role assignments of the app's identity, each scoped to the one resource it is needed on.
+// Role assignments, each scoped to the one resource it is needed on.
 // ---------------------------------------------------------------------------------------------
 
+// The collector: the tables (created by the code at runtime, so the account is the narrowest
+// scope that holds them), its four queues, the evidence container, its host storage, telemetry.
 resource dataTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(dataStorage.id, identity.id, storageTableDataContributorRoleId)
   scope: dataStorage
@@ -380,29 +458,62 @@ resource dataTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Auditor: create its tables and read/write snapshot entities.'
+    description: 'Collector: create its tables and write snapshot entities.'
   }
 }
 
-resource dataQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(dataStorage.id, identity.id, storageQueueDataContributorRoleId)
-  scope: dataStorage
+resource snapshotQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(snapshotQueue.id, identity.id, storageQueueDataContributorRoleId)
+  scope: snapshotQueue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Auditor: enqueue and process snapshot and report jobs (triggers and scale controller).'
+    description: 'Collector: queue and process snapshot jobs (trigger and scale controller).'
+  }
+}
+
+resource snapshotPoisonQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(snapshotPoisonQueue.id, identity.id, storageQueueDataContributorRoleId)
+  scope: snapshotPoisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Collector: queue and process failed snapshot jobs (trigger and scale controller).'
+  }
+}
+
+resource reportQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(reportQueue.id, identity.id, storageQueueDataContributorRoleId)
+  scope: reportQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Collector: queue and process evidence-pack jobs (trigger and scale controller).'
+  }
+}
+
+resource reportPoisonQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(reportPoisonQueue.id, identity.id, storageQueueDataContributorRoleId)
+  scope: reportPoisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Collector: queue and process failed evidence-pack jobs (trigger and scale controller).'
   }
 }
 
 resource dataBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(dataStorage.id, identity.id, storageBlobDataContributorRoleId)
-  scope: dataStorage
+  name: guid(evidenceContainer.id, identity.id, storageBlobDataContributorRoleId)
+  scope: evidenceContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Auditor: write and read evidence blobs (immutability still forbids changes).'
+    description: 'Collector: write anchors and evidence packs (immutability forbids any change).'
   }
 }
 
@@ -413,7 +524,7 @@ resource hostBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Functions host: AzureWebJobsStorage leases and the Flex deployment package.'
+    description: 'Collector host: AzureWebJobsStorage leases and the Flex deployment package.'
   }
 }
 
@@ -424,12 +535,93 @@ resource appInsightsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Functions host: send telemetry with Entra ID (local auth is disabled).'
+    description: 'Collector host: send telemetry with Entra ID (local auth is disabled).'
+  }
+}
+
+// The API: read-only data roles, plus exactly what POST /reports needs (docs/deploy.md): send
+// to the report queue, and create request records under requests/ in the evidence container.
+resource apiTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, apiIdentity.id, storageTableDataReaderRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReaderRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: read snapshots.'
+  }
+}
+
+resource apiBlobReadRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(evidenceContainer.id, apiIdentity.id, storageBlobDataReaderRoleId)
+  scope: evidenceContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReaderRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: read evidence packs, manifests and anchors.'
+  }
+}
+
+resource apiRequestWriteRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(evidenceContainer.id, apiIdentity.id, storageBlobDataContributorRoleId)
+  scope: evidenceContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: create pack request records under requests/ only; never delete or move.'
+    condition: apiRequestsOnlyCondition
+    conditionVersion: '2.0'
+  }
+}
+
+resource apiDelegatorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(dataStorage.id, apiIdentity.id, storageBlobDelegatorRoleId)
+  scope: dataStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDelegatorRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: user delegation key for read-only download links (no data access of its own; a link reads only what the blob reader role allows).'
+  }
+}
+
+resource apiReportQueueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(reportQueue.id, apiIdentity.id, storageQueueDataMessageSenderRoleId)
+  scope: reportQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: queue evidence-pack requests (send only).'
+  }
+}
+
+resource apiHostBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(apiHostStorage.id, apiIdentity.id, storageBlobDataOwnerRoleId)
+  scope: apiHostStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API host: AzureWebJobsStorage keys and locks, and the Flex deployment package.'
+  }
+}
+
+resource apiAppInsightsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, apiIdentity.id, monitoringMetricsPublisherRoleId)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API host: send telemetry with Entra ID (local auth is disabled).'
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Function App on Flex Consumption
+// Function Apps on Flex Consumption (one plan per app, as Flex requires)
 // ---------------------------------------------------------------------------------------------
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -448,7 +640,24 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-// Settings the code reads (auditor/settings.py SETTINGS), in their Azure form. No connection
+resource apiPlan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy of a Flex Consumption plan exists only in some regions and is fixed at plan creation; it is the zoneRedundant parameter, off by default so that the template deploys in every Flex Consumption region
+  name: apiPlanName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+// Settings the code reads (auditor/settings.py SETTINGS) that both apps share, in their Azure
+// form. No connection
 // strings with secrets: storage is reached by service URI with the user-assigned identity.
 var auditorSettings = [
   {
@@ -462,14 +671,6 @@ var auditorSettings = [
   {
     name: 'AUDITOR_STORAGE__blobServiceUri'
     value: dataStorage.properties.primaryEndpoints.blob
-  }
-  {
-    name: 'AUDITOR_STORAGE__credential'
-    value: 'managedidentity'
-  }
-  {
-    name: 'AUDITOR_STORAGE__clientId'
-    value: identity.properties.clientId
   }
   {
     name: 'AUDITOR_ARM_ENDPOINT'
@@ -522,9 +723,21 @@ var auditorSettings = [
   }
 ]
 
-// Settings of the platform: host storage and telemetry through the identity, and the client id
-// that DefaultAzureCredential needs to pick the user-assigned identity.
-var platformSettings = [
+// Per app: its role, and its identity for storage, the host and telemetry (DefaultAzureCredential
+// picks the user-assigned identity by AZURE_CLIENT_ID).
+var collectorSettings = concat(auditorSettings, [
+  {
+    name: 'AUDITOR_ROLE'
+    value: 'collector'
+  }
+  {
+    name: 'AUDITOR_STORAGE__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AUDITOR_STORAGE__clientId'
+    value: identity.properties.clientId
+  }
   {
     name: 'AzureWebJobsStorage__accountName'
     value: hostStorage.name
@@ -549,18 +762,59 @@ var platformSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
   }
-]
+])
 
-resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_17: callers authenticate with Entra ID bearer tokens (App Service Authentication, enableApiAuth) and the API's access policy; incoming client certificates are not part of this API's protocol
+var apiSettings = concat(auditorSettings, [
+  {
+    name: 'AUDITOR_ROLE'
+    value: 'api'
+  }
+  {
+    name: 'AUDITOR_STORAGE__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AUDITOR_STORAGE__clientId'
+    value: apiIdentity.properties.clientId
+  }
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: apiHostStorage.name
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: apiIdentity.properties.clientId
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: apiIdentity.properties.clientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${apiIdentity.properties.clientId};Authorization=AAD'
+  }
+])
+
+// The collector: timers and queues, as the identity customers delegate to.
+resource collectorApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: the collector has no HTTP function (AUDITOR_ROLE=collector registers timers and queues only), so no caller presents a certificate; its admin endpoints need the master key
   // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP/FTPS endpoint at all, and it rejects siteConfig.ftpsState (listed in the Flex Consumption deprecations); FTP basic-auth publishing is also disabled below
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales by functionAppConfig.scaleAndConcurrency, not siteConfig.numberOfWorkers, and scales to zero by design
-  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and the platform replaces its instances per event. /api/health needs the function key like every route, so the platform's probe would get 401
-  // checkov:skip=CKV_AZURE_222: the API must be reachable by the service provider's analysts without a VNet; it is protected by Entra ID authentication (enableApiAuth) and a deny-all default access policy
-  name: functionAppName
+  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and has no HTTP function a probe could call
+  // checkov:skip=CKV_AZURE_222: without VNet integration the platform still needs the public endpoint to deploy the package (azd) and to reach the host's admin API; no HTTP function is registered in the collector role
+  // checkov:skip=CKV_AZURE_56: App Service Authentication guards HTTP functions and the collector registers none (AUDITOR_ROLE=collector); its only endpoints are the host's admin API, protected by the master key
+  name: collectorAppName
   location: location
   tags: union(tags, {
-    'azd-service-name': 'api'
+    'azd-service-name': 'collector'
   })
   kind: 'functionapp,linux'
   identity: {
@@ -579,7 +833,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: concat(auditorSettings, platformSettings)
+      appSettings: collectorSettings
     }
     functionAppConfig: {
       deployment: {
@@ -606,7 +860,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   dependsOn: [
     hostBlobRole
     dataTableRole
-    dataQueueRole
+    snapshotQueueRole
+    snapshotPoisonQueueRole
+    reportQueueRole
+    reportPoisonQueueRole
     dataBlobRole
     appInsightsRole
     deploymentContainer
@@ -614,7 +871,89 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // No basic-auth publishing: deployments (azd) use Entra ID tokens.
-resource ftpPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource collectorAppFtpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: collectorApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource collectorAppScmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: collectorApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+// The API: HTTP only, internet-facing, as an identity that reads storage.
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_17: callers authenticate with Entra ID bearer tokens (App Service Authentication, enableApiAuth) and the API's access policy; incoming client certificates are not part of this API's protocol
+  // checkov:skip=CKV_AZURE_78: Flex Consumption has no FTP/FTPS endpoint at all, and it rejects siteConfig.ftpsState (listed in the Flex Consumption deprecations); FTP basic-auth publishing is also disabled below
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales by functionAppConfig.scaleAndConcurrency, not siteConfig.numberOfWorkers, and scales to zero by design
+  // checkov:skip=CKV_AZURE_213: health-check eviction protects a standing pool of App Service instances; this Flex Consumption app scales to zero and the platform replaces its instances per event. /api/health needs the function key like every route, so the platform's probe would get 401
+  // checkov:skip=CKV_AZURE_222: the API must be reachable by the service provider's analysts without a VNet; it is protected by Entra ID authentication (enableApiAuth) and a deny-all default access policy
+  name: functionAppName
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${apiIdentity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: apiPlan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: apiSettings
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${apiHostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: apiIdentity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+  // The host must find its roles in place when it first starts.
+  dependsOn: [
+    apiHostBlobRole
+    apiTableRole
+    apiBlobReadRole
+    apiRequestWriteRole
+    apiDelegatorRole
+    apiReportQueueRole
+    apiAppInsightsRole
+    apiDeploymentContainer
+  ]
+}
+
+// No basic-auth publishing: deployments (azd) use Entra ID tokens.
+resource functionAppFtpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'ftp'
   properties: {
@@ -622,7 +961,7 @@ resource ftpPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPoli
   }
 }
 
-resource scmPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+resource functionAppScmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
   properties: {
@@ -630,11 +969,13 @@ resource scmPublishingPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPoli
   }
 }
 
-// Optional App Service Authentication (Entra ID) in front of the API: validates bearer tokens
-// issued for the API's app registration and answers 401 to anything else. No client secret:
-// the API only validates tokens, it never signs users in. The resource is always declared (every
-// site has an authsettingsV2 document) and switched by enableApiAuth, so that a redeployment with
-// the switch off really turns authentication off, and so that checkov scans its properties.
+// App Service Authentication (Entra ID) in front of the API (the collector has no HTTP
+// function): validates bearer tokens issued for the API's app registration, accepts only the
+// configured audiences (api://<client id>, <client id> and apiAuthExtraAudiences) and answers
+// 401 to anything else. No client secret: the API only validates tokens, it never signs users
+// in. The resource is always declared (every site has an authsettingsV2 document) and switched
+// by enableApiAuth, so that a redeployment with the switch off really turns authentication
+// off, and so that checkov scans its properties.
 resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_13: this check reads the legacy 'authsettings' (V1) schema (properties.enabled); this resource is 'authsettingsV2', whose switch is platform.enabled, checked by CKV_AZURE_56
   // checkov:skip=CKV_AZURE_63: inspects properties.httpLoggingEnabled of the 'web' config document; 'authsettingsV2' has no such property (requests are logged by Application Insights)
@@ -678,11 +1019,14 @@ resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
 // Outputs (azd stores them in the environment's .env)
 // ---------------------------------------------------------------------------------------------
 
-@description('Object id of the auditor\'s identity: customers delegate Reader and Security Reader to it.')
+@description('Object id of the collector\'s identity: customers delegate Reader and Security Reader to it.')
 output AUDITOR_PRINCIPAL_ID string = identity.properties.principalId
 
-@description('Client id of the auditor\'s identity.')
+@description('Client id of the collector\'s identity.')
 output AUDITOR_CLIENT_ID string = identity.properties.clientId
+
+@description('Object id of the API\'s identity (never delegated to by customers).')
+output AUDITOR_API_PRINCIPAL_ID string = apiIdentity.properties.principalId
 
 @description('Managing tenant id: the managedByTenantId of the Lighthouse delegation.')
 output AUDITOR_MANAGING_TENANT_ID string = tenant().tenantId
@@ -691,5 +1035,6 @@ output AUDITOR_MANAGING_TENANT_ID string = tenant().tenantId
 output AUDITOR_API_BASE_URL string = 'https://${functionApp.properties.defaultHostName}'
 
 output AZURE_FUNCTION_APP_NAME string = functionApp.name
+output AUDITOR_COLLECTOR_APP_NAME string = collectorApp.name
 output AUDITOR_DATA_STORAGE_ACCOUNT string = dataStorage.name
 output AUDITOR_EVIDENCE_CONTAINER string = evidenceContainer.name

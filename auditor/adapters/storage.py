@@ -16,18 +16,33 @@ from azure.storage.queue import QueueClient
 
 from auditor.settings import STORAGE_CONNECTION, SettingsError, StorageSettings
 
-# Retries of the storage SDKs: transient errors (connection refused while Azurite or a storage
-# front end restarts, 500/503 under load) are retried with exponential backoff for about 30 s in
-# all, then surface to the caller (the queue then retries the whole tenant later).
+# Retries of the storage SDKs, bounded so that storage that cannot be reached ends a command
+# within about 45 s (issue 9: a listener that never answered held `report` for 14 minutes).
+# - Connection refused (Azurite or a storage front end restarting) is retried 5 times, about
+#   15 s (tables) / 25 s (blobs, queues) in all, then surfaces to the caller (the queue then
+#   retries the whole tenant later).
+# - No answer: a response must start within READ_TIMEOUT_SECONDS (Azure Storage's own server
+#   timeouts are 30 s for blob and queue operations and 5 s per table query page, so a longer
+#   wait means it is not answering); one retry, so 2 x 20 s at most.
+# - 500/503 under load: retried 6 times with the backoff below.
+# One dict for both retry vocabularies: the tables SDK (azure-core RetryPolicy) reads
+# retry_backoff_*, the blob and queue SDKs (storage ExponentialRetry: initial_backoff +
+# increment_base ** retry) read initial_backoff, increment_base and random_jitter_range; each
+# ignores the other's keys.
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 20
 RETRY_OPTIONS: dict[str, Any] = {
     "retry_total": 6,
-    "retry_connect": 6,
-    "retry_read": 6,
+    "retry_connect": 5,
+    "retry_read": 1,
     "retry_status": 6,
     "retry_backoff_factor": 0.5,
     "retry_backoff_max": 8,
-    "connection_timeout": 20,
-    "read_timeout": 120,
+    "initial_backoff": 1,
+    "increment_base": 1.5,
+    "random_jitter_range": 0.5,
+    "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+    "read_timeout": READ_TIMEOUT_SECONDS,
 }
 
 

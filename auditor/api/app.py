@@ -25,6 +25,7 @@ from auditor import __version__
 from auditor.api import problems
 from auditor.api.audit import AuditMiddleware
 from auditor.api.context import ApiContext
+from auditor.api.guard import BodyLimit, LoopbackHostOnly, require_json_for_changes
 from auditor.api.params import reject_unknown_query
 from auditor.api.problems import Problem
 from auditor.core.access import AccessPolicy, Principal
@@ -95,6 +96,7 @@ def create_app(
     local_principal: str | None = None,
     extra: Mapping[str, Any] | None = None,
     trust_principal_header: bool = True,
+    local_base_url: str | None = None,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
@@ -102,7 +104,9 @@ def create_app(
     principal header is ignored. Without it (Azure) the caller is the one App Service
     Authentication names, and a request without one is 401. `trust_principal_header=False`
     ignores that header (App Service Authentication off: a client could have forged it), so
-    every request is 401.
+    every request is 401. `local_base_url` (``serve``: the bound address, e.g.
+    ``http://127.0.0.1:7071``) makes the app answer only loopback Host headers and build its
+    links from that address (auditor/api/guard.py).
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -116,20 +120,26 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     app.router.redirect_slashes = False
+    app.state.link_base = local_base_url.rstrip("/") if local_base_url else None
     app.state.context = ApiContext(
         history=history, policy=policy, local_principal=local, extra=dict(extra or {})
     )
     problems.install(app)
     app.add_exception_handler(AzureError, _on_storage_error)
+    checks = [Depends(reject_unknown_query), Depends(require_json_for_changes)]
     for name in ROUTERS:
         module = importlib.import_module(f"auditor.api.routes_{name}")
-        app.include_router(module.router, dependencies=[Depends(reject_unknown_query)])
+        app.include_router(module.router, dependencies=checks)
     if "reports" in app.state.context.extra:
         # Evidence packs need the evidence container and report queue (hosting passes them).
         from auditor.api import routes_reports
 
-        app.include_router(routes_reports.router, dependencies=[Depends(reject_unknown_query)])
+        app.include_router(routes_reports.router, dependencies=checks)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outermost last: the audit record covers every answer, the guards' refusals included.
+    app.add_middleware(BodyLimit)
+    if local_base_url:
+        app.add_middleware(LoopbackHostOnly)
     app.add_middleware(
         AuditMiddleware, local_principal=local, trust_principal_header=trust_principal_header
     )

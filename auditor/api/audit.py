@@ -4,7 +4,9 @@ An ASGI middleware (not Starlette's BaseHTTPMiddleware: no extra task or body co
 
 - it identifies the caller: in local mode the fixed local principal; in Azure the principal in
   ``X-MS-CLIENT-PRINCIPAL``, which App Service Authentication sets (and strips from what the
-  client sent). A request without one has no caller: routes about tenants answer 401;
+  client sent). A request without one has no caller: routes about tenants answer 401; one whose
+  header is not a principal document (not base64 JSON, nested too deep) is marked malformed:
+  those routes answer 400, and the request is still audited;
 - when the response is done it logs one record on the ``auditor.audit`` logger: who (object id
   or ``anonymous``), which tenant, what (method, route template, query parameter names and
   snapshot parameters), the result (status) and the duration.
@@ -22,9 +24,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from auditor.api.context import CALLER_SCOPE_KEY
+from auditor.api.context import CALLER_SCOPE_KEY, MALFORMED_CALLER_SCOPE_KEY
 from auditor.api.params import FUNCTION_KEY_PARAMETER
-from auditor.core.access import Principal, parse_client_principal
+from auditor.core.access import MalformedPrincipal, Principal, read_client_principal
 
 audit_log = logging.getLogger("auditor.audit")
 
@@ -72,20 +74,25 @@ class AuditMiddleware:
         self.trust_principal_header = trust_principal_header
 
     def identify(self, scope: Scope) -> Principal | None:
+        """The caller; MalformedPrincipal when the trusted header is not a principal."""
         if self.local_principal is not None:
             return self.local_principal
         if not self.trust_principal_header:
             # Without App Service Authentication nothing strips a header the client forged.
             return None
-        return parse_client_principal(_header(scope, PRINCIPAL_HEADER))
+        return read_client_principal(_header(scope, PRINCIPAL_HEADER))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        caller = self.identify(scope)
-        scope[CALLER_SCOPE_KEY] = caller
         started = time.perf_counter()
+        try:
+            caller = self.identify(scope)
+        except MalformedPrincipal as exc:
+            caller = None
+            scope[MALFORMED_CALLER_SCOPE_KEY] = str(exc)
+        scope[CALLER_SCOPE_KEY] = caller
         status = 500
 
         async def send_and_watch(message: Message) -> None:

@@ -15,6 +15,7 @@ from fastapi import Request
 
 from auditor.api.documents import instant
 from auditor.api.problems import (
+    INVALID_PARAMETER,
     UNAUTHENTICATED,
     ApiProblem,
     snapshot_not_found,
@@ -25,6 +26,8 @@ from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound
 from auditor.services.history import SnapshotHistory, SnapshotRef
 
 CALLER_SCOPE_KEY = "auditor.caller"
+MALFORMED_CALLER_SCOPE_KEY = "auditor.caller.malformed"
+PRINCIPAL_HEADER_NAME = "X-MS-CLIENT-PRINCIPAL"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,11 @@ def context(request: Request) -> ApiContext:
 
 
 def caller(request: Request) -> Principal:
-    """The authenticated caller, or a 401 problem (never a tenant-specific answer)."""
+    """The authenticated caller, or a 401 problem (never a tenant-specific answer); a 400 naming
+    the header when the platform's principal header is not a principal document."""
+    malformed = request.scope.get(MALFORMED_CALLER_SCOPE_KEY)
+    if malformed:
+        raise ApiProblem(400, INVALID_PARAMETER, f"{malformed}.", parameter=PRINCIPAL_HEADER_NAME)
     principal = request.scope.get(CALLER_SCOPE_KEY)
     if not isinstance(principal, Principal):
         raise ApiProblem(

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from auditor.core.diff import Change, Diff, DiffSummary, Side
+from auditor.core.diff import Change, ChangeKind, Diff, DiffSummary, Side
 from auditor.core.model import CollectionStatus
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
 
@@ -22,6 +22,13 @@ def _number(value: float | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def percent_of(fraction: float | None) -> float | None:
+    """A fraction (Defender's secure-score percentage, 0-1) as a percentage 0-100, the one unit
+    of every percentage the API, the CLI, CSV and the workbook show."""
+    number = _number(fraction)
+    return None if number is None else round(number * 100.0, 2)
 
 
 def snapshot_summary(entry: SnapshotIndexEntry) -> dict[str, Any]:
@@ -147,7 +154,17 @@ def diff_summary(summary: DiffSummary) -> dict[str, Any]:
             "subscriptionsRemoved": summary.subscriptions_removed,
             "subscriptionsIncomparable": summary.subscriptions_incomparable,
             "subscriptionsCompared": summary.subscriptions_compared,
+            "standardsAssigned": sum(
+                1 for a in summary.assignments if a.change is ChangeKind.ADDED
+            ),
+            "standardsUnassigned": sum(
+                1 for a in summary.assignments if a.change is ChangeKind.REMOVED
+            ),
         },
+        "assignments": [
+            {"subscriptionId": a.subscription_id, "standard": a.standard, "change": a.change.value}
+            for a in summary.assignments
+        ],
         "compliance": [
             {
                 "standard": c.standard,
@@ -172,9 +189,9 @@ def diff_summary(summary: DiffSummary) -> dict[str, Any]:
         "secureScoreDrops": [
             {
                 "subscriptionId": d.subscription_id,
-                "before": _number(d.before),
-                "after": _number(d.after),
-                "delta": _number(d.delta),
+                "before": percent_of(d.before),
+                "after": percent_of(d.after),
+                "delta": percent_of(d.delta),
             }
             for d in summary.secure_score_drops
         ],
@@ -239,7 +256,7 @@ def coverage(snapshot: Snapshot) -> dict[str, Any]:
                 "subscriptionId": s.subscription_id,
                 "current": _number(s.current),
                 "maximum": _number(s.maximum),
-                "percentage": _number(s.percentage),
+                "percentage": percent_of(s.percentage),
                 "weight": s.weight,
             }
             for s in sorted(posture.secure_scores, key=lambda s: s.subscription_id)

@@ -8,7 +8,8 @@
   function_app.py opens no connection.
 - ``local_app()``: the app ``python -m auditor serve`` runs: every request comes from one fixed
   principal; without ``AUDITOR_ACCESS_POLICY`` that principal may see every tenant, with it the
-  policy applies exactly as in Azure.
+  policy applies exactly as in Azure. Only loopback Host headers are answered, and links are
+  built from the bound address.
 """
 
 from __future__ import annotations
@@ -96,11 +97,21 @@ def app_service_authentication_enabled(env: Mapping[str, str] | None = None) -> 
 
 
 def local_app(
-    settings: Settings | None = None, principal: str = LOCAL_PRINCIPAL
+    settings: Settings | None = None,
+    principal: str = LOCAL_PRINCIPAL,
+    base_url: str = "http://127.0.0.1:7071",
 ) -> tuple[FastAPI, SnapshotStore]:
-    """The API as ``serve`` runs it, and its store (the caller closes it)."""
+    """The API as ``serve`` runs it on `base_url` (the bound address: links are built from
+    it, and only loopback Host headers are answered), and its store (the caller closes it)."""
     settings = settings or load_settings()
     policy = access_policy(settings, default=AccessPolicy.allow_all())
     store = SnapshotStore.from_settings(settings)
     reports = api_report_service(settings, store)
-    return create_app(store, policy, local_principal=principal, extra={"reports": reports}), store
+    app = create_app(
+        store,
+        policy,
+        local_principal=principal,
+        extra={"reports": reports},
+        local_base_url=base_url,
+    )
+    return app, store

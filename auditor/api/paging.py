@@ -17,7 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -76,6 +76,15 @@ def decode_token(token: str | None, query: str) -> Position:
     return Position(after=after, offset=offset)
 
 
+def decode_after(token: str | None, query: str, valid: Callable[[str], bool]) -> Position:
+    """decode_token for keyset paging: a token whose key `valid` refuses (a well-formed token
+    naming an impossible tenant or slot) is the same 400 as any token this query never made."""
+    position = decode_token(token, query)
+    if position.after is not None and not valid(position.after):
+        raise invalid(SKIP_TOKEN, f"{SKIP_TOKEN} is not a token this query produced")
+    return position
+
+
 def next_link(
     request: Request,
     token: str,
@@ -92,7 +101,12 @@ def next_link(
         items.append((name, value))
     items.extend(pinned.items())
     items.append((SKIP_TOKEN, token))
-    base = str(request.url.replace(query="", fragment=""))
+    # Local mode builds links from the bound address, never from the client's Host header.
+    link_base = getattr(request.app.state, "link_base", None)
+    if link_base:
+        base = f"{link_base}{request.url.path}"
+    else:
+        base = str(request.url.replace(query="", fragment=""))
     return f"{base}?{urlencode(items, safe='$')}"
 
 

@@ -30,6 +30,8 @@ NOT_ACCEPTABLE = "urn:auditor:problem:not-acceptable"
 NOT_FOUND = "urn:auditor:problem:not-found"
 METHOD_NOT_ALLOWED = "urn:auditor:problem:method-not-allowed"
 UNAVAILABLE = "urn:auditor:problem:unavailable"
+PAYLOAD_TOO_LARGE = "urn:auditor:problem:payload-too-large"
+UNSUPPORTED_MEDIA_TYPE = "urn:auditor:problem:unsupported-media-type"
 INTERNAL = "urn:auditor:problem:internal"
 
 TITLES = {
@@ -41,6 +43,8 @@ TITLES = {
     NOT_FOUND: "Not found",
     METHOD_NOT_ALLOWED: "Method not allowed",
     UNAVAILABLE: "Storage unavailable",
+    PAYLOAD_TOO_LARGE: "Request body too large",
+    UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     INTERNAL: "Internal error",
 }
 
@@ -178,6 +182,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No authenticated caller (App Service Authentication did not identify one).",
         404: "Unknown tenant (or one the caller may not see), or no matching snapshot.",
         406: "The Accept header allows no representation this route has.",
+        413: "The request body is larger than the API accepts (1 MiB).",
+        415: "A state-changing request must send Content-Type: application/json.",
         500: "Unexpected error (details are logged, never returned).",
         503: "The snapshot store could not be reached; retry later.",
     }

@@ -5,9 +5,12 @@ A route that returns a table answers CSV when the query says ``format=csv``, or 
 over ``Accept`` because links and spreadsheets cannot set headers.
 
 CSV (RFC 4180, UTF-8, CRLF, a header row) holds exactly the rows of the JSON ``value`` array,
-one per item, nested objects flattened into ``parent.child`` columns. A text cell that a
-spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
-return) is prefixed with an apostrophe; numbers are written as numbers and never prefixed.
+one per item, nested objects flattened into ``parent.child`` columns. Text loses its control
+characters (auditor/core/text.py; line breaks and tabs stay). A text cell that a spreadsheet
+would run as a formula is prefixed with an apostrophe: one that starts with ``=``, ``+``, ``-``,
+``@`` or their full-width forms ``＝`` ``＋`` ``－`` ``＠`` (spreadsheets with East Asian input
+read those as the ASCII ones), also after leading whitespace, or that starts with a tab or a
+line break. Numbers are written as numbers and never prefixed.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from auditor.core.text import plain_text
+
 JSON = "application/json"
 CSV = "text/csv"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8; header=present"
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_LEADING_SPACE = ("\t", "\n", "\r")
 
 
 class Format(StrEnum):
@@ -108,7 +114,9 @@ def csv_cell(value: Any) -> str:
     """One CSV cell: empty for null, true/false, numbers as JSON spells them, lists joined by
     ``; ``, formula-looking text prefixed with an apostrophe."""
     if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_START) else value
+        text = plain_text(value, keep_layout=True)
+        formula = text.lstrip().startswith(_FORMULA_START) or text.startswith(_LEADING_SPACE)
+        return "'" + text if formula else text
     if value is None:
         return ""
     if isinstance(value, bool):

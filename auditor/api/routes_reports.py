@@ -13,7 +13,6 @@ does not exist. The service comes from ``create_app(extra={"reports": ...})``.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -35,6 +34,7 @@ from auditor.api.problems import (
 )
 from auditor.api.representation import dump_json
 from auditor.api.schemas import Strict
+from auditor.core import jsonlimits
 from auditor.core.access import Principal
 from auditor.core.evidence import REPORT_ID, iso, parse_iso
 from auditor.services.report import (
@@ -84,7 +84,7 @@ async def pack_request(request: Request) -> PackRequest:
     if not raw.strip():
         return PackRequest()
     try:
-        data = json.loads(raw)
+        data = jsonlimits.loads(raw)
     except ValueError:
         raise invalid(
             "body", 'the body must be a JSON object such as {"from": ..., "to": ...}'
@@ -243,7 +243,10 @@ def _json(
         "hash. Answers 202 with the pack's report id; its status URL (also in `Location`) "
         "says when it is stored. Packs are written once: a new request always makes a new pack."
     ),
-    responses={202: {"description": "Queued."}, **documented(400, 401, 404, 500, 503)},
+    responses={
+        202: {"description": "Queued."},
+        **documented(400, 401, 404, 413, 415, 500, 503),
+    },
     openapi_extra={
         "requestBody": {
             "required": False,

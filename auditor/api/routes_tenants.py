@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,13 +18,22 @@ from auditor.api.params import (
     tenant_id,
     top_query,
 )
-from auditor.api.problems import documented, invalid, tenant_not_found
+from auditor.api.problems import documented, tenant_not_found
 from auditor.api.representation import columns_of
 from auditor.api.schemas import SnapshotList, TenantList
 from auditor.core.access import Principal
-from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, slot_of
+from auditor.core.snapshot import TENANT_ID, slot_of
 
 router = APIRouter(tags=["tenants"])
+
+
+def _pages_before(snapshot_id: str) -> bool:
+    """A snapshot id a page can continue after: a real slot with a second before it."""
+    try:
+        return slot_of(snapshot_id) > datetime.min.replace(tzinfo=UTC)
+    except ValueError:
+        return False
+
 
 TABLE_CONTENT = {
     "text/csv": {"schema": {"type": "string"}, "example": "tenantId,tenantName,...\r\n"}
@@ -60,9 +69,7 @@ def list_tenants(
 ) -> Response:
     fmt = choose(request, format, csv_offered=True)
     query = paging.fingerprint("tenants")
-    position = paging.decode_token(skip_token, query)
-    if position.after is not None and not TENANT_ID.match(position.after):
-        raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
+    position = paging.decode_after(skip_token, query, lambda key: bool(TENANT_ID.match(key)))
     scope = ctx.policy.scope_of(who)
     visible = [
         entry
@@ -112,9 +119,7 @@ def list_snapshots(
     tenant = tenant_id(tenant)
     fmt = choose(request, format, csv_offered=True)
     query = paging.fingerprint("snapshots", tenant)
-    position = paging.decode_token(skip_token, query)
-    if position.after is not None and not SNAPSHOT_ID.match(position.after):
-        raise invalid(paging.SKIP_TOKEN, f"{paging.SKIP_TOKEN} is not a token this query produced")
+    position = paging.decode_after(skip_token, query, _pages_before)
     ctx.visible_tenant(who, tenant)
     until = slot_of(position.after) - timedelta(seconds=1) if position.after else None
     entries = ctx.history.list_snapshots(tenant, until=until)

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.model import CollectionStatus, HardeningStatus, State
 
+_PERCENT_TEXT = "percent (0-100) of passed controls among passed and failed ones; null when none."
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -40,7 +42,7 @@ class SnapshotSummary(Strict):
     subscriptionsCollected: int
     counts: dict[str, int] = Field(description="Records per kind.")
     compliance: dict[str, float | None] = Field(
-        description="Per standard: passed controls as a percentage of passed and failed "
+        description="Per standard: percent (0-100) of passed controls among passed and failed "
         "controls; null when the standard has none."
     )
     contentHash: str = Field(description="SHA-256 of the snapshot's canonical content.")
@@ -65,7 +67,7 @@ class TenantItem(Strict):
     complete: bool
     reasons: list[str]
     contentHash: str
-    compliance: dict[str, float | None]
+    compliance: dict[str, float | None] = Field(description=f"Per standard: {_PERCENT_TEXT}")
 
 
 class TenantList(Strict):
@@ -119,18 +121,40 @@ class ScopeCounts(Strict):
     subscriptionsRemoved: int
     subscriptionsIncomparable: int
     subscriptionsCompared: int
+    standardsAssigned: int = Field(
+        description="Standards assigned to a subscription collected at both ends (scope)."
+    )
+    standardsUnassigned: int = Field(
+        description="Standards unassigned from a subscription collected at both ends (scope)."
+    )
+
+
+class AssignmentChange(Strict):
+    """A standard assigned to (added) or unassigned from (removed) a compared subscription:
+    a scope change, not counted in posture and excluded from the comparable figures."""
+
+    subscriptionId: str
+    standard: str
+    change: Literal["added", "removed"]
+
+
+_PERCENT = "Percent (0-100) of passed controls among passed and failed ones; null when none."
+_COMPARABLE = (
+    " Only (subscription, standard) pairs present at both ends, in subscriptions collected at "
+    "both ends: scope and assignment changes do not move it."
+)
 
 
 class StandardCompliance(Strict):
     standard: str
-    before: float | None
-    after: float | None
-    delta: float | None
-    comparableBefore: float | None = Field(
-        description="Over subscriptions collected at both ends only (scope changes excluded)."
+    before: float | None = Field(description=f"{_PERCENT} As the from snapshot reports it.")
+    after: float | None = Field(description=f"{_PERCENT} As the to snapshot reports it.")
+    delta: float | None = Field(description="after - before, in percentage points.")
+    comparableBefore: float | None = Field(description=_PERCENT + _COMPARABLE)
+    comparableAfter: float | None = Field(description=_PERCENT + _COMPARABLE)
+    comparableDelta: float | None = Field(
+        description="comparableAfter - comparableBefore, in percentage points." + _COMPARABLE
     )
-    comparableAfter: float | None
-    comparableDelta: float | None
 
 
 class PlanTier(Strict):
@@ -147,14 +171,17 @@ class PlanDowngrade(Strict):
 
 class SecureScoreDrop(Strict):
     subscriptionId: str
-    before: float | None
-    after: float | None
-    delta: float | None
+    before: float | None = Field(description="Secure score percentage (0-100), from snapshot.")
+    after: float | None = Field(description="Secure score percentage (0-100), to snapshot.")
+    delta: float | None = Field(description="after - before, in percentage points.")
 
 
 class DiffSummary(Strict):
     posture: PostureCounts = Field(description="Posture changes per category (scope excluded).")
     scope: ScopeCounts
+    assignments: list[AssignmentChange] = Field(
+        description="Standard assignment changes (scope), by subscription and standard."
+    )
     compliance: list[StandardCompliance]
     planDowngrades: list[PlanDowngrade]
     secureScoreDrops: list[SecureScoreDrop]
@@ -197,10 +224,14 @@ class PlanItem(Strict):
 
 class SecureScoreItem(Strict):
     subscriptionId: str
-    current: float | None = Field(description="null when Defender reported no number.")
-    maximum: float | None
-    percentage: float | None
-    weight: int
+    current: float | None = Field(
+        description="Secure score points; null when Defender reported no number."
+    )
+    maximum: float | None = Field(description="Maximum secure score points.")
+    percentage: float | None = Field(
+        description="Percent (0-100): current / maximum as Defender reports it."
+    )
+    weight: int = Field(description="Resources that weigh in the score (Defender's weight).")
 
 
 class Coverage(Strict):
@@ -218,7 +249,7 @@ class TrendPoint(Strict):
     status: CollectionStatus
     complete: bool
     standard: str
-    compliance: float | None
+    compliance: float | None = Field(description=f"{_PERCENT_TEXT}")
 
 
 class Trend(Strict):

@@ -8,12 +8,14 @@ import sys
 from collections import Counter
 from typing import Any
 
+from auditor.commands.output import shown
 from auditor.core.model import TenantPosture
 from auditor.core.snapshot import is_tenant_id
 from auditor.services.collect import Collector, DiscoveryFailed, TransientCollectionError
 from auditor.settings import load_settings
 
-EXIT_DISCOVERY_FAILED = 2  # the control plane could not list the tenants: nothing collected
+# The control plane could not list the tenants: nothing collected (cli.EXIT_UNREACHABLE).
+EXIT_DISCOVERY_FAILED = 2
 
 
 def register(subparsers: Any) -> None:
@@ -72,11 +74,11 @@ def failed_summary(tenant_id: str, reason: str) -> dict[str, Any]:
 
 def _line(summary: dict[str, Any]) -> str:
     if "records" not in summary:
-        return f"{summary['tenantId']}  FAILED  {'; '.join(summary['reasons'])}"
+        return f"{shown(summary['tenantId'])}  FAILED  {shown('; '.join(summary['reasons']))}"
     rec = summary["records"]
     malformed = sum(summary["malformed"].values())
     text = (
-        f"{summary['tenantId']}  {summary['status'].upper():<10}  "
+        f"{shown(summary['tenantId'])}  {summary['status'].upper():<10}  "
         f"subscriptions {summary['collectedSubscriptions']}/{summary['expectedSubscriptions']}  "
         f"assessments {rec['compliance']}  controls {rec['controls']}  "
         f"standards {rec['standards']}  plans {rec['plans']}  hardening {rec['hardening']}  "
@@ -85,9 +87,9 @@ def _line(summary: dict[str, Any]) -> str:
         f"{summary['durationSeconds']:.1f}s"
     )
     for reason in summary["reasons"]:
-        text += f"\n    incomplete: {reason}"
+        text += f"\n    incomplete: {shown(reason)}"
     for warning in summary["warnings"][:5]:
-        text += f"\n    warning: {warning}"
+        text += f"\n    warning: {shown(warning)}"
     if len(summary["warnings"]) > 5:
         text += f"\n    ... {len(summary['warnings']) - 5} more warnings (see --json)"
     return text

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 from typing import Any
 
 from auditor.api.app import LOCAL_PRINCIPAL
 from auditor.core.access import is_principal_name
+from auditor.core.loopback import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7071
@@ -23,8 +23,10 @@ def register(subparsers: Any) -> None:
             "Serve the auditor API (the same app Azure Functions hosts) with uvicorn, in local "
             "mode: every request comes from one principal (--principal, default local-dev). "
             "Without AUDITOR_ACCESS_POLICY that principal sees every tenant; with it the "
-            "policy applies exactly as in Azure. Binds to a loopback address only. OpenAPI: "
-            "/api/openapi.json."
+            "policy applies exactly as in Azure. Binds to a loopback address only and answers "
+            "only requests addressed to a loopback host; links are built from the bound "
+            "address. State-changing requests must be application/json; bodies are capped at "
+            "1 MiB. OpenAPI: /api/openapi.json."
         ),
     )
     parser.add_argument(
@@ -38,15 +40,6 @@ def register(subparsers: Any) -> None:
         help="the caller of every request (default %(default)s)",
     )
     parser.set_defaults(handler=run)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
     from auditor.api.hosting import local_app
 
-    app, store = local_app(principal=args.principal)
+    address = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
+    base_url = f"http://{address}:{args.port}"
+    app, store = local_app(principal=args.principal, base_url=base_url)
     store.create_tables()
     audit = logging.getLogger("auditor.audit")
     audit.setLevel(logging.INFO)
@@ -77,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         audit.addHandler(handler)
         audit.propagate = False
     print(
-        f"auditor API on http://{args.host}:{args.port}/api (principal {args.principal})",
+        f"auditor API on {base_url}/api (principal {args.principal})",
         file=sys.stderr,
         flush=True,
     )

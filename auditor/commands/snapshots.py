@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.commands.output import shown
 from auditor.core.snapshot import SnapshotIndexEntry, is_tenant_id
 from auditor.settings import load_settings
 
@@ -92,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no snapshots of tenant {args.tenant.lower()}")
         return 0
-    print(f"tenant {entries[0].tenant_id} ({entries[0].tenant_name}): {len(entries)} snapshots")
+    name = shown(entries[0].tenant_name)
+    print(f"tenant {entries[0].tenant_id} ({name}): {len(entries)} snapshots")
     for entry in entries:
         print(index_line(entry))
         for reason in entry.reasons:
-            print(f"    {reason}")
+            print(f"    {shown(reason)}")
     return 0

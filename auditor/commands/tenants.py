@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.commands.output import shown
 from auditor.commands.snapshots import index_json
 from auditor.settings import load_settings
 
@@ -28,7 +29,7 @@ def register(subparsers: Any) -> None:
 
 def _compliance(by_standard: dict[str, float | None]) -> str:
     return ", ".join(
-        f"{standard} {'n/a' if value is None else f'{value:g}%'}"
+        f"{shown(standard)} {'n/a' if value is None else f'{value:g}%'}"
         for standard, value in sorted(by_standard.items())
     )
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for entry in entries:
         counts = entry.counts
         print(
-            f"{entry.tenant_id}  {entry.tenant_name}  latest {entry.snapshot_id}  "
+            f"{entry.tenant_id}  {shown(entry.tenant_name)}  latest {entry.snapshot_id}  "
             f"{entry.status.value.upper()}  subscriptions "
             f"{len(entry.collected_subscriptions)}/{len(entry.expected_subscriptions)}  "
             f"assessments {counts.get('compliance', 0)} "
@@ -55,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         if entry.compliance_by_standard:
             print(f"    {_compliance(entry.compliance_by_standard)}")
         for reason in entry.reasons:
-            print(f"    {reason}")
+            print(f"    {shown(reason)}")
     print(f"{len(entries)} tenants")
     return 0

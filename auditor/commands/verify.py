@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from auditor.adapters.blobs import EvidenceStore
+from auditor.adapters.retention import retention_status
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.core.snapshot import is_tenant_id
 from auditor.services.verify import Verification, verify
@@ -59,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
         EvidenceStore.from_settings(settings) as evidence,
     ):
         result = verify(store, evidence, None if args.all else [args.tenant], reports=args.reports)
+        retention = retention_status(evidence)
     if args.json:
-        json.dump(as_json(result), sys.stdout, indent=2)
+        json.dump({**as_json(result), "retention": retention.as_json()}, sys.stdout, indent=2)
         print()
     else:
+        print(retention.line())
         for finding in result.findings:
             print(f"BROKEN  {finding}")
         what = f"{result.snapshots} snapshots"

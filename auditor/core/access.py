@@ -2,16 +2,28 @@
 
 The access policy (app setting ``AUDITOR_ACCESS_POLICY``) is JSON::
 
-    {"grants": [{"principal": "<object id>" | "role:<app role>" | "group:<group id>" | "*",
+    {"grants": [{"principal": "<object id>" | "role:<app role>" | "group:<group id>"
+                              | "app:<client id>" | "*",
                  "tenants": ["<tenant id>", ...] | "*"}]}
 
-A grant's ``principal`` ``"*"`` matches any authenticated caller. A caller may see a tenant when
-at least one grant that matches the caller names the tenant (or ``"*"``). Everything else is
+A grant's ``principal`` ``"*"`` matches any signed-in *user*. A caller may see a tenant when at
+least one grant that matches the caller names the tenant (or ``"*"``). Everything else is
 denied: an empty policy, an unknown principal and an unauthenticated caller see nothing.
+
+Users and applications. A token an application got for itself (client credentials: no user
+signed in) is *app-only*. It is admitted only by an explicit ``app:<client id>`` grant, never
+by ``"*"``, an object id, a role or a group: a daemon that happens to get a token for the API
+(any app of the tenant can ask for one unless assignment is required) must not inherit what
+users were granted. How a caller is told apart, following Microsoft's access token claims
+reference (learn.microsoft.com/entra/identity-platform/access-token-claims-reference): the
+optional ``idtyp`` claim is ``app`` for app-only tokens and ``user`` for user tokens; without it,
+the ``scp`` claim (delegated scopes) is present only in tokens issued for a user, so a token
+without ``scp`` is app-only. The client id is ``azp`` (v2.0 tokens) or ``appid`` (v1.0).
 
 In Azure the caller comes from App Service Authentication, which injects the header
 ``X-MS-CLIENT-PRINCIPAL``: base64 of ``{"auth_typ", "name_typ", "role_typ",
-"claims": [{"typ", "val"}, ...]}``.
+"claims": [{"typ", "val"}, ...]}``; it spells some claim types as URIs (``scp`` is
+``http://schemas.microsoft.com/identity/claims/scope``, ``oid`` ``.../objectidentifier``).
 """
 
 from __future__ import annotations
@@ -24,13 +36,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.core import jsonlimits
+
 ANY = "*"
 ROLE_PREFIX = "role:"
 GROUP_PREFIX = "group:"
+APP_PREFIX = "app:"
 
 OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 ROLES_CLAIM = "roles"
 GROUPS_CLAIM = "groups"
+SCOPE_CLAIMS = ("http://schemas.microsoft.com/identity/claims/scope", "scp")
+TOKEN_TYPE_CLAIM = "idtyp"  # noqa: S105 - a claim name, not a secret
+CLIENT_ID_CLAIMS = ("azp", "appid")
+# A principal document nests three levels (object, claims list, claim); anything deeper is not
+# one, and json would recurse on it.
+MAX_PRINCIPAL_DEPTH = 8
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 # Object ids in Entra ID are GUIDs; local mode also names principals like "local-dev".
@@ -44,14 +65,21 @@ class PolicyError(ValueError):
     """The access policy is malformed. str() names the JSON path of the first problem."""
 
 
+class MalformedPrincipal(ValueError):
+    """The principal header is present but is not a client principal document."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: Entra object id, app roles and group ids."""
+    """An authenticated caller: Entra object id, app roles and group ids; `app_only` when no
+    user signed in (an application's own token), with the application's client id."""
 
     object_id: str
     roles: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     auth_type: str = ""
+    app_only: bool = False
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +90,11 @@ class Grant:
     tenants: frozenset[str] | None
 
     def matches(self, principal: Principal) -> bool:
+        if self.principal.startswith(APP_PREFIX):
+            wanted = self.principal[len(APP_PREFIX) :]
+            return principal.app_only and _normal_id(principal.app_id or "") == wanted
+        if principal.app_only:
+            return False  # an application alone is admitted only by its app: grant
         if self.principal == ANY:
             return True
         if self.principal.startswith(ROLE_PREFIX):
@@ -138,6 +171,11 @@ def _parse_principal_selector(value: Any, where: str) -> str:
         if not _ROLE.match(role):
             raise PolicyError(f"{where}: {value!r} does not name an app role after 'role:'")
         return value
+    if value.startswith(APP_PREFIX):
+        client = value[len(APP_PREFIX) :]
+        if not _GUID.match(client):
+            raise PolicyError(f"{where}: {value!r} must be 'app:' followed by a client id (GUID)")
+        return APP_PREFIX + client.lower()
     if value.startswith(GROUP_PREFIX):
         group = value[len(GROUP_PREFIX) :]
         if not _GUID.match(group):
@@ -145,7 +183,8 @@ def _parse_principal_selector(value: Any, where: str) -> str:
         return GROUP_PREFIX + group.lower()
     if not _PRINCIPAL_NAME.match(value):
         raise PolicyError(
-            f"{where}: {value!r} is not '*', 'role:<app role>', 'group:<group id>' or an object id"
+            f"{where}: {value!r} is not '*', 'role:<app role>', 'group:<group id>', "
+            "'app:<client id>' or an object id"
         )
     return _normal_id(value)
 
@@ -166,9 +205,12 @@ def _parse_tenants(value: Any, where: str) -> frozenset[str] | None:
 def parse_policy(text: str) -> AccessPolicy:
     """Parse the policy JSON; PolicyError names the first problem and where it is."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        document = jsonlimits.loads(text)
+    except jsonlimits.JsonTooDeep as exc:
+        raise PolicyError(str(exc)) from None
+    except ValueError as exc:
+        where = f" at line {exc.lineno}" if hasattr(exc, "lineno") else ""
+        raise PolicyError(f"is not valid JSON ({getattr(exc, 'msg', exc)}{where})") from None
     if not isinstance(document, dict):
         raise PolicyError('must be a JSON object {"grants": [...]}')
     unknown = sorted(set(document) - {"grants"})
@@ -207,23 +249,34 @@ def _claim_values(claims: Iterable[Mapping[str, Any]], types: Iterable[str]) -> 
 
 
 def parse_client_principal(header: str | None) -> Principal | None:
-    """The caller from an ``X-MS-CLIENT-PRINCIPAL`` header; None when absent or malformed.
-
-    A principal without an object id claim is not identified, so it is None as well: nothing
-    can be granted to it.
-    """
-    if not header or len(header) > MAX_PRINCIPAL_HEADER:
+    """The caller from an ``X-MS-CLIENT-PRINCIPAL`` header; None when absent or malformed."""
+    try:
+        return read_client_principal(header)
+    except MalformedPrincipal:
         return None
+
+
+def read_client_principal(header: str | None) -> Principal | None:
+    """The caller from an ``X-MS-CLIENT-PRINCIPAL`` header; None when absent.
+
+    MalformedPrincipal when the header is not a principal document (not base64, not JSON,
+    nested deeper than any principal, not an object with a list of claims). A document without
+    exactly one object id (a GUID) identifies nobody: None, since nothing can be granted to it.
+    """
+    if not header:
+        return None
+    if len(header) > MAX_PRINCIPAL_HEADER:
+        raise MalformedPrincipal("the principal header is longer than any principal")
     try:
         raw = base64.b64decode(header.strip() + "=" * (-len(header.strip()) % 4), validate=True)
-        document = json.loads(raw)
+        document = jsonlimits.loads(raw, max_depth=MAX_PRINCIPAL_DEPTH)
     except (binascii.Error, ValueError):
-        return None
+        raise MalformedPrincipal("the principal header is not base64 of a JSON document") from None
     if not isinstance(document, dict):
-        return None
+        raise MalformedPrincipal("the principal header is not a JSON object")
     claims = document.get("claims")
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
-        return None
+        raise MalformedPrincipal("the principal header has no list of claims")
     object_ids = _claim_values(claims, OBJECT_ID_CLAIMS)
     if len(set(object_ids)) != 1 or not _GUID.match(object_ids[0]):
         return None
@@ -232,19 +285,32 @@ def parse_client_principal(header: str | None) -> Principal | None:
     if isinstance(role_typ, str) and role_typ:
         role_types.add(role_typ)
     auth_type = document.get("auth_typ")
+    token_types = {v.lower() for v in _claim_values(claims, (TOKEN_TYPE_CLAIM,))}
+    has_scope = bool(_claim_values(claims, SCOPE_CLAIMS))
+    app_only = "app" in token_types or (not has_scope and "user" not in token_types)
+    client_ids = _claim_values(claims, CLIENT_ID_CLAIMS)
     return Principal(
         object_id=object_ids[0].lower(),
         roles=frozenset(_claim_values(claims, role_types)),
         groups=frozenset(g.lower() for g in _claim_values(claims, (GROUPS_CLAIM,))),
         auth_type=auth_type if isinstance(auth_type, str) else "",
+        app_only=app_only,
+        app_id=client_ids[0].lower() if client_ids else None,
     )
 
 
 def encode_client_principal(principal: Principal) -> str:
-    """The header App Service Authentication would send for `principal` (tests, tools)."""
+    """The header App Service Authentication would send for `principal` (tests, tools): a user
+    token carries a delegated scope, an app-only one the ``idtyp`` app claim and no scope."""
     claims = [{"typ": OBJECT_ID_CLAIMS[0], "val": principal.object_id}]
     claims += [{"typ": ROLES_CLAIM, "val": role} for role in sorted(principal.roles)]
     claims += [{"typ": GROUPS_CLAIM, "val": group} for group in sorted(principal.groups)]
+    if principal.app_only:
+        claims.append({"typ": TOKEN_TYPE_CLAIM, "val": "app"})
+    else:
+        claims.append({"typ": SCOPE_CLAIMS[0], "val": "user_impersonation"})
+    if principal.app_id:
+        claims.append({"typ": CLIENT_ID_CLAIMS[0], "val": principal.app_id})
     document = {
         "auth_typ": principal.auth_type or "aad",
         "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",

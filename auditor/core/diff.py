@@ -2,13 +2,15 @@
 
 Every change falls in exactly one category:
 
-- scope (delegation) changes, per subscription: ``added`` / ``removed`` (the subscription entered
-  or left the tenant's scope) and ``incomparable`` (in scope at both ends, but either snapshot
-  lacks its data). They are never counted as posture changes;
+- scope changes, per subscription: ``added`` / ``removed`` (the subscription entered or left
+  the tenant's delegated scope) and ``incomparable`` (in scope at both ends, but either snapshot
+  lacks its data); and per (subscription, standard): a standard assigned (``added``) or
+  unassigned (``removed``), reported at level ``standard``. None is counted as a posture change,
+  and none moves the ``comparable`` compliance figures;
 - posture changes, inside subscriptions collected at both ends: ``regressed`` (to Failed),
   ``improved`` (Failed to Passed), ``changed`` (any other state transition), and ``added`` /
-  ``removed`` when a standard, control or assessment appeared or vanished. A change is reported
-  at the highest level that appeared or vanished: a new standard is one change, not one per
+  ``removed`` when a control or assessment appeared or vanished. A change is reported at the
+  highest level that appeared or vanished: a new standard is one change, not one per
   assessment.
 
 Resource counts that move while the state stays the same are not changes.
@@ -106,7 +108,9 @@ class StandardCompliance:
     """Compliance of one standard at both ends (percent of passed controls; None = no data).
 
     ``before`` / ``after`` are what each snapshot reports for the tenant; the ``comparable_``
-    figures count only subscriptions collected at both ends, so scope changes do not move them.
+    figures count only (subscription, standard) pairs present at both ends, in subscriptions
+    collected at both ends: neither a subscription entering or leaving the scope nor a standard
+    assigned to or unassigned from a subscription moves them (both are scope changes).
     """
 
     standard: str
@@ -116,6 +120,16 @@ class StandardCompliance:
     comparable_before: float | None
     comparable_after: float | None
     comparable_delta: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentChange:
+    """A standard assigned to (``added``) or unassigned from (``removed``) a subscription
+    collected at both ends: a change of scope, not of posture."""
+
+    subscription_id: str
+    standard: str
+    change: ChangeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +152,8 @@ class SecureScoreDrop:
 
 @dataclass(frozen=True, slots=True)
 class DiffSummary:
-    posture: dict[ChangeKind, int]  # regressed, improved, changed, added, removed
+    # regressed, improved, changed, added, removed; standard assignments are scope, not counted
+    posture: dict[ChangeKind, int]
     subscriptions_added: int
     subscriptions_removed: int
     subscriptions_incomparable: int
@@ -146,6 +161,7 @@ class DiffSummary:
     compliance: tuple[StandardCompliance, ...]
     plan_downgrades: tuple[PlanDowngrade, ...]
     secure_score_drops: tuple[SecureScoreDrop, ...]
+    assignments: tuple[AssignmentChange, ...] = ()  # by subscription, standard
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +357,15 @@ def _with_failing(snapshot: Snapshot, change: Change) -> Change:
 def _compliance(
     before: Snapshot, after: Snapshot, comparable: set[str]
 ) -> tuple[StandardCompliance, ...]:
+    pairs_before = {(c.subscription_id, c.standard) for c in before.posture.controls}
+    pairs_after = {(c.subscription_id, c.standard) for c in after.posture.controls}
+    # Only pairs present at both ends: an unassignment must not read as a compliance drop.
+    both = {pair for pair in pairs_before & pairs_after if pair[0] in comparable}
+
     def comparable_only(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
-        return compliance_by_standard(c for c in controls if c.subscription_id in comparable)
+        return compliance_by_standard(
+            c for c in controls if (c.subscription_id, c.standard) in both
+        )
 
     reported_before = before.index.compliance_by_standard
     reported_after = after.index.compliance_by_standard
@@ -362,6 +385,15 @@ def _compliance(
             comparable_delta=_delta(cmp_before.get(standard), cmp_after.get(standard)),
         )
         for standard in standards
+    )
+
+
+def _assignments(changes: Iterable[Change]) -> tuple[AssignmentChange, ...]:
+    """Standard-level appearances inside compared subscriptions, as assignment changes."""
+    return tuple(
+        AssignmentChange(c.subscription_id, c.standard, c.change)
+        for c in changes
+        if c.level is Level.STANDARD and c.standard is not None
     )
 
 
@@ -507,7 +539,7 @@ def diff_snapshots(
     changes.sort(key=lambda c: c.sort_key)
     counts = dict.fromkeys(POSTURE_KINDS, 0)
     for change in changes:
-        if change.level is not Level.SUBSCRIPTION:
+        if change.level not in (Level.SUBSCRIPTION, Level.STANDARD):
             counts[change.change] += 1
     summary = DiffSummary(
         posture=counts,
@@ -522,5 +554,6 @@ def diff_snapshots(
         secure_score_drops=secure_score_drops(
             before.posture.secure_scores, after.posture.secure_scores, comparable
         ),
+        assignments=_assignments(changes),
     )
     return Diff(before=before.index, after=after.index, summary=summary, changes=tuple(changes))

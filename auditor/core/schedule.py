@@ -140,3 +140,24 @@ def latest_occurrence(expression: str, now: datetime) -> datetime:
         day -= timedelta(days=1)
         limit = None
     raise ScheduleError(f"{expression!r} names no moment in the last {_SEARCH_DAYS} days")
+
+
+def occurrences(expression: str, start: datetime, end: datetime) -> list[datetime]:
+    """Every moment in [start, end] (UTC, whole seconds) that the schedule names, oldest first:
+    the scheduled slots of a period."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+    schedule = parse(expression)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    times = sorted(
+        time(h, m, s) for h in schedule.hours for m in schedule.minutes for s in schedule.seconds
+    )
+    out: list[datetime] = []
+    day = start.date()
+    while day <= end.date():
+        if schedule.matches_day(day):
+            for moment in (datetime.combine(day, t, tzinfo=UTC) for t in times):
+                if start <= moment <= end:
+                    out.append(moment)
+        day += timedelta(days=1)
+    return out

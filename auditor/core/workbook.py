@@ -30,7 +30,16 @@ from auditor.core.model import (
     StandardAssignment,
     State,
 )
-from auditor.core.snapshot import CarriedAssessment, Snapshot, SnapshotIndexEntry, Transition
+from auditor.core.portal import PUBLIC_PORTAL, compliance_url, recommendation_url
+from auditor.core.schedule import occurrences
+from auditor.core.snapshot import (
+    CarriedAssessment,
+    Snapshot,
+    SnapshotIndexEntry,
+    Transition,
+    snapshot_id_for,
+)
+from auditor.core.text import plain_text
 
 # Excel's limits (specifications and limits of Excel): rows per sheet, characters per cell,
 # characters per sheet name, hyperlinks per sheet.
@@ -56,8 +65,8 @@ class Kind(StrEnum):
     HASH = "hash"  # fixed-width identifiers and digests
     INTEGER = "integer"
     NUMBER = "number"
-    PERCENT = "percent"  # a fraction shown as %
-    DELTA = "delta"  # a fraction shown as a signed % (percentage points)
+    PERCENT = "percent"  # a percentage 0-100 (the API's unit), shown with a % sign
+    DELTA = "delta"  # a difference of percentages, in signed percentage points
     DATE = "date"
     DATETIME = "datetime"
     LINK = "link"
@@ -114,9 +123,11 @@ class HeaderRow:
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
-    """A line of prose: wrapped across the sheet's columns from the second one."""
+    """A line of prose: wrapped across the sheet's printed columns from the second one, with an
+    optional label (text or link) in the first."""
 
     text: str
+    label: str | Link | None = None
 
 
 Row = Sequence[CellValue] | Heading | HeaderRow | Paragraph
@@ -150,7 +161,12 @@ class Chart:
 @dataclass(frozen=True, slots=True)
 class SheetLayout:
     """One sheet. With `table`, row 1 is the header of the table that starts the sheet: it is
-    frozen, filtered and printed on every page, and the table may continue on numbered sheets."""
+    frozen, filtered and printed on every page, and the table may continue on numbered sheets.
+
+    Paper: only the first `printed` columns are in the print area (None: all); the columns
+    after them are reference columns (ids, hashes, links) kept in the workbook for filtering
+    and lookups. `portrait` chooses the orientation.
+    """
 
     title: str
     purpose: str
@@ -158,6 +174,40 @@ class SheetLayout:
     rows: Iterable[Row]
     table: bool = True
     charts: tuple[Chart, ...] = ()
+    printed: int | None = None
+    portrait: bool = False
+
+    @property
+    def printed_columns(self) -> tuple[Column, ...]:
+        return self.columns if self.printed is None else self.columns[: self.printed]
+
+
+# Widest print area, in Excel character units, that still prints at >= 8 pt (11 pt text
+# scaled to fit one page wide) on the narrower of A4 and Letter with the writer's margins:
+# landscape Letter, 10.2 in printable; portrait A4, 7.47 in. Tests check every sheet against it.
+PRINT_WIDTH_LANDSCAPE = 150.0
+PRINT_WIDTH_PORTRAIT = 105.0
+
+
+@dataclass(frozen=True, slots=True)
+class PageLabels:
+    """What every printed page of a pack names in its header and footer."""
+
+    tenant: str
+    report_id: str
+    period: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackOptions:
+    """Deployment choices a pack follows: the snapshot schedule (to count the period's
+    scheduled slots) and the cloud's portal (for links)."""
+
+    snapshot_schedule: str = "0 0 2 * * *"
+    portal: str = PUBLIC_PORTAL
+
+
+DEFAULT_OPTIONS = PackOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +220,7 @@ class PackInputs:
     end: Snapshot
     period: tuple[SnapshotIndexEntry, ...]
     diff: Diff
+    options: PackOptions = DEFAULT_OPTIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,8 +229,13 @@ class PackInputs:
 
 
 def cell_text(value: str, limit: int = MAX_CELL_CHARS) -> str:
-    """`value` made safe for a cell: characters XML cannot carry become U+FFFD, and text
-    longer than a cell holds is cut with a note saying how much was cut."""
+    """`value` made safe for a cell: control characters removed (line breaks and tabs kept:
+    auditor/core/text.py, the sanitiser of every output), what XML still cannot carry (lone
+    surrogates, U+FFFE/U+FFFF) becomes U+FFFD (as does text that was control characters only),
+    and text longer than a cell holds is cut with a note saying how much was cut."""
+    cleaned = plain_text(value, keep_layout=True)
+    # Text of control characters only keeps a visible mark, never a silently empty cell.
+    value = cleaned if cleaned or not value else "\ufffd"
     if ILLEGAL_XML.search(value):
         value = ILLEGAL_XML.sub("\ufffd", value)
     if len(value) <= limit:
@@ -190,8 +246,13 @@ def cell_text(value: str, limit: int = MAX_CELL_CHARS) -> str:
 
 
 def _pct(value: float | None) -> float | None:
-    """A percentage (0–100) as the fraction Excel formats with %."""
-    return None if value is None else round(value / 100.0, 6)
+    """A percentage 0-100, as the API gives it (one unit everywhere; the cell format adds %)."""
+    return None if value is None or not math.isfinite(value) else round(value, 2)
+
+
+def _fraction_pct(value: float) -> float | None:
+    """Defender's fraction (0-1) as a percentage 0-100."""
+    return round(value * 100.0, 2) if math.isfinite(value) else None
 
 
 def _finite(value: float) -> float | None:
@@ -335,25 +396,38 @@ VERIFY_STEPS = (
     "broken link.",
 )
 
+# The Cover prints its first five columns (landscape): label, then values; the snapshot table
+# uses them for role, id, scheduled, status and SHA-256 (a whole SHA-256 in a fixed-width font
+# needs about 80 widths). Finished time and predecessor columns are reference columns (each
+# row's predecessor is the row above; the first one's is named above the table).
 COVER_COLUMNS = (
-    Column("", 24, Kind.TEXT),
+    Column("", 22, Kind.TEXT),
     Column("", 18, Kind.TEXT),
-    Column("", 18, Kind.DATETIME),
-    Column("", 18, Kind.DATETIME),
+    Column("", 19, Kind.DATETIME),
     Column("", 11, Kind.TEXT, STATUS_TONES),
-    Column("", 66, Kind.HASH),
+    Column("", 80, Kind.HASH),
+    Column("", 19, Kind.DATETIME),
     Column("", 18, Kind.TEXT),
-    Column("", 66, Kind.HASH),
+    Column("", 80, Kind.HASH),
 )
+COVER_PRINTED = 5
+HASH_COLUMN = 4  # where the Cover's hashes go
 SNAPSHOT_HEADERS = (
     "Role",
     "Snapshot ID",
     "Scheduled (UTC)",
-    "Finished (UTC)",
     "Status",
     "SHA-256",
+    "Finished (UTC)",
     "Predecessor",
     "Predecessor SHA-256",
+)
+ANSWER_COLUMNS = (
+    Column("Standard", 0, Kind.WRAP),
+    Column("Compliance (end)", 0, Kind.PERCENT),
+    Column("Change (points)", 0, Kind.DELTA),
+    Column("Change, same subscriptions (points)", 0, Kind.DELTA),
+    Column("Failing controls (end)", 0, Kind.INTEGER),
 )
 
 
@@ -378,33 +452,152 @@ def completeness_warning(entry: SnapshotIndexEntry, which: str) -> str | None:
     )
 
 
+MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodEvidence:
+    """The requested period against the evidence held: its scheduled slots and what each has."""
+
+    slots: tuple[datetime, ...]  # scheduled by the snapshot schedule within [from, to]
+    by_slot: Mapping[datetime, SnapshotIndexEntry]
+    schedule: str
+
+    @property
+    def missing(self) -> tuple[datetime, ...]:
+        return tuple(slot for slot in self.slots if slot not in self.by_slot)
+
+    def counts(self) -> dict[str, int]:
+        """Slots per outcome: complete, incomplete, failed, missing."""
+        out = {status.value: 0 for status in CollectionStatus}
+        out[MISSING] = 0
+        for slot in self.slots:
+            entry = self.by_slot.get(slot)
+            out[entry.status.value if entry else MISSING] += 1
+        return out
+
+    def summary(self) -> str:
+        counts = self.counts()
+        return f"{len(self.slots)} scheduled slots ({self.schedule}): " + ", ".join(
+            f"{counts[k]} {k}" for k in counts
+        )
+
+
+def period_evidence(inputs: PackInputs) -> PeriodEvidence:
+    m = inputs.manifest
+    schedule = inputs.options.snapshot_schedule
+    return PeriodEvidence(
+        slots=tuple(occurrences(schedule, m.period_from, m.period_to)),
+        by_slot={entry.scheduled_at: entry for entry in inputs.period},
+        schedule=schedule,
+    )
+
+
+def _period_text(start: datetime, end: datetime) -> str:
+    return f"{iso(start)} to {iso(end)}"
+
+
+def page_labels(inputs: PackInputs) -> PageLabels:
+    """Header and footer of every printed page: tenant, report id, period."""
+    m = inputs.manifest
+    return PageLabels(
+        tenant=m.tenant_name or m.tenant_id,
+        report_id=m.report_id,
+        period=f"{m.period_from:%Y-%m-%d} to {m.period_to:%Y-%m-%d} (UTC)",
+    )
+
+
+def _answer_rows(inputs: PackInputs) -> list[Row]:
+    """Per standard at the end of the period: compliance, its change, failing controls."""
+    start, end = inputs.start, inputs.end
+    comparable = {c.standard: c.comparable_delta for c in inputs.diff.summary.compliance}
+    counts = control_counts(end)
+    rows: list[Row] = [HeaderRow(ANSWER_COLUMNS)]
+    for standard in sorted(end.index.compliance_by_standard, key=str.lower):
+        after = end.index.compliance_by_standard.get(standard)
+        before = start.index.compliance_by_standard.get(standard)
+        delta = None if after is None or before is None else round(after - before, 2)
+        rows.append(
+            [
+                standard,
+                _pct(after),
+                delta,
+                comparable.get(standard),
+                counts[standard][State.FAILED],
+            ]
+        )
+    if len(rows) == 1:
+        rows.append(["(no standard in the end snapshot)"])
+    return rows
+
+
+def _evidence_rows(inputs: PackInputs, evidence: PeriodEvidence) -> list[Row]:
+    m = inputs.manifest
+    first, last = inputs.period[0], inputs.period[-1]
+    rows: list[Row] = [
+        ["Period requested (UTC)", _period_text(m.period_from, m.period_to)],
+        ["First snapshot held", f"{first.snapshot_id} ({first.status.value})"],
+        ["Last snapshot held", f"{last.snapshot_id} ({last.status.value})"],
+        ["Snapshots held", len(inputs.period)],
+        ["Scheduled slots", evidence.summary()],
+    ]
+    if first.scheduled_at < m.period_from:
+        rows.append(
+            Paragraph(
+                f"The start snapshot {first.snapshot_id} precedes the period: it is the "
+                "posture at the period's start (the last snapshot at or before it)."
+            )
+        )
+    if evidence.missing:
+        rows.append(
+            Paragraph(
+                f"WARNING: {len(evidence.missing)} scheduled slots of the period have no "
+                "snapshot; they are listed on Data quality."
+            )
+        )
+    return rows
+
+
 def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> SheetLayout:
-    """Who, what period, which snapshots (with hashes), how complete, how made, how to check."""
+    """The answers first (compliance per standard, change, failing controls, completeness, the
+    evidence held for the period), then identifiers, snapshots with hashes, method, contents."""
     m = inputs.manifest
     end = inputs.end.index
     rows: list[Row] = [Heading("Evidence pack: Defender for Cloud regulatory compliance")]
     for entry, which in ((end, "end"), (inputs.start.index, "start")):
         warning = completeness_warning(entry, which)
         if warning and (which == "end" or entry.snapshot_id != end.snapshot_id):
-            rows.append(["Completeness", warning])
+            rows.append(Paragraph(warning, label="Completeness"))
+    rows += [["Tenant", m.tenant_name or m.tenant_id], []]
+    rows += [Heading("Compliance at the end of the period")]
+    rows += _answer_rows(inputs)
     rows += [
-        ["Tenant", m.tenant_name],
-        ["Tenant ID", m.tenant_id],
-        ["Period from (UTC)", None, m.period_from],
-        ["Period to (UTC)", None, m.period_to],
-        ["Compared snapshots", f"{m.start} → {m.end}"],
-        ["Report ID", m.report_id],
-        ["Generated at (UTC)", None, m.generated_at],
-        ["Generator version", m.generator_version],
-        ["Pack manifest SHA-256", m.sha256],
         [],
         Heading("Completeness of the end snapshot"),
         ["Status", end.status.value.upper() if end.reasons else end.status.value],
         ["Expected subscriptions", len(end.expected_subscriptions)],
         ["Collected subscriptions", len(end.collected_subscriptions)],
     ]
-    rows += [["Reason", cell_text(reason)] for reason in end.reasons]
+    rows += [Paragraph(cell_text(reason), label="Reason") for reason in end.reasons]
+    rows += [[], Heading("Period and evidence held")]
+    rows += _evidence_rows(inputs, period_evidence(inputs))
+    first = inputs.period[0]
     rows += [
+        [],
+        Heading("Identifiers and hashes"),
+        ["Report ID", m.report_id],
+        ["Tenant ID", m.tenant_id],
+        ["Compared snapshots", f"{m.start} → {m.end}"],
+        ["Generated at (UTC)", iso(m.generated_at)],
+        ["Generator version", m.generator_version],
+        ["Pack manifest SHA-256", None, None, None, m.sha256],
+        [
+            "Chain before the first",
+            first.previous_snapshot_id or "(first)",
+            None,
+            None,
+            first.previous_hash or "",
+        ],
         [],
         Heading("Snapshots used (oldest first)"),
         HeaderRow(
@@ -419,9 +612,9 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
                 _role(entry, m),
                 entry.snapshot_id,
                 entry.scheduled_at,
-                entry.finished_at,
                 entry.status.value,
                 entry.content_hash,
+                entry.finished_at,
                 entry.previous_snapshot_id or "(first)",
                 entry.previous_hash or "",
             ]
@@ -430,8 +623,19 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
     rows += [Paragraph(step) for step in VERIFY_STEPS]
     rows += [[], Heading("Methodology")]
     rows += [Paragraph(line) for line in METHODOLOGY]
+    rows += [
+        [],
+        Heading("Links"),
+        [
+            "Regulatory compliance",
+            Link("Defender for Cloud dashboard", url=compliance_url(inputs.options.portal)),
+        ],
+    ]
     rows += [[], Heading("Sheets"), HeaderRow.of("Sheet", "What it shows")]
-    rows += [[Link(title, location=sheet_ref(title)), purpose] for title, purpose in contents]
+    rows += [
+        Paragraph(purpose, label=Link(title, location=sheet_ref(title)))
+        for title, purpose in contents
+    ]
     rows.append(
         Paragraph(
             "A table longer than Excel's 1,048,576 rows continues on a sheet with the same name "
@@ -440,10 +644,12 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
     )
     return SheetLayout(
         title=COVER,
-        purpose="Tenant, period, snapshots and their hashes, completeness, methodology.",
+        purpose="Compliance per standard, its change, completeness, the evidence held for the "
+        "period; then identifiers, snapshots and their hashes, methodology.",
         columns=COVER_COLUMNS,
         rows=rows,
         table=False,
+        printed=COVER_PRINTED,
     )
 
 
@@ -452,24 +658,25 @@ def cover_sheet(inputs: PackInputs, contents: Sequence[tuple[str, str]]) -> Shee
 # ---------------------------------------------------------------------------------------------
 
 SUMMARY_COLUMNS = (
-    Column("Standard", 34),
-    Column("Sheet", 26, Kind.LINK),
-    Column("Passed controls (start)", 11, Kind.INTEGER),
-    Column("Failed controls (start)", 11, Kind.INTEGER),
-    Column("Skipped controls (start)", 11, Kind.INTEGER),
-    Column("Unsupported controls (start)", 13, Kind.INTEGER),
-    Column("Compliance (start)", 12, Kind.PERCENT),
-    Column("Passed controls (end)", 11, Kind.INTEGER),
-    Column("Failed controls (end)", 11, Kind.INTEGER),
-    Column("Skipped controls (end)", 11, Kind.INTEGER),
-    Column("Unsupported controls (end)", 13, Kind.INTEGER),
-    Column("Compliance (end)", 12, Kind.PERCENT),
-    Column("Change (points)", 11, Kind.DELTA),
-    Column("Change, same subscriptions (points)", 14, Kind.DELTA),
-    Column("Note", 44, Kind.WRAP),
+    Column("Standard", 30, Kind.LINK),  # links to the standard's sheet
+    Column("Compliance (end)", 11, Kind.PERCENT),
+    Column("Change (points)", 9, Kind.DELTA),
+    Column("Change, same subscriptions (points)", 12, Kind.DELTA),
+    Column("Failed controls (end)", 8, Kind.INTEGER),
+    Column("Passed controls (end)", 8, Kind.INTEGER),
+    Column("Skipped controls (end)", 8, Kind.INTEGER),
+    Column("Unsupported controls (end)", 11, Kind.INTEGER),
+    Column("Compliance (start)", 11, Kind.PERCENT),
+    Column("Failed controls (start)", 8, Kind.INTEGER),
+    Column("Passed controls (start)", 8, Kind.INTEGER),
+    Column("Note", 16, Kind.WRAP),
+    Column("Skipped controls (start)", 8, Kind.INTEGER),
+    Column("Unsupported controls (start)", 11, Kind.INTEGER),
 )
-_COMPLIANCE_START_COL = 7
-_COMPLIANCE_END_COL = 12
+SUMMARY_PRINTED = 12
+_COMPLIANCE_END_COL = 2
+_COMPLIANCE_START_COL = 9
+_TREND_FIRST_COL = 3  # trend table: snapshot, status, then one column per standard
 
 
 def control_counts(snapshot: Snapshot) -> dict[str, Counter[State]]:
@@ -492,66 +699,84 @@ def _summary_note(standard: str, start: Snapshot, end: Snapshot) -> str:
     return ""
 
 
+_ORDER = (State.FAILED, State.PASSED, State.SKIPPED, State.UNSUPPORTED)
+
+
+def _standard_row(
+    standard: str,
+    inputs: PackInputs,
+    titles: Mapping[str, str],
+    comparable: float | None,
+    counts: tuple[Mapping[str, Counter[State]], Mapping[str, Counter[State]]],
+) -> list[CellValue]:
+    start, end = inputs.start, inputs.end
+    b, a = counts[0].get(standard, Counter()), counts[1].get(standard, Counter())
+    pct_b = start.index.compliance_by_standard.get(standard)
+    pct_a = end.index.compliance_by_standard.get(standard)
+    delta = None if pct_a is None or pct_b is None else round(pct_a - pct_b, 2)
+    in_b = standard in start.index.compliance_by_standard
+    in_a = standard in end.index.compliance_by_standard
+    title = titles.get(standard)
+    return [
+        Link(standard, location=sheet_ref(title)) if title else standard,
+        _pct(pct_a),
+        delta,
+        comparable,
+        *((a[s] for s in _ORDER) if in_a else (None,) * 4),
+        _pct(pct_b),
+        *((b[s] for s in _ORDER[:2]) if in_b else (None,) * 2),
+        _summary_note(standard, start, end),
+        *((b[s] for s in _ORDER[2:]) if in_b else (None,) * 2),
+    ]
+
+
 def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
-    """Per standard: controls by state and compliance at both ends, the change, and charts."""
+    """Per standard: compliance at the end, its change, controls by state at both ends, change
+    counts, the trend over every snapshot of the period, and charts."""
     start, end = inputs.start, inputs.end
     standards = sorted(
         set(start.index.compliance_by_standard) | set(end.index.compliance_by_standard),
         key=str.lower,
     )
     comparable = {c.standard: c.comparable_delta for c in inputs.diff.summary.compliance}
-    before, after = control_counts(start), control_counts(end)
-    rows: list[Row] = []
-    for standard in standards:
-        b, a = before.get(standard, Counter()), after.get(standard, Counter())
-        pct_b = start.index.compliance_by_standard.get(standard)
-        pct_a = end.index.compliance_by_standard.get(standard)
-        delta = None if pct_a is None or pct_b is None else round(pct_a - pct_b, 2)
-        in_b = standard in start.index.compliance_by_standard
-        in_a = standard in end.index.compliance_by_standard
-        title = titles.get(standard)
-        rows.append(
-            [
-                standard,
-                Link(title, location=sheet_ref(title)) if title else None,
-                *((b[s] for s in State) if in_b else (None,) * 4),
-                _pct(pct_b),
-                *((a[s] for s in State) if in_a else (None,) * 4),
-                _pct(pct_a),
-                _pct(delta),
-                _pct(comparable.get(standard)),
-                _summary_note(standard, start, end),
-            ]
-        )
+    both = (control_counts(start), control_counts(end))
+    rows: list[Row] = [
+        _standard_row(standard, inputs, titles, comparable.get(standard), both)
+        for standard in standards
+    ]
     last_standard_row = 1 + len(standards)
-    counts = inputs.diff.summary.posture
+    summary = inputs.diff.summary
+    counts = summary.posture
+    assigned = sum(1 for a in summary.assignments if a.change is ChangeKind.ADDED)
     rows += [
         [],
         Heading("Changes between the start and end snapshots (details: Changes)"),
         HeaderRow.of("Category", Column("Count", 0, Kind.INTEGER)),
         *([kind.value, counts.get(kind, 0)] for kind in counts),
-        ["subscriptions added", inputs.diff.summary.subscriptions_added],
-        ["subscriptions removed", inputs.diff.summary.subscriptions_removed],
-        ["subscriptions not comparable", inputs.diff.summary.subscriptions_incomparable],
-        ["Defender plans downgraded", len(inputs.diff.summary.plan_downgrades)],
-        ["secure scores dropped", len(inputs.diff.summary.secure_score_drops)],
+        ["standards assigned (scope)", assigned],
+        ["standards unassigned (scope)", len(summary.assignments) - assigned],
+        ["subscriptions added", summary.subscriptions_added],
+        ["subscriptions removed", summary.subscriptions_removed],
+        ["subscriptions not comparable", summary.subscriptions_incomparable],
+        ["Defender plans downgraded", len(summary.plan_downgrades)],
+        ["secure scores dropped", len(summary.secure_score_drops)],
         [],
         Heading("Compliance trend across the period's snapshots"),
     ]
     trend_header_row = len(rows) + 2  # +1 for the header row 1, +1 for this row
     rows.append(
         HeaderRow.of(
-            "Snapshot",
-            Column("Scheduled (UTC)", 0, Kind.DATETIME),
+            "Snapshot (UTC)",
             "Status",
             *(Column(standard, 0, Kind.PERCENT) for standard in standards),
         )
     )
+    # Every snapshot of the period is a row, the end snapshot included, whatever its status: a
+    # failed day is a row with empty cells, visible as a gap, never a reason to stop the series.
     for entry in inputs.period:
         rows.append(
             [
                 entry.snapshot_id,
-                entry.scheduled_at,
                 entry.status.value,
                 *(_pct(entry.compliance_by_standard.get(s)) for s in standards),
             ]
@@ -564,7 +789,7 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
             Chart(
                 kind=ChartKind.BAR,
                 title="Compliance per standard",
-                y_title="Compliance",
+                y_title="Compliance (%)",
                 categories=CellRange(1, 2, 1, last_standard_row),
                 series=(
                     CellRange(_COMPLIANCE_START_COL, 1, _COMPLIANCE_START_COL, last_standard_row),
@@ -577,22 +802,23 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
             Chart(
                 kind=ChartKind.LINE,
                 title="Compliance trend",
-                y_title="Compliance",
+                y_title="Compliance (%)",
                 categories=CellRange(1, trend_header_row + 1, 1, last_trend_row),
                 series=tuple(
                     CellRange(col, trend_header_row, col, last_trend_row)
-                    for col in range(4, 4 + len(standards))
+                    for col in range(_TREND_FIRST_COL, _TREND_FIRST_COL + len(standards))
                 ),
                 anchor=f"G{chart_row}",
             )
         )
     return SheetLayout(
         title=SUMMARY,
-        purpose="Per standard: controls by state and compliance % at both ends, the change, "
-        "change counts and the trend across the period.",
+        purpose="Per standard: compliance % at the end, its change in points, controls by "
+        "state at both ends, change counts and the trend across the period.",
         columns=SUMMARY_COLUMNS,
         rows=rows,
         charts=tuple(charts),
+        printed=SUMMARY_PRINTED,
     )
 
 
@@ -600,24 +826,26 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
 # One sheet per standard
 # ---------------------------------------------------------------------------------------------
 
+# Printed: the first 12 (what an auditor reads); then reference columns for lookups.
 STANDARD_COLUMNS = (
-    Column("Control", 12),
-    Column("Control description", 40),
-    Column("Control state", 12, Kind.TEXT, STATE_TONES),
+    Column("Control", 9),
+    Column("Control description", 22, Kind.WRAP),
+    Column("Control state", 11, Kind.TEXT, STATE_TONES),
+    Column("Assessment description", 30, Kind.WRAP),
+    Column("Subscription", 12, Kind.WRAP),
+    Column("State", 11, Kind.TEXT, STATE_TONES),
+    Column("Passed resources", 9, Kind.INTEGER),
+    Column("Failed resources", 9, Kind.INTEGER),
+    Column("Skipped resources", 9, Kind.INTEGER),
+    Column("First failed (UTC)", 11, Kind.DATE),
+    Column("Days failing", 7, Kind.INTEGER),
+    Column("Observed", 10, Kind.WRAP),
     Column("Assessment", 38, Kind.HASH),
-    Column("Assessment description", 60),
-    Column("Subscription", 24),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("State", 12, Kind.TEXT, STATE_TONES),
-    Column("Passed resources", 10, Kind.INTEGER),
-    Column("Failed resources", 10, Kind.INTEGER),
-    Column("Skipped resources", 10, Kind.INTEGER),
     Column("Assessment type", 14),
-    Column("First failed (UTC)", 12, Kind.DATE),
-    Column("Days failing", 9, Kind.INTEGER),
-    Column("Observed", 30),
-    Column("Portal link", 50),
+    Column("Portal link", 50, Kind.LINK),
 )
+STANDARD_PRINTED = 12
 
 
 def days_failing(transition: Transition | None, at: datetime) -> tuple[date | None, int | None]:
@@ -647,6 +875,7 @@ def _standard_rows(
     snapshot: Snapshot,
     names: Mapping[str, str],
     controls: Mapping[tuple[str, str, str], _ControlInfo],
+    portal: str,
 ) -> Iterator[Sequence[CellValue]]:
     at = snapshot.index.scheduled_at
     missing = _ControlInfo("", "")
@@ -674,27 +903,30 @@ def _standard_rows(
             first, days = days_failing(stale.transition, at)
             state = "Stale"
             observed = f"not observed; last seen {record.state.value} on {stale.last_seen:%Y-%m-%d}"
+        url = recommendation_url(portal, record.assessment)
         yield (
             record.control,
             control.description,
             control.state,
-            record.assessment,
             record.description,
             names.get(record.subscription_id, record.subscription_id),
-            record.subscription_id,
             state,
             record.passed_resources,
             record.failed_resources,
             record.skipped_resources,
-            record.assessment_type,
             first,
             days,
             observed,
-            record.details_link,
+            record.assessment,
+            record.subscription_id,
+            record.assessment_type,
+            Link(url, url=url),
         )
 
 
-def standard_sheets(snapshot: Snapshot, titles: Mapping[str, str]) -> list[SheetLayout]:
+def standard_sheets(
+    snapshot: Snapshot, titles: Mapping[str, str], portal: str = PUBLIC_PORTAL
+) -> list[SheetLayout]:
     """One sheet per standard of `snapshot`: every assessment under its control."""
     by_standard: dict[str, list[ComplianceRecord]] = defaultdict(list)
     for record in snapshot.posture.compliance:
@@ -710,11 +942,12 @@ def standard_sheets(snapshot: Snapshot, titles: Mapping[str, str]) -> list[Sheet
             SheetLayout(
                 title=titles[standard],
                 purpose=f"{standard}: every control's assessments with state, resource counts, "
-                "first-failed date and portal link.",
+                "first-failed date and Defender for Cloud portal link.",
                 columns=STANDARD_COLUMNS,
                 rows=_standard_rows(
-                    by_standard[standard], carried[standard], snapshot, names, controls
+                    by_standard[standard], carried[standard], snapshot, names, controls, portal
                 ),
+                printed=STANDARD_PRINTED,
             )
         )
     return sheets
@@ -725,24 +958,25 @@ def standard_sheets(snapshot: Snapshot, titles: Mapping[str, str]) -> list[Sheet
 # ---------------------------------------------------------------------------------------------
 
 CHANGES_COLUMNS = (
-    Column("Category", 13, Kind.TEXT, CHANGE_TONES),
-    Column("Level", 13),
-    Column("Subscription", 24),
+    Column("Category", 12, Kind.TEXT, CHANGE_TONES),
+    Column("Level", 11, Kind.WRAP),
+    Column("Subscription", 13, Kind.WRAP),
+    Column("Standard", 15, Kind.WRAP),
+    Column("Control", 8),
+    Column("Description", 24, Kind.WRAP),
+    Column("State (start)", 9, Kind.TEXT, STATE_TONES),
+    Column("State (end)", 9, Kind.TEXT, STATE_TONES),
+    Column("Failed resources (start)", 8, Kind.INTEGER),
+    Column("Failed resources (end)", 8, Kind.INTEGER),
+    Column("Failing since (UTC)", 11, Kind.DATE),
+    Column("Days failing", 7, Kind.INTEGER),
+    Column("Reason", 15, Kind.WRAP),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("Standard", 26),
-    Column("Control", 12),
     Column("Assessment", 38, Kind.HASH),
-    Column("Description", 50),
-    Column("State (start)", 12, Kind.TEXT, STATE_TONES),
-    Column("State (end)", 12, Kind.TEXT, STATE_TONES),
-    Column("Failed resources (start)", 10, Kind.INTEGER),
-    Column("Failed resources (end)", 10, Kind.INTEGER),
     Column("Passed resources (start)", 10, Kind.INTEGER),
     Column("Passed resources (end)", 10, Kind.INTEGER),
-    Column("Failing since (UTC)", 12, Kind.DATE),
-    Column("Days failing", 9, Kind.INTEGER),
-    Column("Reason", 50, Kind.WRAP),
 )
+CHANGES_PRINTED = 13
 
 _CHANGE_ORDER = {
     ChangeKind.REGRESSED: 0,
@@ -766,62 +1000,86 @@ def _side_state(side: Side | None) -> str | None:
     return side.state.value if side is not None and side.state is not None else None
 
 
+def _change_row(
+    kind: str,
+    level: str,
+    subscription: tuple[str, str],
+    what: tuple[str | None, str | None, str | None, str],
+    sides: tuple[Side | None, Side | None] = (None, None),
+    states: tuple[str | None, str | None] | None = None,
+    failing: tuple[date | None, int | None] = (None, None),
+    reason: str | None = None,
+) -> tuple[CellValue, ...]:
+    """One Changes row in CHANGES_COLUMNS order. `what`: standard, control, assessment,
+    description; `sides`: the two ends (resource counts and states)."""
+    before, after = sides
+    standard, control, assessment, description = what
+    return (
+        kind,
+        level,
+        subscription[0],
+        standard,
+        control,
+        description,
+        *(states if states is not None else (_side_state(before), _side_state(after))),
+        before.failed_resources if before else None,
+        after.failed_resources if after else None,
+        *failing,
+        reason,
+        subscription[1],
+        assessment,
+        before.passed_resources if before else None,
+        after.passed_resources if after else None,
+    )
+
+
 def _change_rows(inputs: PackInputs, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
     diff = inputs.diff
+
+    def sub(subscription_id: str) -> tuple[str, str]:
+        return names.get(subscription_id, subscription_id), subscription_id
+
     for c in sorted(diff.changes, key=change_order):
-        yield (
+        level = c.level.value
+        if c.level is Level.STANDARD:
+            level = "standard (scope)"  # an assignment change, not a posture change
+        yield _change_row(
             c.change.value,
-            c.level.value,
-            names.get(c.subscription_id, c.subscription_id),
-            c.subscription_id,
-            c.standard,
-            c.control,
-            c.assessment,
-            c.description,
-            _side_state(c.before),
-            _side_state(c.after),
-            c.before.failed_resources if c.before else None,
-            c.after.failed_resources if c.after else None,
-            c.before.passed_resources if c.before else None,
-            c.after.passed_resources if c.after else None,
-            _day(c.failing_since),
-            c.failing_days,
-            c.reason,
+            level,
+            sub(c.subscription_id),
+            (c.standard, c.control, c.assessment, c.description),
+            (c.before, c.after),
+            failing=(_day(c.failing_since), c.failing_days),
+            reason=c.reason,
         )
     for d in diff.summary.plan_downgrades:
-        yield (
+        yield _change_row(
             ChangeKind.REGRESSED.value,
             "Defender plan",
-            names.get(d.subscription_id, d.subscription_id),
-            d.subscription_id,
-            None,
-            None,
-            None,
-            f"Plan {d.plan}: {d.before_tier} → {d.after_tier}",
-            d.before_tier,
-            d.after_tier,
-            *(None,) * 6,
-            "Defender plan downgraded",
+            sub(d.subscription_id),
+            (None, None, None, f"Plan {d.plan}: {d.before_tier} → {d.after_tier}"),
+            states=(d.before_tier, d.after_tier),
+            reason="Defender plan downgraded",
         )
     for s in diff.summary.secure_score_drops:
-        yield (
+        yield _change_row(
             ChangeKind.REGRESSED.value,
             "secure score",
-            names.get(s.subscription_id, s.subscription_id),
-            s.subscription_id,
-            None,
-            None,
-            None,
-            f"Secure score {s.before:.0%} → {s.after:.0%}",
-            *(None,) * 8,
-            "Secure score dropped",
+            sub(s.subscription_id),
+            (None, None, None, f"Secure score {s.before:.0%} → {s.after:.0%}"),
+            reason="Secure score dropped",
         )
     if (
         not diff.changes
         and not diff.summary.plan_downgrades
         and not diff.summary.secure_score_drops
     ):
-        yield ("none", "", *(None,) * 14, "No change between the start and end snapshots.")
+        yield _change_row(
+            "none",
+            "",
+            ("", ""),
+            (None, None, None, "No change between the start and end snapshots."),
+        )
 
 
 def changes_sheet(inputs: PackInputs) -> SheetLayout:
@@ -832,6 +1090,7 @@ def changes_sheet(inputs: PackInputs) -> SheetLayout:
         "API's categories (regressed, improved, changed, added, removed, incomparable).",
         columns=CHANGES_COLUMNS,
         rows=_change_rows(inputs, names),
+        printed=CHANGES_PRINTED,
     )
 
 
@@ -840,45 +1099,50 @@ def changes_sheet(inputs: PackInputs) -> SheetLayout:
 # ---------------------------------------------------------------------------------------------
 
 HARDENING_COLUMNS = (
-    Column("Subscription", 24),
+    Column("Subscription", 16, Kind.WRAP),
+    Column("Feature", 22, Kind.WRAP),
+    Column("Status", 10, Kind.TEXT, HARDENING_TONES),
+    Column("Healthy resources", 8, Kind.INTEGER),
+    Column("Unhealthy resources", 9, Kind.INTEGER),
+    Column("Not applicable resources", 9, Kind.INTEGER),
+    Column("Healthy share", 8, Kind.PERCENT),
+    Column("VMs covered by a JIT policy", 9, Kind.INTEGER),
+    Column("Severity", 8),
+    Column("Recommendation", 48, Kind.WRAP),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("Feature", 28),
-    Column("Status", 11, Kind.TEXT, HARDENING_TONES),
-    Column("Healthy resources", 10, Kind.INTEGER),
-    Column("Unhealthy resources", 10, Kind.INTEGER),
-    Column("Not applicable resources", 12, Kind.INTEGER),
-    Column("Healthy share", 10, Kind.PERCENT),
-    Column("VMs covered by a JIT policy", 12, Kind.INTEGER),
-    Column("Recommendation", 60),
     Column("Recommendation key", 38, Kind.HASH),
-    Column("Severity", 10),
-    Column("Remediation", 60),
+    Column("Remediation", 60, Kind.WRAP),
+    Column("Portal link", 50, Kind.LINK),
 )
+HARDENING_PRINTED = 10
 
 PLAN_COLUMNS = (
-    Column("Subscription", 24),
-    Column("Subscription ID", 38, Kind.HASH),
-    Column("Plan", 26),
-    Column("Tier", 10, Kind.TEXT, (("Standard", Tone.GOOD), ("Free", Tone.WARN))),
-    Column("Sub-plan", 14),
-    Column("Lifecycle", 10, Kind.TEXT, (("retired", Tone.MUTED),)),
-    Column("Replaced by", 30),
+    Column("Subscription", 18, Kind.WRAP),
+    Column("Plan", 22, Kind.WRAP),
+    Column("Tier", 9, Kind.TEXT, (("Standard", Tone.GOOD), ("Free", Tone.WARN))),
+    Column("Sub-plan", 12, Kind.WRAP),
+    Column("Lifecycle", 9, Kind.TEXT, (("retired", Tone.MUTED),)),
+    Column("Replaced by", 14, Kind.WRAP),
     Column("Enabled since (UTC)", 18, Kind.DATETIME),
+    Column("Subscription ID", 38, Kind.HASH),
 )
+PLAN_PRINTED = 7
 
 SCORE_COLUMNS = (
-    Column("Subscription", 24),
+    Column("Subscription", 16, Kind.WRAP),
+    Column("Scope", 36, Kind.WRAP),
+    Column("Score (points)", 9, Kind.NUMBER),
+    Column("Maximum (points)", 9, Kind.NUMBER),
+    Column("Percentage", 12, Kind.PERCENT),
+    Column("Healthy resources", 8, Kind.INTEGER),
+    Column("Unhealthy resources", 9, Kind.INTEGER),
+    Column("Not applicable resources", 9, Kind.INTEGER),
+    Column("Weight", 7, Kind.INTEGER),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("Scope", 44),
     Column("Control ID", 38, Kind.HASH),
-    Column("Score", 9, Kind.NUMBER),
-    Column("Maximum", 9, Kind.NUMBER),
-    Column("Percentage", 11, Kind.PERCENT),
-    Column("Healthy resources", 10, Kind.INTEGER),
-    Column("Unhealthy resources", 10, Kind.INTEGER),
-    Column("Not applicable resources", 12, Kind.INTEGER),
-    Column("Weight", 8, Kind.INTEGER),
 )
+SCORE_PRINTED = 9
+NOT_APPLICABLE = "not applicable"
 
 
 def _parse_instant(text: str) -> datetime | None:
@@ -890,7 +1154,9 @@ def _parse_instant(text: str) -> datetime | None:
         return None
 
 
-def _hardening_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
+def _hardening_rows(
+    snapshot: Snapshot, names: Mapping[str, str], portal: str
+) -> Iterator[Sequence[CellValue]]:
     records = sorted(
         snapshot.posture.hardening,
         key=lambda h: (names.get(h.subscription_id, "").lower(), h.subscription_id, h.feature),
@@ -898,35 +1164,38 @@ def _hardening_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Se
     for h in records:
         assessed = h.status is HardeningStatus.ASSESSED
         judged = h.healthy + h.unhealthy
+        url = recommendation_url(portal, h.recommendation)
         yield (
             names.get(h.subscription_id, h.subscription_id),
-            h.subscription_id,
             h.feature,
             h.status.value,
             h.healthy if assessed else None,
             h.unhealthy if assessed else None,
             h.not_applicable if assessed else None,
-            round(h.healthy / judged, 6) if assessed and judged else None,
+            round(100.0 * h.healthy / judged, 2) if assessed and judged else None,
             h.jit_covered_vms,
-            cell_text(h.display_name),
-            h.recommendation,
             h.severity,
+            cell_text(h.display_name),
+            h.subscription_id,
+            h.recommendation,
             cell_text(
                 "Retired by Microsoft: not reported as passed or failed."
                 if h.status is HardeningStatus.RETIRED
                 else h.remediation
             ),
+            Link(url, url=url),
         )
 
 
-def hardening_sheet(snapshot: Snapshot) -> SheetLayout:
+def hardening_sheet(snapshot: Snapshot, portal: str = PUBLIC_PORTAL) -> SheetLayout:
     names = _subscription_names(snapshot)
     return SheetLayout(
         title=HARDENING,
         purpose="Hardening recommendations per subscription: healthy / unhealthy / not "
         "applicable resources; retired features labelled retired, absent data 'missing'.",
         columns=HARDENING_COLUMNS,
-        rows=_hardening_rows(snapshot, names),
+        rows=_hardening_rows(snapshot, names, portal),
+        printed=HARDENING_PRINTED,
     )
 
 
@@ -939,13 +1208,13 @@ def plans_sheet(snapshot: Snapshot) -> SheetLayout:
     rows = (
         (
             names.get(p.subscription_id, p.subscription_id),
-            p.subscription_id,
             p.plan,
             p.tier,
             p.sub_plan,
             "retired" if p.deprecated else "current",
             ", ".join(p.replaced_by),
             _parse_instant(p.enablement_time),
+            p.subscription_id,
         )
         for p in plans
     )
@@ -955,7 +1224,17 @@ def plans_sheet(snapshot: Snapshot) -> SheetLayout:
         "labelled retired.",
         columns=PLAN_COLUMNS,
         rows=rows,
+        printed=PLAN_PRINTED,
+        portrait=True,
     )
+
+
+def _score_percentage(maximum: float, fraction: float) -> float | str | None:
+    """Percent 0-100; a control worth no points (maximum 0) has no percentage: not applicable,
+    never 0 %."""
+    if math.isfinite(maximum) and maximum == 0:
+        return NOT_APPLICABLE
+    return _fraction_pct(fraction)
 
 
 def _score_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequence[CellValue]]:
@@ -964,16 +1243,16 @@ def _score_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequen
         controls[c.subscription_id].append(
             (
                 names.get(c.subscription_id, c.subscription_id),
-                c.subscription_id,
                 cell_text(c.display_name),
-                c.control_id,
                 _finite(c.current),
                 _finite(c.maximum),
-                _finite(c.percentage),
+                _score_percentage(c.maximum, c.percentage),
                 c.healthy_resources,
                 c.unhealthy_resources,
                 c.not_applicable_resources,
                 c.weight,
+                c.subscription_id,
+                c.control_id,
             )
         )
     scores = {s.subscription_id: s for s in snapshot.posture.secure_scores}
@@ -982,16 +1261,16 @@ def _score_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequen
         if score is not None:
             yield (
                 names.get(sub, sub),
-                sub,
                 "Overall secure score",
-                None,
                 _finite(score.current),
                 _finite(score.maximum),
-                _finite(score.percentage),
+                _score_percentage(score.maximum, score.percentage),
                 None,
                 None,
                 None,
                 score.weight,
+                sub,
+                None,
             )
         yield from controls.get(sub, ())
 
@@ -1003,6 +1282,7 @@ def secure_score_sheet(snapshot: Snapshot) -> SheetLayout:
         purpose="Secure score per subscription and each of its security controls.",
         columns=SCORE_COLUMNS,
         rows=_score_rows(snapshot, names),
+        printed=SCORE_PRINTED,
     )
 
 
@@ -1011,20 +1291,22 @@ def secure_score_sheet(snapshot: Snapshot) -> SheetLayout:
 # ---------------------------------------------------------------------------------------------
 
 ATTESTATION_COLUMNS = (
-    Column("Kind", 12),
-    Column("Subscription", 24),
+    Column("Kind", 11),
+    Column("Subscription", 14, Kind.WRAP),
+    Column("Assignment", 20, Kind.WRAP),
+    Column("Standard", 20, Kind.WRAP),
+    Column("State or category", 12, Kind.WRAP),
+    Column("Attested on (UTC)", 11, Kind.DATE),
+    Column("Expires on (UTC)", 11, Kind.DATE),
+    Column("Expired", 9, Kind.TEXT, (("EXPIRED", Tone.BAD), ("No", Tone.GOOD))),
+    Column("Evidence", 18, Kind.WRAP),
+    Column("Evidence link", 20, Kind.LINK),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("Assignment", 34),
-    Column("Standard", 40),
     Column("Assessment key", 38, Kind.HASH),
-    Column("State or category", 16),
-    Column("Attested on (UTC)", 18, Kind.DATETIME),
-    Column("Expires on (UTC)", 18, Kind.DATETIME),
-    Column("Expired", 10, Kind.TEXT, (("EXPIRED", Tone.BAD), ("No", Tone.GOOD))),
-    Column("Evidence", 40),
-    Column("Evidence link", 50, Kind.LINK),
+    Column("Standard ID", 60),
     Column("Description", 50, Kind.WRAP),
 )
+ATTESTATION_PRINTED = 10
 
 _KINDS = {"Attest": "Attestation", "Exempt": "Exemption"}
 
@@ -1035,31 +1317,52 @@ def _expired(expires: datetime | None, raw: str, at: datetime) -> str:
     return "EXPIRED" if expires <= at else "No"
 
 
+def standard_names(assignments: Iterable[StandardAssignment]) -> dict[str, str]:
+    """Standard resource id -> the standard's name, from the assignments that assign it
+    (effect Audit: their display name is the standard's)."""
+    names: dict[str, str] = {}
+    for a in assignments:
+        if a.effect == "Audit" and a.standard_id and a.display_name:
+            names.setdefault(a.standard_id.lower(), a.display_name)
+    return names
+
+
+def standard_name(standard_id: str, names: Mapping[str, str]) -> str:
+    """A standard's name for people; its id's last segment when no assignment names it."""
+    return names.get(standard_id.lower()) or standard_id.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _assignment_rows(
-    assignment: StandardAssignment, names: Mapping[str, str], at: datetime
+    assignment: StandardAssignment,
+    names: Mapping[str, str],
+    standards: Mapping[str, str],
+    at: datetime,
 ) -> Iterator[Sequence[CellValue]]:
     expires = _parse_instant(assignment.expires_on)
     attest = assignment.effect == "Attest"
-    base: tuple[CellValue, ...] = (
+    head: tuple[CellValue, ...] = (
         _KINDS.get(assignment.effect, assignment.effect),
         names.get(assignment.subscription_id, assignment.subscription_id),
-        assignment.subscription_id,
         cell_text(assignment.display_name or assignment.assignment_id),
-        cell_text(assignment.standard_id),
-        assignment.assessment_key,
+        cell_text(standard_name(assignment.standard_id, standards)),
         assignment.compliance_state if attest else assignment.exemption_category,
         _parse_instant(assignment.compliance_date) if attest else None,
         expires,
         _expired(expires, assignment.expires_on, at),
     )
-    description = cell_text(assignment.description)
+    tail: tuple[CellValue, ...] = (
+        assignment.subscription_id,
+        assignment.assessment_key,
+        cell_text(assignment.standard_id),
+        cell_text(assignment.description),
+    )
     if not assignment.evidence:
-        yield (*base, "none attached" if attest else None, None, description)
+        yield (*head, "none attached" if attest else None, None, *tail)
         return
     for evidence in assignment.evidence:
         url = cell_text(evidence.source_url, 2_000)  # Excel's hyperlink address limit
         link: CellValue = Link(url, url=url) if url.startswith(("https://", "http://")) else url
-        yield (*base, cell_text(evidence.description), link, description)
+        yield (*head, cell_text(evidence.description), link, *tail)
 
 
 def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
@@ -1070,9 +1373,11 @@ def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
         key=lambda a: (a.effect, names.get(a.subscription_id, "").lower(), a.display_name),
     )
 
+    standards = standard_names(snapshot.posture.assignments)
+
     def rows() -> Iterator[Sequence[CellValue]]:
         for assignment in assignments:
-            yield from _assignment_rows(assignment, names, at)
+            yield from _assignment_rows(assignment, names, standards, at)
 
     return SheetLayout(
         title=ATTESTATIONS,
@@ -1080,6 +1385,7 @@ def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
         "(expired ones flagged as of the end snapshot).",
         columns=ATTESTATION_COLUMNS,
         rows=rows(),
+        printed=ATTESTATION_PRINTED,
     )
 
 
@@ -1088,13 +1394,39 @@ def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
 # ---------------------------------------------------------------------------------------------
 
 QUALITY_COLUMNS = (
-    Column("Check", 22, Kind.TEXT, (("none found", Tone.GOOD),)),
+    Column("Check", 17, Kind.WRAP, (("none found", Tone.GOOD), ("Missing snapshot", Tone.BAD))),
     Column("Snapshot", 18),
-    Column("Subscription", 24),
+    Column("Subscription", 14, Kind.WRAP),
+    Column("Detail", 46, Kind.WRAP),
+    Column("Count", 7, Kind.INTEGER),
     Column("Subscription ID", 38, Kind.HASH),
-    Column("Detail", 80, Kind.WRAP),
-    Column("Count", 9, Kind.INTEGER),
 )
+QUALITY_PRINTED = 5
+
+
+def _quality(
+    check: str,
+    snapshot: str | None,
+    subscription: tuple[str | None, str | None],
+    detail: str,
+    count: int | None = None,
+) -> tuple[CellValue, ...]:
+    """One Data quality row in QUALITY_COLUMNS order; `subscription`: name, id."""
+    return (check, snapshot, subscription[0], detail, count, subscription[1])
+
+
+def _missing_slot_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
+    evidence = period_evidence(inputs)
+    return [
+        _quality(
+            "Missing snapshot",
+            snapshot_id_for(slot),
+            (None, None),
+            f"no snapshot was committed for the scheduled slot {iso(slot)} "
+            f"(schedule {evidence.schedule})",
+        )
+        for slot in evidence.missing
+    ]
 
 
 def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
@@ -1104,11 +1436,10 @@ def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
     for entry in inputs.period:
         if entry.status is not CollectionStatus.COMPLETE:
             rows.append(
-                (
+                _quality(
                     "Incomplete scope",
                     entry.snapshot_id,
-                    None,
-                    None,
+                    (None, None),
                     cell_text(f"{entry.status.value}: " + "; ".join(entry.reasons)),
                     len(entry.expected_subscriptions) - len(entry.collected_subscriptions),
                 )
@@ -1121,21 +1452,22 @@ def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
         for sub in sorted(missing | set(completeness.missing)):
             reason = completeness.missing.get(sub, "not collected")
             rows.append(
-                ("Missing subscription", index.snapshot_id, names.get(sub), sub, reason, None)
+                _quality("Missing subscription", index.snapshot_id, (names.get(sub), sub), reason)
             )
         for kind, count in sorted(completeness.malformed.items()):
             rows.append(
-                (
+                _quality(
                     "Malformed rows",
                     index.snapshot_id,
-                    None,
-                    None,
+                    (None, None),
                     f"{kind}: rows that did not have their type's shape were left out",
                     count,
                 )
             )
         for error in completeness.errors:
-            rows.append(("Collection error", index.snapshot_id, None, None, cell_text(error), None))
+            rows.append(
+                _quality("Collection error", index.snapshot_id, (None, None), cell_text(error))
+            )
     end = inputs.end
     stale: Counter[str] = Counter()
     last_seen: dict[str, datetime] = {}
@@ -1145,11 +1477,10 @@ def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
         last_seen[sub] = min(last_seen.get(sub, item.last_seen), item.last_seen)
     for sub, count in sorted(stale.items()):
         rows.append(
-            (
+            _quality(
                 "Stale data",
                 end.index.snapshot_id,
-                names.get(sub),
-                sub,
+                (names.get(sub), sub),
                 f"assessments not observed in the end snapshot, carried from earlier snapshots "
                 f"(oldest last seen {last_seen[sub]:%Y-%m-%d}); shown as 'Stale'",
                 count,
@@ -1158,29 +1489,25 @@ def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
     period_to = inputs.manifest.period_to
     if period_to - end.index.scheduled_at > STALE_AFTER:
         rows.append(
-            (
+            _quality(
                 "Stale data",
                 end.index.snapshot_id,
-                None,
-                None,
+                (None, None),
                 f"the last snapshot of the period was scheduled at {iso(end.index.scheduled_at)}, "
                 f"more than {STALE_AFTER.total_seconds() / 3600:.0f} hours before the period's "
                 f"end {iso(period_to)}",
-                None,
             )
         )
     for earlier, later in zip(inputs.period, inputs.period[1:], strict=False):
         gap = later.scheduled_at - earlier.scheduled_at
         if gap > STALE_AFTER:
             rows.append(
-                (
+                _quality(
                     "Gap in snapshots",
                     later.snapshot_id,
-                    None,
-                    None,
+                    (None, None),
                     f"no snapshot between {earlier.snapshot_id} and {later.snapshot_id} "
                     f"({gap.total_seconds() / 86400:.1f} days)",
-                    None,
                 )
             )
     missing_hardening: Counter[str] = Counter(
@@ -1188,19 +1515,21 @@ def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
     )
     for sub, count in sorted(missing_hardening.items()):
         rows.append(
-            (
+            _quality(
                 "Missing data",
                 end.index.snapshot_id,
-                names.get(sub),
-                sub,
+                (names.get(sub), sub),
                 "hardening recommendations without any data (shown as 'missing', never passed)",
                 count,
             )
         )
     for warning in end.posture.completeness.warnings:
-        rows.append(("Warning", end.index.snapshot_id, None, None, cell_text(warning), None))
+        rows.append(_quality("Warning", end.index.snapshot_id, (None, None), cell_text(warning)))
+    rows += _missing_slot_rows(inputs)
     if not rows:
-        rows.append(("none found", None, None, None, "No data-quality issue in this period.", 0))
+        rows.append(
+            _quality("none found", None, (None, None), "No data-quality issue in this period.", 0)
+        )
     return rows
 
 
@@ -1211,6 +1540,8 @@ def quality_sheet(inputs: PackInputs) -> SheetLayout:
         "between snapshots.",
         columns=QUALITY_COLUMNS,
         rows=quality_rows(inputs),
+        printed=QUALITY_PRINTED,
+        portrait=True,
     )
 
 
@@ -1228,9 +1559,9 @@ def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
     titles = standard_sheet_titles(standards)
     body = [
         summary_sheet(inputs, titles),
-        *standard_sheets(inputs.end, titles),
+        *standard_sheets(inputs.end, titles, inputs.options.portal),
         changes_sheet(inputs),
-        hardening_sheet(inputs.end),
+        hardening_sheet(inputs.end, inputs.options.portal),
         plans_sheet(inputs.end),
         secure_score_sheet(inputs.end),
         attestations_sheet(inputs.end),

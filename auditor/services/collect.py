@@ -36,6 +36,7 @@ from auditor.adapters.bounded import (
     TimeBoundReached,
 )
 from auditor.adapters.credentials import build_credential
+from auditor.adapters.reach import Unreachable
 from auditor.adapters.resource_graph import (
     RETRYABLE_STATUS,
     DeadlineExceeded,
@@ -100,9 +101,12 @@ class TransientCollectionError(RuntimeError):
     """The tenant could not be read now (throttling, 5xx, network, time bound): retry later."""
 
 
-class DiscoveryFailed(RuntimeError):
+class DiscoveryFailed(Unreachable):
     """Discovery could not list the delegated tenants (after its retries, or because of what
-    the control plane answered). str() is one line: the reason. Nothing can be collected."""
+    the control plane answered). str() is one line: the reason. Nothing can be collected.
+
+    An Unreachable (auditor/adapters/reach.py): every command that reports an unreachable
+    control plane in one line with exit 2 reports this one the same way."""
 
 
 # What a REST read can fail with: an error answer, or a stop for a lasting reason.
@@ -253,6 +257,8 @@ class Collector:
             delegation_rows = self._rows(DISCOVER_DELEGATIONS, stats, deadline)
             names = self._names(deadline)
             tenants = tenants_from_rows(subscription_rows, delegation_rows, names)
+        except Unreachable as exc:  # already one line naming what could not be reached
+            raise DiscoveryFailed(str(exc)) from exc
         except (GraphQueryError, CollectionStopped) as exc:
             raise DiscoveryFailed(f"discovery failed: {first_line(exc)}") from exc
         log.info(

@@ -58,6 +58,7 @@ from auditor.core.evidence import (
     stored_manifest,
     workbook_blob_name,
 )
+from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.snapshot import (
     SNAPSHOT_ID,
     SnapshotIndexEntry,
@@ -65,7 +66,13 @@ from auditor.core.snapshot import (
     SnapshotReader,
     slot_of,
 )
-from auditor.core.workbook import PackInputs, pack_layout
+from auditor.core.workbook import (
+    DEFAULT_OPTIONS,
+    PackInputs,
+    PackOptions,
+    pack_layout,
+    page_labels,
+)
 from auditor.core.workbook_writer import WorkbookStats, write_workbook
 from auditor.settings import Settings, load_settings
 
@@ -243,6 +250,7 @@ def build_pack(
     out: Path,
     *,
     generated_at: datetime,
+    options: PackOptions = DEFAULT_OPTIONS,
 ) -> BuiltPack:
     """Read the period's two snapshots and write the pack's workbook to `out`."""
     start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
@@ -269,12 +277,14 @@ def build_pack(
         end=end,
         period=period.entries,
         diff=diff_snapshots(start, end),
+        options=options,
     )
     stats = write_workbook(
         pack_layout(inputs),
         out,
         title=f"Evidence pack {report_id}",
         creator=GENERATOR_VERSION,
+        labels=page_labels(inputs),
     )
     sha, size = file_sha256(out)
     return BuiltPack(manifest, out, sha, size, stats)
@@ -345,8 +355,10 @@ class ReportService:
         *,
         clock: Clock = _now,
         token: Callable[[], str] = _token,
+        options: PackOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.reader = reader
+        self.options = options
         self.evidence = evidence
         self._send = send
         self._clock = clock
@@ -416,7 +428,13 @@ class ReportService:
             if upload:
                 ensure_anchored(self.evidence, period.entries)
             pack = build_pack(
-                self.reader, job.tenant_id, job.report_id, period, path, generated_at=self._clock()
+                self.reader,
+                job.tenant_id,
+                job.report_id,
+                period,
+                path,
+                generated_at=self._clock(),
+                options=self.options,
             )
             if upload:
                 pack = self._store(job, pack, period, path)
@@ -447,6 +465,7 @@ class ReportService:
                 period,
                 path,
                 generated_at=self._clock(),
+                options=self.options,
             )
             upload_pack(self.evidence, rebuilt)
             return rebuilt
@@ -555,6 +574,19 @@ def _workbook_path(out: Path | None, report_id: str) -> Iterator[Path]:
 # Wiring (function_app.py, the API and the command line)
 
 
+def pack_options(settings: Settings) -> PackOptions:
+    """What packs follow from the settings: the snapshot schedule (slots of a period) and the
+    portal of the cloud AUDITOR_ARM_ENDPOINT names (links)."""
+    from auditor.core.portal import portal_for
+
+    try:
+        portal = portal_for(settings.arm_endpoint)
+    except ValueError:
+        # A private or test endpoint (the simulator): links go to the public portal.
+        portal = PUBLIC_PORTAL
+    return PackOptions(snapshot_schedule=settings.snapshot_schedule, portal=portal)
+
+
 @contextmanager
 def open_report_service(
     settings: Settings, *, with_queue: bool = True, reader: SnapshotReader | None = None
@@ -571,7 +603,12 @@ def open_report_service(
     try:
         if not evidence.identity_based:
             evidence.create_container()  # local runs; in Azure the template creates it
-        yield ReportService(snapshots, evidence, queue.send if queue is not None else None)
+        yield ReportService(
+            snapshots,
+            evidence,
+            queue.send if queue is not None else None,
+            options=pack_options(settings),
+        )
     finally:
         if queue is not None:
             queue.close()
@@ -641,6 +678,11 @@ def api_report_service(settings: Settings, reader: SnapshotReader) -> LazyReport
         evidence = EvidenceStore.from_settings(settings)
         if not evidence.identity_based:
             evidence.create_container()
-        return ReportService(reader, evidence, ReportQueue.from_settings(settings).send)
+        return ReportService(
+            reader,
+            evidence,
+            ReportQueue.from_settings(settings).send,
+            options=pack_options(settings),
+        )
 
     return LazyReportService(make)

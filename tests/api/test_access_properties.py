@@ -7,15 +7,19 @@ the tenant list names exactly the granted tenants that exist.
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from auditor.core.access import AccessPolicy, Principal, parse_policy
 from tests.api.conftest import HostedClient, TestClient, principal_header
+from tests.api.helpers import problem
 from tests.api.scenario import DAY1, DAY2, DAY3, TENANT_A, TENANT_B, TENANT_C, Scenario
 
 EXISTING = (TENANT_A, TENANT_B, TENANT_C)
@@ -152,13 +156,58 @@ def test_without_a_caller_every_tenant_request_is_the_same_401(
     assert (status, headers, body) == reference
 
 
-def test_a_forged_or_malformed_principal_header_is_no_caller(
+def test_a_principal_without_an_object_id_is_no_caller(
     hosted: HostedClient, scenario: Scenario
 ) -> None:
     client = hosted(AccessPolicy.allow_all())
-    for header in ("not base64", "eyJjbGFpbXMiOiBbXX0="):  # {"claims": []}
+    for claims in ([], [{"typ": "oid", "val": "not-a-guid"}]):
+        header = base64.b64encode(json.dumps({"claims": claims}).encode()).decode()
         response = client.get("/api/tenants", headers={"X-MS-CLIENT-PRINCIPAL": header})
         assert response.status_code == 401
+
+
+def _nested(depth: int) -> str:
+    document = "[" * depth + "]" * depth
+    return base64.b64encode(f'{{"claims": {document}}}'.encode()).decode()
+
+
+def test_a_malformed_principal_header_is_a_400_naming_it_and_is_still_audited(
+    hosted: HostedClient, scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 9 §5: a header nested 3,000 deep was a 500 without an audit record.
+    client = hosted(AccessPolicy.allow_all())
+    with caplog.at_level(logging.INFO, logger="auditor.audit"):
+        for header in (_nested(3_000), "not base64", base64.b64encode(b"[1]").decode()):
+            response = client.get(
+                f"/api/tenants/{TENANT_A}/diff", headers={"X-MS-CLIENT-PRINCIPAL": header}
+            )
+            body = problem(response, 400)
+            assert body["parameter"] == "X-MS-CLIENT-PRINCIPAL"
+            assert TENANT_A not in response.text
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "auditor.audit"]
+    assert [(r["principal"], r["status"], r["tenant"]) for r in records] == [
+        ("anonymous", 400, TENANT_A)
+    ] * 3
+    # Routes that need no caller still answer.
+    assert client.get("/api/health", headers={"X-MS-CLIENT-PRINCIPAL": _nested(3_000)}).is_success
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    depth=st.integers(0, 5_000),
+    wrap=st.sampled_from(["[", '{"a":']),
+    junk=st.binary(max_size=64),
+)
+def test_no_principal_header_is_ever_a_server_error(
+    hosted: HostedClient, scenario: Scenario, depth: int, wrap: str, junk: bytes
+) -> None:
+    close = "]" if wrap == "[" else "}"
+    nested = base64.b64encode((wrap * depth + "1" + close * depth).encode()).decode()
+    client = hosted(AccessPolicy.allow_all())
+    for header in (nested, base64.b64encode(junk).decode()):
+        response = client.get("/api/tenants", headers={"X-MS-CLIENT-PRINCIPAL": header})
+        assert response.status_code in (200, 400, 401), response.text
 
 
 def test_local_mode_ignores_the_principal_header(
@@ -169,3 +218,25 @@ def test_local_mode_ignores_the_principal_header(
         local_client.get("/api/tenants", headers=forged).json()
         == local_client.get("/api/tenants").json()
     )
+
+
+def test_an_app_only_caller_sees_nothing_under_star_and_its_tenants_under_its_app_grant(
+    hosted: HostedClient, scenario: Scenario
+) -> None:
+    # Issue 9 §6: "*" means any signed-in user; a daemon's own token needs app:<client id>.
+    client_id = "c11e0000-0000-4000-8000-00000000000c"
+    daemon = Principal(BOB, roles=frozenset({"Reader"}), app_only=True, app_id=client_id)
+    user = Principal(ALICE)
+    star = parse_policy(json.dumps({"grants": [{"principal": "*", "tenants": "*"}]}))
+    assert hosted(star).get("/api/tenants", headers=principal_header(daemon)).json() == {
+        "value": [],
+        "nextLink": None,
+    }
+    assert len(hosted(star).get("/api/tenants", headers=principal_header(user)).json()["value"])
+    granted = parse_policy(
+        json.dumps({"grants": [{"principal": f"app:{client_id}", "tenants": [TENANT_B]}]})
+    )
+    listed = hosted(granted).get("/api/tenants", headers=principal_header(daemon)).json()
+    assert [t["tenantId"] for t in listed["value"]] == [TENANT_B]
+    hidden = hosted(granted).get(f"/api/tenants/{TENANT_A}/diff", headers=principal_header(daemon))
+    assert hidden.status_code == 404

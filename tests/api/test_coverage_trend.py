@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from azure.data.tables import TableServiceClient
+
+from auditor.adapters.tables.store import SnapshotStore
+from auditor.api import create_app
+from auditor.core.access import AccessPolicy
+from auditor.services.history import SnapshotHistory
 from tests.api.conftest import TestClient
 from tests.api.helpers import as_csv_row, csv_rows, problem
 from tests.api.scenario import DAY1, DAY2, DAY3, TENANT_A, TENANT_C, TENANT_X, Scenario
+from tools.devservices import Azurite
+from tools.posture_factory import make_sized_posture
 
 COVERAGE = f"/api/tenants/{TENANT_A}/coverage"
 TREND = f"/api/tenants/{TENANT_A}/trend"
@@ -30,6 +40,11 @@ def test_coverage_of_the_latest_snapshot_has_hardening_plans_and_scores(
     )
     assert (vm["tier"], vm["subPlan"]) == ("Free", "")
     assert {s["subscriptionId"] for s in body["secureScores"]} == {s0, s2}
+    # One unit for every percentage: 0-100, as compliance (Defender reports a fraction).
+    fractions = {s.subscription_id: s.percentage for s in day3.secure_scores}
+    for score in body["secureScores"]:
+        assert score["percentage"] == round(fractions[score["subscriptionId"]] * 100, 2)
+        assert score["percentage"] > 1
 
 
 def test_coverage_of_a_named_snapshot_or_instant(
@@ -115,3 +130,35 @@ def test_trend_errors(local_client: TestClient, scenario: Scenario) -> None:
     missing = local_client.get(TREND, params={"from": "20261101T020000Z"})
     assert problem(missing, 404)["type"] == "urn:auditor:problem:snapshot-not-found"
     problem(local_client.get(f"/api/tenants/{TENANT_X}/trend"), 404)
+
+
+def test_a_trend_after_a_failed_day_ends_with_the_last_snapshot(
+    azurite: Azurite, table_prefix: str
+) -> None:
+    """Issue 11: after a failed day the trend must still reach the period's last snapshot."""
+    tenant = "f0000000-0000-4000-8000-0000000000f1"
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    with SnapshotStore(service, table_prefix) as store:
+        posture = make_sized_posture(tenant, subscriptions=1, records=40, seed=7)
+        first = datetime(2026, 11, 1, 2, tzinfo=UTC)
+        store.commit_snapshot(posture, first, "test")
+        store.commit_failed(posture.tenant, first + timedelta(days=1), "503 three times", "test")
+        store.commit_snapshot(posture, first + timedelta(days=2), "test")
+        client = TestClient(
+            create_app(SnapshotHistory(store), AccessPolicy.allow_all(), local_principal="dev"),
+            raise_server_exceptions=False,
+        )
+        ids = ["20261101T020000Z", "20261102T020000Z", "20261103T020000Z"]
+        for query in (
+            {},
+            {"to": "20261103T020000Z"},
+            {"from": "2026-11-01T00:00:00Z", "to": "2026-11-03T02:00:00Z"},
+            {"to": "2026-11-03T23:59:59Z"},
+        ):
+            body = client.get(f"/api/tenants/{tenant}/trend", params=query).json()
+            standards = body["standards"]
+            assert standards
+            points = [p["snapshotId"] for p in body["value"]]
+            assert points == [i for i in ids for _ in standards], query
+            assert body["value"][-1]["compliance"] is not None
+            assert {p["status"] for p in body["value"] if p["snapshotId"] == ids[1]} == {"failed"}

@@ -96,7 +96,12 @@ def test_day_one_to_day_two_has_every_category_where_it_belongs(
         else:
             assert change["change"] == "changed"
     counts = body["summary"]["posture"]
-    assert counts["added"] == counts["removed"] == 1
+    # The version change is an assignment change: scope, reported apart from posture.
+    assert counts["added"] == counts["removed"] == 0
+    assert body["summary"]["assignments"] == [
+        {"subscriptionId": s0, "standard": "PCI-DSS-4", "change": "removed"},
+        {"subscriptionId": s0, "standard": "PCI-DSS-4.0.1", "change": "added"},
+    ]
     assert counts["regressed"] + counts["improved"] + counts["changed"] == len(transitions)
     assert body["matchingChanges"] == len(changes)
 
@@ -137,14 +142,17 @@ def test_summary_has_compliance_at_both_ends_downgrades_and_secure_score_drops(
             "after": {"tier": "Free", "subPlan": ""},
         }
     ]
+    # Percentages are 0-100 everywhere (Defender's fraction 0.6667 is 66.67 %).
     assert summary["secureScoreDrops"] == [
-        {"subscriptionId": s1, "before": 0.6667, "after": 0.55, "delta": -0.1167}
+        {"subscriptionId": s1, "before": 66.67, "after": 55.0, "delta": -11.67}
     ]
     assert summary["scope"] == {
         "subscriptionsAdded": 1,
         "subscriptionsRemoved": 0,
         "subscriptionsIncomparable": 0,
         "subscriptionsCompared": 2,
+        "standardsAssigned": 1,
+        "standardsUnassigned": 1,
     }
 
 

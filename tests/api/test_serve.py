@@ -84,3 +84,34 @@ def test_serve_stops_at_start_on_a_bad_policy(azurite: Azurite) -> None:
     )
     assert done.returncode == 2
     assert "setting AUDITOR_ACCESS_POLICY: grants[0]: missing 'tenants'" in done.stderr
+
+
+def test_serve_answers_only_loopback_hosts_and_links_from_the_bound_address(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # Issue 9 §5: any Host was answered and copied into nextLink (DNS rebinding, forged links).
+    with serving(azurite, api_store) as base:
+        for host in ("evil.example", "evil.example:80", "10.0.0.1", ""):
+            refused = httpx.get(f"{base}/api/tenants", headers={"Host": host})
+            assert refused.status_code == 400, host
+            assert refused.json()["parameter"] == "Host"
+        port = base.rsplit(":", 1)[1]
+        for host in (f"localhost:{port}", f"127.0.0.2:{port}", f"[::1]:{port}"):
+            page = httpx.get(f"{base}/api/tenants", params={"$top": "1"}, headers={"Host": host})
+            assert page.status_code == 200, host
+            assert page.json()["nextLink"].startswith(f"{base}/api/tenants?"), host
+
+
+def test_serve_refuses_a_cross_site_text_plain_post(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    with serving(azurite, api_store) as base:
+        response = httpx.post(
+            f"{base}/api/tenants/{TENANT_A}/reports",
+            content=b'{"to": "2026-11-27T02:00:00Z"}',
+            headers={"Content-Type": "text/plain", "Origin": "https://evil.example"},
+        )
+        assert response.status_code == 415
+        assert "application/json" in response.json()["detail"]
+        listed = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports")
+        assert listed.status_code == 200 and listed.json()["value"] == []

@@ -36,6 +36,10 @@ SAMPLE_SETTINGS = ROOT / "local.settings.sample.json"
 
 ROLE = {
     "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "Storage Table Data Reader": "76199698-9eea-4c19-bc75-cec21354c6b6",
+    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "Storage Blob Delegator": "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
+    "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
     "Security Reader": "39bc4728-0917-49c7-9d2c-d95423bc2eb4",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
@@ -175,8 +179,15 @@ def _array(parsed: dict[str, Any], expr: Any) -> list[Any]:
     raise AssertionError(f"not an array expression: {expr!r}")
 
 
-def app_settings(parsed: dict[str, Any]) -> dict[str, Any]:
-    site = resource(parsed, "functionApp")
+# The two apps (issue 9 §6): symbol -> (its identity, host storage, plan, AUDITOR_ROLE, azd service)
+APPS = {
+    "collectorApp": ("identity", "hostStorage", "plan", "collector", "collector"),
+    "functionApp": ("apiIdentity", "apiHostStorage", "apiPlan", "api", "api"),
+}
+
+
+def app_settings(parsed: dict[str, Any], app: str = "functionApp") -> dict[str, Any]:
+    site = resource(parsed, app)
     items = _array(parsed, site["properties"]["siteConfig"]["appSettings"])
     names = [item["name"] for item in items]
     duplicates = {name for name in names if names.count(name) > 1}
@@ -209,8 +220,9 @@ def bicep_files() -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_every_setting_the_code_reads_is_set(main: dict[str, Any]) -> None:
-    settings = app_settings(main)
+@pytest.mark.parametrize("app", list(APPS))
+def test_every_setting_the_code_reads_is_set(main: dict[str, Any], app: str) -> None:
+    settings = app_settings(main, app)
     missing = []
     for spec in SETTINGS:
         if spec.name in LOCAL_ONLY:
@@ -224,40 +236,52 @@ def test_every_setting_the_code_reads_is_set(main: dict[str, Any]) -> None:
     assert not missing, f"settings the code reads but main.bicep does not set: {missing}"
 
 
-def test_local_only_settings_are_not_deployed(main: dict[str, Any]) -> None:
-    assert not LOCAL_ONLY & set(app_settings(main))
+@pytest.mark.parametrize("app", list(APPS))
+def test_local_only_settings_are_not_deployed(main: dict[str, Any], app: str) -> None:
+    assert not LOCAL_ONLY & set(app_settings(main, app))
 
 
+@pytest.mark.parametrize("app", list(APPS))
+def test_each_app_has_its_role(main: dict[str, Any], app: str) -> None:
+    # Issue 9 §6: same package, AUDITOR_ROLE chooses the functions (function_app.py).
+    assert app_settings(main, app)["AUDITOR_ROLE"] == APPS[app][3]
+
+
+@pytest.mark.parametrize("app", list(APPS))
 def test_storage_connection_is_identity_based_and_points_at_the_data_account(
-    main: dict[str, Any],
+    main: dict[str, Any], app: str
 ) -> None:
-    settings = app_settings(main)
+    settings = app_settings(main, app)
+    identity = APPS[app][0]
     for suffix, service in zip(
         STORAGE_SERVICE_URI_SUFFIXES, ("table", "queue", "blob"), strict=True
     ):
         value = render(settings[f"{STORAGE_CONNECTION}__{suffix}"])
         assert value == f"dataStorage.properties.primaryEndpoints.{service}"
     assert settings[f"{STORAGE_CONNECTION}__credential"] == "managedidentity"
-    assert render(settings[f"{STORAGE_CONNECTION}__clientId"]) == "identity.properties.clientId"
+    assert render(settings[f"{STORAGE_CONNECTION}__clientId"]) == f"{identity}.properties.clientId"
     # DefaultAzureCredential (Resource Graph calls) picks the user-assigned identity by this.
-    assert render(settings["AZURE_CLIENT_ID"]) == "identity.properties.clientId"
+    assert render(settings["AZURE_CLIENT_ID"]) == f"{identity}.properties.clientId"
 
 
-def test_host_storage_and_telemetry_use_the_identity(main: dict[str, Any]) -> None:
-    settings = app_settings(main)
-    assert render(settings["AzureWebJobsStorage__accountName"]) == "hostStorage.name"
+@pytest.mark.parametrize("app", list(APPS))
+def test_host_storage_and_telemetry_use_the_identity(main: dict[str, Any], app: str) -> None:
+    settings = app_settings(main, app)
+    identity, host = APPS[app][0], APPS[app][1]
+    assert render(settings["AzureWebJobsStorage__accountName"]) == f"{host}.name"
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
-    assert render(settings["AzureWebJobsStorage__clientId"]) == "identity.properties.clientId"
+    assert render(settings["AzureWebJobsStorage__clientId"]) == f"{identity}.properties.clientId"
     assert render(settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == (
         "appInsights.properties.ConnectionString"
     )
     auth = settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
     assert "Authorization=AAD" in auth
-    assert "ClientId=${identity.properties.clientId}" in auth
+    assert f"ClientId=${{{identity}.properties.clientId}}" in auth
 
 
-def test_no_connection_strings_or_keys_in_app_settings(main: dict[str, Any]) -> None:
-    settings = app_settings(main)
+@pytest.mark.parametrize("app", list(APPS))
+def test_no_connection_strings_or_keys_in_app_settings(main: dict[str, Any], app: str) -> None:
+    settings = app_settings(main, app)
     # The bare connection names would be read as connection strings (keys) before the URIs.
     assert "AzureWebJobsStorage" not in settings
     assert STORAGE_CONNECTION not in settings
@@ -283,9 +307,10 @@ def test_no_keys_anywhere_in_the_templates(path: Path) -> None:
     assert "@secure()" not in code, "no secret parameters: everything is identity-based"
 
 
-def test_no_legacy_worker_settings_on_flex(main: dict[str, Any]) -> None:
-    assert not LEGACY_WORKER_SETTINGS & set(app_settings(main))
-    site_config = resource(main, "functionApp")["properties"]["siteConfig"]
+@pytest.mark.parametrize("app", list(APPS))
+def test_no_legacy_worker_settings_on_flex(main: dict[str, Any], app: str) -> None:
+    assert not LEGACY_WORKER_SETTINGS & set(app_settings(main, app))
+    site_config = resource(main, app)["properties"]["siteConfig"]
     assert not FLEX_REJECTED_SITE_CONFIG & set(site_config)
 
 
@@ -332,46 +357,73 @@ def test_arm_endpoint_follows_the_cloud_of_the_deployment(main: dict[str, Any]) 
 # ---------------------------------------------------------------------------------------------
 
 
-def test_plan_is_flex_consumption(main: dict[str, Any]) -> None:
-    (plan,) = resources_of_type(main, "Microsoft.Web/serverfarms").values()
-    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
-    assert plan["properties"]["reserved"] is True
+def test_each_app_has_its_own_flex_consumption_plan(main: dict[str, Any]) -> None:
+    plans = resources_of_type(main, "Microsoft.Web/serverfarms")
+    assert set(plans) == {plan for _, _, plan, _, _ in APPS.values()}
+    for plan in plans.values():
+        assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+        assert plan["properties"]["reserved"] is True
 
 
-def test_function_app_runtime_and_deployment_storage(main: dict[str, Any]) -> None:
-    site = resource(main, "functionApp")
-    assert main["resources"]["functionApp"]["api_version"] >= "2023-12-01"  # functionAppConfig
+def test_exactly_two_apps_with_two_identities_and_two_host_accounts(main: dict[str, Any]) -> None:
+    assert set(resources_of_type(main, "Microsoft.Web/sites")) == set(APPS)
+    identities = resources_of_type(main, "Microsoft.ManagedIdentity/userAssignedIdentities")
+    assert set(identities) == {"identity", "apiIdentity"}
+    # Existing customer delegations name the collector identity: it keeps the old name.
+    assert resource(main, "identity")["name"] == "identityName"
+    assert variable(main, "identityName") == "id-auditor-${resourceToken}"
+    assert variable(main, "apiIdentityName") != variable(main, "identityName")
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_function_app_runtime_and_deployment_storage(main: dict[str, Any], app: str) -> None:
+    identity, host, plan, _, _ = APPS[app]
+    site = resource(main, app)
+    assert main["resources"][app]["api_version"] >= "2023-12-01"  # functionAppConfig
     assert site["kind"] == "functionapp,linux"
-    assert render(site["properties"]["serverFarmId"]) == "plan.id"
+    assert render(site["properties"]["serverFarmId"]) == f"{plan}.id"
     config = site["properties"]["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
-    assert storage["value"].startswith("${hostStorage.properties.primaryEndpoints.blob}")
+    assert storage["value"].startswith(f"${{{host}.properties.primaryEndpoints.blob}}")
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
-    assert render(storage["authentication"]["userAssignedIdentityResourceId"]) == "identity.id"
+    assert render(storage["authentication"]["userAssignedIdentityResourceId"]) == f"{identity}.id"
     scale = config["scaleAndConcurrency"]
     assert scale["maximumInstanceCount"] == "maximumInstanceCount"
     assert 1 <= param_default(main, "maximumInstanceCount") <= 1000
 
 
-def test_function_app_identity_and_hardening(main: dict[str, Any]) -> None:
-    site = resource(main, "functionApp")
+@pytest.mark.parametrize("app", list(APPS))
+def test_function_app_identity_and_hardening(main: dict[str, Any], app: str) -> None:
+    identity, _, _, _, service = APPS[app]
+    site = resource(main, app)
     assert site["identity"]["type"] == "UserAssigned"
-    assert list(site["identity"]["userAssignedIdentities"]) == ["'${identity.id}'"]
+    assert list(site["identity"]["userAssignedIdentities"]) == [f"'${{{identity}.id}}'"]
     props = site["properties"]
     assert props["httpsOnly"] is True
     assert props["siteConfig"]["minTlsVersion"] == "1.2"
     assert props["siteConfig"]["remoteDebuggingEnabled"] is False
     # Flex has no FTP endpoint (ftpsState is rejected there); basic-auth publishing is off too.
-    policies = resources_of_type(main, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
-    assert {p["name"]: p["properties"]["allow"] for p in policies.values()} == {
-        "ftp": False,
-        "scm": False,
-    }
-    assert all(p["parent"] == "functionApp" for p in policies.values())
+    policies = [
+        p
+        for p in resources_of_type(
+            main, "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+        ).values()
+        if p["parent"] == app
+    ]
+    assert {p["name"]: p["properties"]["allow"] for p in policies} == {"ftp": False, "scm": False}
     assert site["tags"]["function"]["type"] == "union"  # keeps azd-service-name beside the tags
-    assert "'azd-service-name': 'api'" in MAIN.read_text(encoding="utf-8")
+    tags = site["tags"]["function"]["parameters"]
+    assert {"'azd-service-name'": service}.items() <= _tag_items(tags)
+
+
+def _tag_items(parameters: dict[str, Any]) -> Any:
+    items: dict[str, Any] = {}
+    for value in parameters.values():
+        if isinstance(value, dict):
+            items.update(value)
+    return items.items()
 
 
 def test_api_authentication_is_optional_and_entra_only(main: dict[str, Any]) -> None:
@@ -391,11 +443,21 @@ def test_api_authentication_is_optional_and_entra_only(main: dict[str, Any]) -> 
     assert aad["registration"]["clientId"] == "apiAuthClientId"
     assert "clientSecretSettingName" not in aad["registration"]  # validates tokens, no secret
     assert aad["registration"]["openIdIssuer"].endswith("${apiAuthTenantId}/v2.0")
+    # Only tokens for the API's own registration (and the listed extras) are accepted.
+    audiences = render(aad["validation"]["allowedAudiences"])
+    assert audiences == (
+        "empty(apiAuthClientId) ? apiAuthExtraAudiences : "
+        "concat(['api://${apiAuthClientId}', 'apiAuthClientId'], apiAuthExtraAudiences)"
+    ), audiences
 
 
 def test_outputs_give_principal_and_api_url(main: dict[str, Any]) -> None:
     outputs = main["outputs"]
+    # Customers delegate to the collector's identity, never to the API's.
     assert render(outputs["AUDITOR_PRINCIPAL_ID"]["value"]) == "identity.properties.principalId"
+    assert render(outputs["AUDITOR_API_PRINCIPAL_ID"]["value"]) == (
+        "apiIdentity.properties.principalId"
+    )
     assert outputs["AUDITOR_API_BASE_URL"]["value"] == (
         "https://${functionApp.properties.defaultHostName}"
     )
@@ -407,7 +469,7 @@ def test_outputs_give_principal_and_api_url(main: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("symbol", ["hostStorage", "dataStorage"])
+@pytest.mark.parametrize("symbol", ["hostStorage", "apiHostStorage", "dataStorage"])
 def test_storage_accounts_are_identity_only(main: dict[str, Any], symbol: str) -> None:
     props = resource(main, symbol)["properties"]
     assert props["allowSharedKeyAccess"] is False
@@ -417,7 +479,12 @@ def test_storage_accounts_are_identity_only(main: dict[str, Any], symbol: str) -
 
 
 @pytest.mark.parametrize(
-    ("symbol", "var"), [("hostStorage", "hostStorageName"), ("dataStorage", "dataStorageName")]
+    ("symbol", "var"),
+    [
+        ("hostStorage", "hostStorageName"),
+        ("apiHostStorage", "apiHostStorageName"),
+        ("dataStorage", "dataStorageName"),
+    ],
 )
 def test_storage_account_names_follow_the_naming_rule(
     main: dict[str, Any], symbol: str, var: str
@@ -486,9 +553,15 @@ def test_evidence_container_is_versioned_and_immutable(main: dict[str, Any]) -> 
     assert app_settings(main)["AUDITOR_EVIDENCE_CONTAINER"] == "evidenceContainerName"
 
 
-def test_deployment_container_is_on_the_host_account(main: dict[str, Any]) -> None:
-    container = resource(main, "deploymentContainer")
-    assert resource(main, container["parent"])["parent"] == "hostStorage"
+@pytest.mark.parametrize(
+    ("symbol", "host"),
+    [("deploymentContainer", "hostStorage"), ("apiDeploymentContainer", "apiHostStorage")],
+)
+def test_deployment_container_is_on_the_host_account(
+    main: dict[str, Any], symbol: str, host: str
+) -> None:
+    container = resource(main, symbol)
+    assert resource(main, container["parent"])["parent"] == host
     assert container["properties"]["publicAccess"] == "None"
 
 
@@ -496,14 +569,34 @@ def test_deployment_container_is_on_the_host_account(main: dict[str, Any]) -> No
 # Role assignments
 # ---------------------------------------------------------------------------------------------
 
+# (identity, scope) -> roles. Issue 9 §6: the API's identity holds read-only data roles plus
+# exactly what POST /reports writes; the collector's only what it writes; blob roles on the
+# evidence container, never the account.
 EXPECTED_ROLES = {
-    "dataStorage": {
-        "Storage Table Data Contributor",
-        "Storage Queue Data Contributor",
-        "Storage Blob Data Contributor",
+    ("identity", "dataStorage"): {"Storage Table Data Contributor"},
+    ("identity", "snapshotQueue"): {"Storage Queue Data Contributor"},
+    ("identity", "snapshotPoisonQueue"): {"Storage Queue Data Contributor"},
+    ("identity", "reportQueue"): {"Storage Queue Data Contributor"},
+    ("identity", "reportPoisonQueue"): {"Storage Queue Data Contributor"},
+    ("identity", "evidenceContainer"): {"Storage Blob Data Contributor"},
+    ("identity", "hostStorage"): {"Storage Blob Data Owner"},
+    ("identity", "appInsights"): {"Monitoring Metrics Publisher"},
+    ("apiIdentity", "dataStorage"): {"Storage Table Data Reader", "Storage Blob Delegator"},
+    ("apiIdentity", "evidenceContainer"): {
+        "Storage Blob Data Reader",
+        "Storage Blob Data Contributor",  # conditioned: creates under requests/ only
     },
-    "hostStorage": {"Storage Blob Data Owner"},
-    "appInsights": {"Monitoring Metrics Publisher"},
+    ("apiIdentity", "reportQueue"): {"Storage Queue Data Message Sender"},
+    ("apiIdentity", "apiHostStorage"): {"Storage Blob Data Owner"},
+    ("apiIdentity", "appInsights"): {"Monitoring Metrics Publisher"},
+}
+# Roles that carry data actions an account-wide scope would extend to other containers/queues.
+BLOB_DATA_ROLES = {"Storage Blob Data Reader", "Storage Blob Data Contributor"}
+WRITING_ROLES = {
+    "Storage Table Data Contributor",
+    "Storage Queue Data Contributor",
+    "Storage Blob Data Contributor",
+    "Storage Blob Data Owner",
 }
 
 
@@ -517,40 +610,78 @@ def _role_name(main: dict[str, Any], assignment: dict[str, Any]) -> str:
     return names[0]
 
 
+def _principal(assignment: dict[str, Any]) -> str:
+    text = render(assignment["properties"]["principalId"])
+    assert isinstance(text, str) and text.endswith(".properties.principalId"), text
+    return text.split(".")[0]
+
+
 def test_role_assignments_are_scoped_and_guid_named(main: dict[str, Any]) -> None:
     assignments = resources_of_type(main, "Microsoft.Authorization/roleAssignments")
     assert assignments
-    granted: dict[str, set[str]] = {}
+    granted: dict[tuple[str, str], set[str]] = {}
     for symbol, ra in assignments.items():
         scope = ra.get("scope")
-        assert scope in EXPECTED_ROLES, f"{symbol} is not scoped to one resource: {scope!r}"
+        principal = _principal(ra)
+        assert (principal, scope) in EXPECTED_ROLES, f"{symbol}: {principal} on {scope!r}"
         role = _role_name(main, ra)
-        granted.setdefault(scope, set()).add(role)
+        granted.setdefault((principal, scope), set()).add(role)
 
         name = ra["name"]["function"]
         assert name["type"] == "guid", f"{symbol} is not named with guid()"
         seeds = [render(v) for v in name["parameters"].values() if v]
         assert f"{scope}.id" in seeds, f"{symbol}'s name does not derive from its scope"
-        assert "identity.id" in seeds
+        assert f"{principal}.id" in seeds
         assert (
             ra["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
             in seeds
         )
-
-        assert render(ra["properties"]["principalId"]) == "identity.properties.principalId"
         assert ra["properties"]["principalType"] == "ServicePrincipal"
     assert granted == EXPECTED_ROLES
 
 
-def test_data_roles_cover_exactly_the_data_account(main: dict[str, Any]) -> None:
-    assignments = resources_of_type(main, "Microsoft.Authorization/roleAssignments")
-    data_roles = {
-        _role_name(main, ra): ra["scope"]
-        for ra in assignments.values()
-        if _role_name(main, ra).startswith("Storage") and "Contributor" in _role_name(main, ra)
+def test_blob_data_roles_are_scoped_to_the_evidence_container(main: dict[str, Any]) -> None:
+    for symbol, ra in resources_of_type(main, "Microsoft.Authorization/roleAssignments").items():
+        role = _role_name(main, ra)
+        if role in BLOB_DATA_ROLES:
+            assert ra["scope"] == "evidenceContainer", symbol
+        if role == "Storage Blob Data Owner":
+            assert ra["scope"] in ("hostStorage", "apiHostStorage"), symbol
+
+
+def test_the_api_identity_writes_only_what_a_pack_request_needs(main: dict[str, Any]) -> None:
+    api = {
+        symbol: ra
+        for symbol, ra in resources_of_type(main, "Microsoft.Authorization/roleAssignments").items()
+        if _principal(ra) == "apiIdentity"
     }
-    assert set(data_roles.values()) == {"dataStorage"}
-    assert len(data_roles) == 3
+    writing = {s: ra for s, ra in api.items() if _role_name(main, ra) in WRITING_ROLES}
+    # Its own host storage (keys, locks, package), and request records in the evidence container.
+    assert {(ra["scope"], _role_name(main, ra)) for ra in writing.values()} == {
+        ("apiHostStorage", "Storage Blob Data Owner"),
+        ("evidenceContainer", "Storage Blob Data Contributor"),
+    }
+    (request_write,) = [ra for ra in writing.values() if ra["scope"] == "evidenceContainer"]
+    props = request_write["properties"]
+    assert props["conditionVersion"] == "2.0"
+    condition = variable(main, props["condition"])
+    assert "StringStartsWith \\'requests/\\'" in condition
+    for action in ("blobWriteAction", "blobAddAction", "blobDeleteAction", "blobMoveAction"):
+        assert f"${{{action}}}" in condition
+    assert variable(main, "blobDeleteAction").endswith("/blobs/delete")
+    # Sending to the report queue is the one queue right, on that queue alone.
+    senders = [ra for ra in api.values() if _role_name(main, ra).startswith("Storage Queue")]
+    assert [(ra["scope"], _role_name(main, ra)) for ra in senders] == [
+        ("reportQueue", "Storage Queue Data Message Sender")
+    ]
+
+
+def test_the_delegated_identity_never_runs_the_http_api(main: dict[str, Any]) -> None:
+    api_site = resource(main, "functionApp")
+    assert list(api_site["identity"]["userAssignedIdentities"]) == ["'${apiIdentity.id}'"]
+    assert (
+        resources_of_type(main, "Microsoft.Web/sites/config")["apiAuth"]["parent"] == "functionApp"
+    )
 
 
 def test_app_insights_uses_entra_ingestion_on_a_workspace(main: dict[str, Any]) -> None:
@@ -601,13 +732,15 @@ def test_azure_yaml_deploys_the_function_app_from_infra(main: dict[str, Any]) ->
         ROOT / project["infra"]["path"] / f"{project['infra'].get('module', 'main')}.bicep"
     ) == MAIN
     services = project["services"]
-    assert len(services) == 1
-    ((service_name, service),) = services.items()
-    assert service["host"] == "function"
-    assert service["language"] in ("python", "py")
-    assert (ROOT / service["project"] / "host.json").is_file()
-    # azd finds the app to deploy by this tag.
-    assert f"'azd-service-name': '{service_name}'" in MAIN.read_text(encoding="utf-8")
+    # Both apps, from the same package (issue 9 §6).
+    assert set(services) == {service for *_, service in APPS.values()}
+    for service_name, service in services.items():
+        assert service["host"] == "function"
+        assert service["language"] in ("python", "py")
+        assert service["project"] == "."
+        assert (ROOT / service["project"] / "host.json").is_file()
+        # azd finds the app to deploy by this tag.
+        assert f"'azd-service-name': '{service_name}'" in MAIN.read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import PackManifest, SnapshotRef
-from auditor.core.model import TenantPosture
+from auditor.core.model import CollectionStatus, TenantPosture
 from auditor.core.snapshot import CarriedAssessment, Snapshot, SnapshotIndexEntry, slot_of
 from auditor.core.workbook import PackInputs
 from tools.posture_factory import index_entry, transitions_since
@@ -122,3 +123,48 @@ def read_openpyxl(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         return {ws.title: list(ws.iter_rows(values_only=True)) for ws in book.worksheets}
     finally:
         book.close()
+
+
+WEEK_FROM = datetime(2025, 1, 1, tzinfo=UTC)
+WEEK_TO = datetime(2025, 1, 7, 23, 59, 59, tzinfo=UTC)
+WEEK_DAYS = [f"202501{day:02d}T020000Z" for day in range(1, 8)]
+FAILED_DAY = WEEK_DAYS[5]  # the day before the end fails
+MISSING_DAY = WEEK_DAYS[2]  # no snapshot at all
+
+
+def failed_day_entry(posture: TenantPosture, snapshot_id: str, previous: SnapshotIndexEntry) -> Any:
+    """A failed snapshot's index entry: no records, no compliance, the reason."""
+    entry = pack_entry(posture, snapshot_id, previous)
+    return replace(
+        entry,
+        status=CollectionStatus.FAILED,
+        reasons=(
+            "collection failed: Resource Graph answered 429 Too Many Requests on every retry "
+            "(quota of 15 queries per 5 seconds exhausted by another tenant's run); no "
+            "subscription of the tenant could be read, so nothing of this day is evidence",
+        ),
+        collected_subscriptions=(),
+        counts={},
+        compliance_by_standard={},
+    )
+
+
+def week_inputs(start_posture: TenantPosture, end_posture: TenantPosture) -> PackInputs:
+    """A week of daily slots: complete days, one day without any snapshot (MISSING_DAY), a
+    failed day (FAILED_DAY) just before the end snapshot (WEEK_DAYS[-1])."""
+    start = snapshot(start_posture, WEEK_DAYS[0])
+    entries = [start.index]
+    for day in WEEK_DAYS[1:-1]:
+        if day == MISSING_DAY:
+            continue
+        if day == FAILED_DAY:
+            entries.append(failed_day_entry(start_posture, day, entries[-1]))
+        else:
+            entries.append(pack_entry(start_posture, day, entries[-1]))
+    end = snapshot(end_posture, WEEK_DAYS[-1], entries[-1])
+    entries.append(end.index)
+    period = tuple(entries)
+    m = replace(manifest(start, end, period), period_from=WEEK_FROM, period_to=WEEK_TO)
+    return PackInputs(
+        manifest=m, start=start, end=end, period=period, diff=diff_snapshots(start, end)
+    )

@@ -36,6 +36,7 @@ TENANT = "7e0a0000-0000-0000-0000-0000000000a1"
 HIDDEN = "7e0a0000-0000-0000-0000-0000000000a2"
 UNKNOWN = "7e0a0000-0000-0000-0000-0000000000a3"
 ALICE = Principal(object_id="11111111-1111-1111-1111-111111111111")
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_request_answers_202_with_a_status_url_then_the_pack_is_listed_and_downl
 def test_the_body_is_optional_and_its_fields_are_validated(
     local: TestClient, queue: ReportQueue
 ) -> None:
-    assert local.post(f"/api/tenants/{TENANT}/reports").status_code == 202
+    assert local.post(f"/api/tenants/{TENANT}/reports", headers=JSON).status_code == 202
     (text,) = queue.receive_texts()
     job = ReportJob.decode(text)
     assert (job.start, job.end) == (None, None)
@@ -142,11 +143,65 @@ def test_the_body_is_optional_and_its_fields_are_validated(
     assert ReportJob.decode(text).end == "2025-02-01T00:00:00Z"
 
 
+def test_a_json_body_nested_100000_deep_is_a_400_naming_the_body(
+    local: TestClient, queue: ReportQueue
+) -> None:
+    # Issue 9 §5: json.loads recursed into a RecursionError, a 500.
+    for depth in (100_000, 33):
+        for open_, close in (("[", "]"), ('{"from":', "}")):
+            nested = (open_ * depth + "null" + close * depth).encode()
+            response = local.post(f"/api/tenants/{TENANT}/reports", content=nested, headers=JSON)
+            assert response.status_code == 400, (depth, response.text)
+            assert response.json()["parameter"] == "body"
+    assert queue.receive_texts() == []
+
+
+def test_a_state_change_that_is_not_json_is_a_415_and_queues_nothing(
+    local: TestClient, queue: ReportQueue
+) -> None:
+    # Issue 9 §5: a cross-site text/plain POST (no CORS preflight) queued a pack.
+    url = f"/api/tenants/{TENANT}/reports"
+    for headers, body in (
+        ({"content-type": "text/plain"}, b'{"to": "2025-01-31T23:59:59Z"}'),
+        ({"content-type": "application/x-www-form-urlencoded"}, b"to=x"),
+        ({"content-type": "multipart/form-data; boundary=x"}, b"--x--"),
+        ({}, b""),
+    ):
+        response = local.post(url, content=body, headers=headers)
+        assert response.status_code == 415, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "application/json" in response.json()["detail"]
+    assert queue.receive_texts() == []
+    charset = {"content-type": "application/json; charset=utf-8"}
+    assert local.post(url, content=b"{}", headers=charset).status_code == 202
+
+
+def test_a_body_over_the_cap_is_a_413_whether_declared_or_streamed(
+    local: TestClient, queue: ReportQueue
+) -> None:
+    # Issue 9 §5: a 50 MB body was accepted. The cap is 1 MiB (auditor/api/guard.py).
+    url = f"/api/tenants/{TENANT}/reports"
+    big = b" " * (50 * 1024 * 1024)
+    declared = local.post(url, content=big, headers=JSON)
+    assert declared.status_code == 413, declared.text
+    assert declared.json()["type"] == "urn:auditor:problem:payload-too-large"
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(3):
+            yield b" " * (512 * 1024)
+
+    streamed = local.post(url, content=chunks(), headers=JSON)
+    assert streamed.status_code == 413, streamed.text
+    at_the_cap = b" " * (1024 * 1024 - 2) + b"{}"
+    assert local.post(url, content=at_the_cap, headers=JSON).status_code == 202
+    assert len(queue.receive_texts()) == 1
+
+
 def test_unknown_packs_and_tenants_are_not_found(local: TestClient) -> None:
     missing = local.get(f"/api/tenants/{TENANT}/reports/20250201T040000Z-0000beef")
     assert missing.status_code == 404
     assert local.get(f"/api/tenants/{UNKNOWN}/reports").status_code == 404
-    assert local.post(f"/api/tenants/{UNKNOWN}/reports").status_code == 404
+    assert local.post(f"/api/tenants/{UNKNOWN}/reports", headers=JSON).status_code == 404
     assert local.get(f"/api/tenants/{TENANT}/reports/not-a-report").status_code == 400
 
 
@@ -157,7 +212,7 @@ def test_a_hidden_tenant_answers_exactly_like_an_unknown_one(
     client = TestClient(
         create_app(store, policy, extra={"reports": service}), raise_server_exceptions=False
     )
-    who = principal_header(ALICE)
+    who = {**principal_header(ALICE), **JSON}
     assert client.get(f"/api/tenants/{TENANT}/reports", headers=who).status_code == 200
     for method, path in (
         ("get", "/reports"),
@@ -177,7 +232,7 @@ def test_a_hidden_tenant_answers_exactly_like_an_unknown_one(
 def test_in_azure_the_download_link_is_a_short_lived_read_only_sas(
     local: TestClient, service: ReportService, queue: ReportQueue, monkeypatch: Any
 ) -> None:
-    local.post(f"/api/tenants/{TENANT}/reports")
+    local.post(f"/api/tenants/{TENANT}/reports", headers=JSON)
     _build_queued(service, queue)
     (pack,) = service.list_packs(TENANT)
     monkeypatch.setattr(service.evidence, "identity_based", True)

@@ -1,63 +1,123 @@
-"""A pack converts to PDF with LibreOffice headless, as an auditor's tooling would print it."""
+"""Packs as an auditor holds them: rendered to PDF by the real LibreOffice on A4 and on Letter,
+their text measured with poppler's `pdftotext -bbox` (word boxes in points).
+
+Promised for every page of every sheet: text an auditor can read (median word height at least
+8 pt at the print scale), nothing printed on top of anything else, and a header and footer
+naming the tenant, the report, the period and "Page N of M".
+"""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from auditor.core.workbook import pack_layout
-from auditor.core.workbook_writer import write_workbook
-from tests.reports.packs import TENANT, pack_inputs
+from auditor.core.model import State
+from auditor.core.workbook import PackInputs, pack_layout, page_labels
+from auditor.core.workbook_writer import Paper, write_workbook
+from tests.reports.packs import TENANT, pack_inputs, week_inputs
+from tests.reports.pdf_pages import PDFTOTEXT, SOFFICE, Page, convert, pages
 from tools.posture_factory import make_posture, missing_subscription, with_states
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-
 pytestmark = pytest.mark.skipif(
-    SOFFICE is None,
-    reason="LibreOffice is not installed (apt-get install -y libreoffice-calc): "
-    "the PDF conversion check needs `soffice`",
+    SOFFICE is None or PDFTOTEXT is None,
+    reason="LibreOffice (soffice) and poppler-utils (pdftotext) are needed to print packs "
+    "(make test installs both when it may: apt-get install -y libreoffice-calc poppler-utils)",
 )
 
-
-def _convert(workbook: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    assert SOFFICE is not None
-    profile = out / "profile"  # own profile: parallel runs do not share LibreOffice's lock
-    return subprocess.run(
-        [
-            SOFFICE,
-            f"-env:UserInstallation={profile.as_uri()}",
-            "--headless",
-            "--norestore",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(out),
-            str(workbook),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+MIN_TEXT_POINTS = 8.0
+# Paper in points (portrait): A4 210 x 297 mm, Letter 8.5 x 11 in.
+PAPER_POINTS = {Paper.A4: (595, 842), Paper.LETTER: (612, 792)}
 
 
-def test_a_pack_converts_to_pdf_without_errors(tmp_path: Path) -> None:
+def _postures() -> tuple[object, object]:
     start = make_posture(TENANT, subscriptions=3, standards=4, controls=12, assessments=4)
     first = start.compliance[0]
     end = missing_subscription(
-        with_states(start, {first.key: first.state.__class__("Failed")}),
+        with_states(start, {first.key: State.FAILED}),
         start.tenant.subscriptions[2].subscription_id,
     )
-    workbook = tmp_path / "pack.xlsx"
-    write_workbook(pack_layout(pack_inputs(start, end)), workbook)
-    done = _convert(workbook, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert not re.search(r"\berror\b", done.stdout + done.stderr, re.IGNORECASE), done.stderr
-    pdf = tmp_path / "pack.pdf"
-    data = pdf.read_bytes()
-    assert data.startswith(b"%PDF-")
-    assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 12  # at least one page per sheet
+    return start, end
+
+
+def _month() -> PackInputs:
+    start, end = _postures()
+    return pack_inputs(start, end)  # type: ignore[arg-type]
+
+
+def _week() -> PackInputs:
+    start, end = _postures()
+    return week_inputs(start, end)  # type: ignore[arg-type]
+
+
+PACKS = {"month": _month, "week-with-failed-and-missing-days": _week}
+
+
+@pytest.fixture(scope="module", params=[(p, paper) for p in PACKS for paper in PAPER_POINTS])
+def printed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PackInputs, int, list[Page]]:
+    name, paper = request.param
+    inputs = PACKS[name]()
+    folder = tmp_path_factory.mktemp(f"pdf-{name}-{paper}")
+    workbook = folder / "pack.xlsx"
+    write_workbook(pack_layout(inputs), workbook, labels=page_labels(inputs), paper=paper)
+    return inputs, paper, pages(convert(workbook, folder))
+
+
+def test_every_page_is_on_the_chosen_paper(printed: tuple[PackInputs, int, list[Page]]) -> None:
+    _, paper, sheets = printed
+    size = sorted(PAPER_POINTS[paper])
+    assert len(sheets) >= len(pack_layout(_month()))  # at least one page per sheet
+    for page in sheets:
+        assert sorted((round(page.width), round(page.height))) == size, page.number
+
+
+def test_no_page_prints_text_smaller_than_8_points(
+    printed: tuple[PackInputs, int, list[Page]],
+) -> None:
+    _, _, sheets = printed
+    small = [(p.number, round(p.median_height, 2), p.text[:80]) for p in sheets]
+    small = [s for s in small if s[1] < MIN_TEXT_POINTS]
+    assert not small, f"pages whose median text height is below {MIN_TEXT_POINTS} pt: {small}"
+
+
+def test_no_text_is_printed_over_other_text(printed: tuple[PackInputs, int, list[Page]]) -> None:
+    _, _, sheets = printed
+    clashes = [
+        (page.number, a.text, b.text, round(a.y0, 1), round(b.y0, 1))
+        for page in sheets
+        for a, b in page.overlapping()
+    ]
+    assert not clashes, f"overprinted words (page, word, word, top, top): {clashes[:10]}"
+
+
+def test_every_page_names_tenant_report_period_and_page_n_of_m(
+    printed: tuple[PackInputs, int, list[Page]],
+) -> None:
+    inputs, _, sheets = printed
+    labels = page_labels(inputs)
+    total = len(sheets)
+    for page in sheets:
+        text = page.text
+        assert labels.tenant in text, page.number
+        assert labels.report_id in text, page.number
+        assert labels.period in text, page.number
+        found = re.findall(r"Page (\d+) of (\d+)", text)
+        assert found, f"page {page.number} has no page number"
+        number, of = map(int, found[-1])
+        assert 1 <= number <= of <= total, (page.number, number, of)
+
+
+def test_the_trend_of_a_period_with_a_failed_day_ends_at_the_end_snapshot(
+    tmp_path: Path,
+) -> None:
+    inputs = _week()
+    workbook = tmp_path / "week.xlsx"
+    write_workbook(pack_layout(inputs), workbook, labels=page_labels(inputs))
+    summary = next(p for p in pages(convert(workbook, tmp_path)) if "Compliance trend" in p.text)
+    # Every snapshot of the period is a printed trend row, the end snapshot after the failed day
+    # included.
+    for entry in inputs.period:
+        assert entry.snapshot_id in summary.text

@@ -101,15 +101,18 @@ def test_a_pack_is_stored_beside_its_manifest_with_hashes_in_metadata(
     assert manifest["packSha256"] in cover
     titles = standard_sheet_titles(r.standard for r in end.posture.compliance)
     for standard, title in titles.items():
-        rows = sheets[title][1:]
+        header, *rows = sheets[title]
+        at = {name: header.index(name) for name in header}
+        cols = [at[n] for n in ("Subscription ID", "Assessment", "State", "Failed resources")]
         records = [r for r in end.posture.compliance if r.standard == standard]
-        assert sorted((r[6], r[3], r[7], r[9]) for r in rows) == sorted(
+        assert sorted(tuple(r[c] for c in cols) for r in rows) == sorted(
             (r.subscription_id, r.assessment, r.state.value, float(r.failed_resources))
             for r in records
         )
+    header = sheets[SUMMARY][0]
     summary = {row[0]: row for row in sheets[SUMMARY][1 : 1 + len(titles)]}
     for standard, percent in end.index.compliance_by_standard.items():
-        assert summary[standard][11] == pytest.approx(percent / 100)
+        assert summary[standard][header.index("Compliance (end)")] == pytest.approx(percent)
 
 
 def test_a_rerun_makes_a_new_report_and_nothing_is_overwritten(

@@ -20,6 +20,7 @@ from auditor.core.model import (
     DefenderPlan,
     HardeningCoverage,
     HardeningStatus,
+    SecureScoreControl,
     StandardAssignment,
     State,
 )
@@ -33,26 +34,35 @@ from auditor.core.workbook import (
     MAX_CELL_CHARS,
     MAX_ROWS,
     PLANS,
+    PRINT_WIDTH_LANDSCAPE,
+    PRINT_WIDTH_PORTRAIT,
     SECURE_SCORE,
     STANDARD_COLUMNS,
     SUMMARY,
     Column,
     Kind,
     PackInputs,
+    PackOptions,
+    PageLabels,
     SheetLayout,
     cell_text,
     control_counts,
     pack_layout,
+    page_labels,
     standard_sheet_titles,
 )
 from auditor.core.workbook_writer import write_workbook
 from tests.reports.packs import (
     END,
+    FAILED_DAY,
+    MISSING_DAY,
     START,
     TENANT,
+    WEEK_DAYS,
     pack_inputs,
     read_calamine,
     read_openpyxl,
+    week_inputs,
 )
 from tools.posture_factory import make_posture, missing_subscription, with_states
 
@@ -177,7 +187,11 @@ def test_standard_sheets_hold_every_assessment_of_the_end_snapshot(
             assert row["Failed resources"] == record.failed_resources
             assert row["Skipped resources"] == record.skipped_resources
             assert row["Assessment description"] == record.description
-            assert row["Portal link"] == record.details_link
+            # The Defender for Cloud page of the recommendation, never a Resource Manager URL.
+            assert row["Portal link"] == (
+                "https://portal.azure.com/#view/Microsoft_Azure_Security/"
+                f"GenericRecommendationDetailsBlade/assessmentKey/{record.assessment}"
+            )
             if record.state is State.FAILED:
                 assert row["Days failing"] == (END_AT - FAILING_SINCE).days
                 first = row["First failed (UTC)"]
@@ -204,11 +218,16 @@ def test_summary_numbers_equal_the_snapshots(
             assert row[f"Skipped controls ({which})"] == counts[standard][State.SKIPPED]
             assert row[f"Unsupported controls ({which})"] == counts[standard][State.UNSUPPORTED]
             expected = end.index.compliance_by_standard[standard]
-            assert row[f"Compliance ({which})"] == pytest.approx(expected / 100)
+            # Percentages 0-100, the API's unit.
+            assert row[f"Compliance ({which})"] == pytest.approx(expected)
+    comparable = {c.standard: c.comparable_delta for c in inputs.diff.summary.compliance}
     for row in table:
         before = inputs.start.index.compliance_by_standard[row["Standard"]]
         after = inputs.end.index.compliance_by_standard[row["Standard"]]
-        assert row["Change (points)"] == pytest.approx((after - before) / 100)
+        assert row["Change (points)"] == pytest.approx(after - before)
+        assert row["Change, same subscriptions (points)"] == pytest.approx(
+            comparable[row["Standard"]]
+        )
 
 
 def test_summary_trend_has_one_row_per_snapshot_of_the_period(
@@ -220,9 +239,10 @@ def test_summary_trend_has_one_row_per_snapshot_of_the_period(
     assert [row[0] for row in trend] == ids
     standards = sorted(inputs.end.index.compliance_by_standard, key=str.lower)
     for row, entry in zip(trend, inputs.period, strict=True):
+        assert row[1] == entry.status.value
         for offset, standard in enumerate(standards):
             expected = entry.compliance_by_standard[standard]
-            assert row[3 + offset] == pytest.approx(expected / 100)
+            assert row[2 + offset] == pytest.approx(expected)
 
 
 def test_summary_has_a_bar_chart_and_a_line_chart_on_its_own_cells(pack: Path) -> None:
@@ -267,7 +287,8 @@ def test_cover_names_tenant_period_snapshots_hashes_and_methodology(
         assert entry.content_hash in cells
     assert inputs.end.index.previous_hash in cells
     assert "Methodology" in cells
-    assert "WARNING" not in text
+    assert "WARNING: the end snapshot" not in text
+    assert "WARNING: the start snapshot" not in text
 
 
 def test_cover_of_an_incomplete_end_snapshot_says_so(tmp_path: Path) -> None:
@@ -298,14 +319,14 @@ def test_hardening_plans_and_scores(inputs: PackInputs, opx: dict[str, list[Any]
     assessed = [r for r in hardening if r["Status"] == "assessed"]
     assert len(assessed) == len(inputs.end.posture.hardening) - 1
     assert all(r["Healthy resources"] == 3 and r["Unhealthy resources"] == 1 for r in assessed)
-    assert all(r["Healthy share"] == pytest.approx(0.75) for r in assessed)
+    assert all(r["Healthy share"] == pytest.approx(75.0) for r in assessed)
     plans = _table(opx[PLANS])
     assert len(plans) == len(inputs.end.posture.plans)
     assert [r["Lifecycle"] for r in plans if r["Plan"] == "Dns"] == ["retired"]
     scores = _table(opx[SECURE_SCORE])
     overall = [r for r in scores if r["Scope"] == "Overall secure score"]
-    assert [r["Percentage"] for r in overall] == [0.5431, 0.5431]
-    assert [r["Score"] for r in overall] == [31.5, 31.5]
+    assert [r["Percentage"] for r in overall] == [54.31, 54.31]  # percent, as the API
+    assert [r["Score (points)"] for r in overall] == [31.5, 31.5]
 
 
 def test_attestations_keep_evidence_links_and_flag_expired_exemptions(
@@ -321,7 +342,7 @@ def test_attestations_keep_evidence_links_and_flag_expired_exemptions(
     assert exemptions["Exempt test subscription"]["Expired"] == "No"
     assert exemptions["Exempt legacy VM"]["Expires on (UTC)"] == datetime(2025, 1, 15)
     book = load_workbook(pack)
-    links = [c.hyperlink.target for c in book[ATTESTATIONS]["L"] if c.hyperlink]
+    links = [c.hyperlink.target for c in book[ATTESTATIONS]["J"] if c.hyperlink]
     assert links == ["https://contoso.example/policy.pdf"] * 2
 
 
@@ -337,24 +358,27 @@ def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
     assert sheet.page_setup.fitToWidth == 1
     assert sheet.page_setup.fitToHeight == 0
     assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
-    assert sheet.column_dimensions["E"].width == 60
+    assert sheet.column_dimensions["D"].width == 30
     assert sheet["A1"].font.b is True
-    first_failed = next(c for c in sheet["M"][1:] if c.value is not None)
+    first_failed = next(c for c in sheet["J"][1:] if c.value is not None)
     assert first_failed.number_format == "yyyy-mm-dd"
-    assert sheet["I2"].number_format == "#,##0"
+    assert sheet["G2"].number_format == "#,##0"
     state_rules = {
         rule.formula[0]
         for cf in sheet.conditional_formatting
-        if str(cf.sqref) == f"H2:H{rows}"
+        if str(cf.sqref) == f"F2:F{rows}"
         for rule in cf.rules
     }
     assert {'"Passed"', '"Failed"', '"Skipped"', '"Unsupported"', '"Stale"'} <= state_rules
+    # Reference columns (ids, links) stay in the workbook, out of the print area.
+    assert sheet.print_area == f"'{sheet.title}'!$A$1:$L${rows}"
     summary = book[SUMMARY]
-    assert summary["G2"].number_format == "0.0%"
-    assert summary["M2"].number_format == "+0.0%;-0.0%;0.0%"
+    assert summary["B2"].number_format == '0.0" %"'  # a percentage 0-100
+    assert summary["C2"].number_format == '+0.0" pts";-0.0" pts";0.0" pts"'  # points, not %
     cover = book[COVER]
     assert cover.freeze_panes is None
     assert cover.page_setup.orientation == "landscape"
+    assert book[DATA_QUALITY].page_setup.orientation == "portrait"
 
 
 def test_a_table_past_the_row_limit_continues_on_numbered_sheets(tmp_path: Path) -> None:
@@ -392,7 +416,7 @@ def test_text_longer_than_a_cell_holds_is_cut_and_says_so(tmp_path: Path) -> Non
         assert len(cut) == MAX_CELL_CHARS
         assert cut.endswith("[cut at Excel's cell limit: 32,767 of 40,000 characters shown]")
         assert cut.startswith("x" * 32_000)
-        assert rows[2][0] == "bell\ufffd and \ufffd"
+        assert rows[2][0] == "bell and \ufffd"  # controls removed, lone surrogate replaced
 
 
 def test_stale_assessments_are_shown_as_stale_never_as_their_old_state(tmp_path: Path) -> None:
@@ -425,7 +449,8 @@ def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> N
     from openpyxl import Workbook
 
     values: list[list[Any]] = [
-        ["text", " padded ", "a & b < c > d", "line\nbreak\r\nwindows", "tab\tend"],
+        # (A CR is a control character: cells never hold one, see test_hostile_text_...)
+        ["text", " padded ", "a & b < c > d", "line\nbreak\nunix", "tab\tend"],
         [0, -7, 3.25, 1e-07, 12345678901234],
         [datetime(2025, 1, 31, 2, 3, 4), date(2025, 1, 10), None, "", "ünïcødé ✓"],
     ]
@@ -440,6 +465,17 @@ def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> N
     book.save(theirs)
     assert read_openpyxl(ours)["T"] == read_openpyxl(theirs)["T"]
     assert read_calamine(ours)["T"] == read_calamine(theirs)["T"]
+
+
+def test_hostile_text_reaches_cells_without_control_characters(tmp_path: Path) -> None:
+    # Issue 9 §5: text from customer tenants is stripped of control characters in workbooks.
+    hostile = ["Contoso\x1b[2J\x9b31m\u202eevil", "line\r\nbreak\rx", "del\x7f\x85next"]
+    path = tmp_path / "hostile.xlsx"
+    layout = SheetLayout("T", "", (Column("Text", 10),), [[t] for t in hostile])
+    write_workbook([layout], path)
+    expected = ["Contoso[2J31mevil", "line\nbreak\nx", "del\nnext"]
+    assert [row[0] for row in read_calamine(path)["T"][1:]] == expected
+    assert [row[0] for row in read_openpyxl(path)["T"][1:]] == expected
 
 
 def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
@@ -474,7 +510,7 @@ def test_column_set_of_standard_sheets_is_documented() -> None:
         "Control",
         "Control description",
         "Control state",
-        "Assessment",
+        "Assessment description",
     ]
 
 
@@ -493,7 +529,8 @@ def test_start_equals_end_gives_a_pack_without_changes(tmp_path: Path) -> None:
 )
 @given(
     texts=st.lists(
-        st.text(min_size=1, max_size=60) | st.sampled_from(["_x0041_", "a\rb", "\r", " "]),
+        st.text(min_size=1, max_size=60)
+        | st.sampled_from(["_x0041_", "a\rb", "\r", " ", "\x07\x1b"]),
         min_size=1,
         max_size=8,
     )
@@ -506,3 +543,152 @@ def test_any_text_reads_back_as_written(tmp_path: Path, texts: list[str]) -> Non
     # openpyxl's reader does not undo Excel's "_xHHHH_" escape; Excel and calamine do.
     escaped = [re.sub(r"_x[0-9A-Fa-f]{4}_", lambda m: "_x005F" + m[0], t) for t in expected]
     assert [row[0] for row in read_openpyxl(path)["T"][1:]] == escaped
+
+
+# --- issue 11: numbers, periods, paper -------------------------------------------------------
+
+
+def test_every_layout_fits_its_paper_at_readable_size(inputs: PackInputs) -> None:
+    """Printed columns fit one page wide at >= 8 pt on the narrower of A4 and Letter."""
+    for layout in pack_layout(inputs):
+        width = sum(c.width for c in layout.printed_columns)
+        budget = PRINT_WIDTH_PORTRAIT if layout.portrait else PRINT_WIDTH_LANDSCAPE
+        assert width <= budget, (layout.title, width, budget)
+
+
+def test_every_sheet_has_a_header_and_footer_naming_tenant_report_period_and_pages(
+    inputs: PackInputs, tmp_path: Path
+) -> None:
+    path = tmp_path / "labelled.xlsx"
+    labels = page_labels(inputs)
+    write_workbook(pack_layout(inputs), path, labels=labels)
+    book = load_workbook(path)
+    for sheet in book.worksheets:
+        header, footer = sheet.oddHeader, sheet.oddFooter
+        assert header.left.text == labels.tenant, sheet.title
+        assert header.center.text == inputs.manifest.report_id
+        assert header.right.text == "2025-01-01 to 2025-02-01 (UTC)"
+        assert footer.right.text == "Page &P of &N"
+
+
+def test_a_hostile_tenant_name_cannot_inject_header_codes(tmp_path: Path) -> None:
+    layout = SheetLayout("T", "", (Column("Text", 10),), [["x"]])
+    path = tmp_path / "hostile.xlsx"
+    write_workbook(
+        [layout], path, labels=PageLabels("A&B &P&N", "20250201T040005Z-0a1b2c3d", "period")
+    )
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert "A&amp;&amp;B &amp;&amp;P&amp;&amp;N&amp;C" in xml  # '&' doubled: literal text
+
+
+def test_secure_score_control_worth_no_points_is_not_applicable(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    sub = end.tenant.subscriptions[0].subscription_id
+    zero = SecureScoreControl(sub, "ctl-zero", "Zero-point control", 0.0, 0.0, 0.0, 0, 0, 4, 0)
+    end = dataclasses.replace(end, secure_score_controls=(*end.secure_score_controls, zero))
+    path = tmp_path / "scores.xlsx"
+    write_workbook(pack_layout(pack_inputs(start, end)), path)
+    rows = _table(read_openpyxl(path)[SECURE_SCORE])
+    [row] = [r for r in rows if r.get("Control ID") == "ctl-zero"]
+    assert row["Percentage"] == "not applicable"
+
+
+def test_attestations_show_the_standards_name_not_its_resource_path(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    sub = end.tenant.subscriptions[0].subscription_id
+    path_id = "/providers/Microsoft.Security/securityStandards/1f3afdf9-d0c9-4c3d-847f-89da613e70a8"
+    assigned = StandardAssignment(
+        subscription_id=sub,
+        assignment_id="audit-1",
+        display_name="Microsoft cloud security benchmark",
+        standard_id=path_id,
+        effect="Audit",
+    )
+    exempt = StandardAssignment(
+        subscription_id=sub,
+        assignment_id="exempt-9",
+        display_name="Exempt sandbox",
+        standard_id=path_id,
+        effect="Exempt",
+        exemption_category="waiver",
+    )
+    end = dataclasses.replace(end, assignments=(*end.assignments, assigned, exempt))
+    path = tmp_path / "attest.xlsx"
+    write_workbook(pack_layout(pack_inputs(start, end)), path)
+    rows = _table(read_openpyxl(path)[ATTESTATIONS])
+    [row] = [r for r in rows if r["Assignment"] == "Exempt sandbox"]
+    assert row["Standard"] == "Microsoft cloud security benchmark"
+    assert row["Standard ID"] == path_id  # the resource path stays, out of print
+
+
+def test_portal_links_follow_the_cloud_of_the_arm_endpoint(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    base = pack_inputs(start, end)
+    inputs = dataclasses.replace(base, options=PackOptions(portal="https://portal.azure.us"))
+    path = tmp_path / "gov.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    titles = standard_sheet_titles(r.standard for r in end.compliance)
+    book = load_workbook(path)
+    sheet = book[titles["PCI-DSS-4"]]
+    links = [c.hyperlink.target for c in sheet["P"][1:] if c.hyperlink]
+    assert links and all(
+        link.startswith("https://portal.azure.us/#view/Microsoft_Azure_Security/") for link in links
+    )
+    assert not any("management." in str(c.value) for row in sheet.iter_rows() for c in row)
+
+
+def test_cover_answers_first_then_identifiers(calamine: dict[str, list[list[Any]]]) -> None:
+    labels = [row[0] for row in calamine[COVER] if row and row[0]]
+    answers = labels.index("Compliance at the end of the period")
+    assert labels.index("Completeness of the end snapshot") > answers
+    assert labels.index("Identifiers and hashes") > labels.index("Period and evidence held")
+    assert labels.index("Report ID") > answers
+    assert labels.index("Snapshots used (oldest first)") > labels.index("Identifiers and hashes")
+    assert labels[answers + 1] == "Standard"
+
+
+def test_cover_and_data_quality_state_the_period_and_its_missing_slots(tmp_path: Path) -> None:
+    start, end = _end_posture()
+    inputs = week_inputs(start, end)
+    path = tmp_path / "week.xlsx"
+    write_workbook(pack_layout(inputs), path)
+    sheets = read_calamine(path)
+    cover = {row[0]: row[1] for row in sheets[COVER] if row and row[0]}
+    assert cover["Period requested (UTC)"] == "2025-01-01T00:00:00Z to 2025-01-07T23:59:59Z"
+    assert cover["First snapshot held"] == f"{WEEK_DAYS[0]} (complete)"
+    assert cover["Last snapshot held"] == f"{WEEK_DAYS[-1]} (complete)"
+    assert cover["Scheduled slots"] == (
+        "7 scheduled slots (0 0 2 * * *): 5 complete, 0 incomplete, 1 failed, 1 missing"
+    )
+    quality = _table(sheets[DATA_QUALITY])
+    missing = [r for r in quality if r["Check"] == "Missing snapshot"]
+    assert [r["Snapshot"] for r in missing] == [MISSING_DAY]
+    assert "none found" not in {r["Check"] for r in quality}
+    trend = [row for row in sheets[SUMMARY] if row and row[0] in WEEK_DAYS]
+    assert [row[0] for row in trend] == [e.snapshot_id for e in inputs.period]
+    assert trend[-1][0] == WEEK_DAYS[-1]  # the end snapshot, after the failed day
+    assert [row[1] for row in trend if row[0] == FAILED_DAY] == ["failed"]
+
+
+def test_trend_chart_marks_every_point_so_a_point_after_a_gap_shows(pack: Path) -> None:
+    with zipfile.ZipFile(pack) as archive:
+        xml = next(
+            archive.read(n).decode()
+            for n in archive.namelist()
+            if n.startswith("xl/charts/chart") and "<lineChart>" in archive.read(n).decode()
+        )
+    series = xml.count("<ser>")
+    assert series > 0
+    assert xml.count('<symbol val="circle"/>') == series
+
+
+def test_change_in_points_is_not_formatted_as_a_percentage(inputs: PackInputs, pack: Path) -> None:
+    sheet = load_workbook(pack)[SUMMARY]
+    header = [c.value for c in sheet[1]]
+    change = sheet.cell(2, header.index("Change (points)") + 1)
+    assert "%" not in change.number_format
+    compliance = sheet.cell(2, header.index("Compliance (end)") + 1)
+    standard = sheet.cell(2, 1).value
+    # The same number the API gives: a percentage 0-100, not a fraction.
+    assert compliance.value == inputs.end.index.compliance_by_standard[standard]

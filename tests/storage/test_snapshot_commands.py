@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -151,3 +153,36 @@ def test_missing_storage_settings_exit_2(
         monkeypatch.delenv(f"AUDITOR_STORAGE__{suffix}", raising=False)
     code, _, err = run(capsys, "tenants")
     assert code == 2 and err.startswith("error: setting AUDITOR_STORAGE: is not set")
+
+
+HOSTILE = "Contoso\x1b]0;owned\x07\x1b[2J\x9b31m\u202eevil\rOK: verified 0 snapshots\nx"
+
+
+def test_tenant_text_reaches_the_terminal_without_control_characters(
+    azurite: Azurite, table_prefix: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Issue 9 §5: `auditor tenants` printed a tenant's raw escape sequences.
+    posture = make_posture(A)
+    posture = replace(
+        posture,
+        tenant=replace(posture.tenant, display_name=HOSTILE),
+        controls=tuple(replace(c, standard=HOSTILE) for c in posture.controls),
+    )
+    monkeypatch.setenv("AUDITOR_STORAGE", azurite.connection_string)
+    monkeypatch.setenv("AUDITOR_TABLE_PREFIX", table_prefix)
+    monkeypatch.setenv("AUDITOR_SNAPSHOT_QUEUE", f"q{table_prefix}")
+    monkeypatch.setattr(snapshot_service, "make_source", lambda settings: FakeSource([posture]))
+    code, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY)
+    assert code == 0
+    for argv in (("tenants",), ("snapshots", "--tenant", A)):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        printable = {"\n"}
+        assert not [ch for ch in out if unicodedata.category(ch) == "Cc" and ch not in printable]
+        assert "\u202e" not in out
+        assert "Contoso]0;owned[2J31mevil OK: verified 0 snapshots x" in out
+        # The forged line never stands on its own.
+        assert not any(line.startswith("OK:") for line in out.splitlines())
+    code, out, _ = run(capsys, "tenants", "--json")
+    assert json.loads(out)["tenants"][0]["tenantName"] == HOSTILE  # JSON escapes, keeps it

@@ -26,6 +26,7 @@ T3 = "33333333-3333-3333-3333-333333333333"
 ALICE = "aaaaaaaa-0000-0000-0000-00000000000a"
 BOB = "bbbbbbbb-0000-0000-0000-00000000000b"
 GROUP = "99999999-0000-0000-0000-000000000009"
+CLIENT = "c11e0000-0000-4000-8000-00000000000c"
 
 
 def policy(*grants: tuple[str, object]) -> AccessPolicy:
@@ -144,6 +145,8 @@ def test_the_client_principal_header_gives_object_id_roles_and_groups() -> None:
                 },
                 {"typ": "groups", "val": GROUP},
                 {"typ": "name", "val": "alice@example.com"},
+                {"typ": "http://schemas.microsoft.com/identity/claims/scope", "val": "read"},
+                {"typ": "azp", "val": CLIENT.upper()},
             ],
         }
     )
@@ -152,7 +155,66 @@ def test_the_client_principal_header_gives_object_id_roles_and_groups() -> None:
         roles=frozenset({"Auditor", "Reader"}),
         groups=frozenset({GROUP}),
         auth_type="aad",
+        app_only=False,
+        app_id=CLIENT,
     )
+
+
+def _principal(*claims: tuple[str, str]) -> Principal:
+    document = {"claims": [{"typ": "oid", "val": BOB}] + [{"typ": t, "val": v} for t, v in claims]}
+    principal = parse_client_principal(_header(document))
+    assert principal is not None
+    return principal
+
+
+@pytest.mark.parametrize(
+    ("claims", "app_only"),
+    [
+        # The optional idtyp claim says it outright (access token claims reference).
+        ((("idtyp", "app"), ("appid", CLIENT)), True),
+        ((("idtyp", "app"), ("scp", "read"), ("azp", CLIENT)), True),
+        ((("idtyp", "user"), ("scp", "read")), False),
+        # Without idtyp: delegated scopes (scp) exist only in tokens issued for a user.
+        ((("roles", "Auditor"), ("azp", CLIENT)), True),
+        ((("http://schemas.microsoft.com/identity/claims/scope", "read"),), False),
+        ((("scp", "read"), ("azp", CLIENT)), False),
+    ],
+)
+def test_an_app_only_token_is_told_from_a_user_token(
+    claims: tuple[tuple[str, str], ...], app_only: bool
+) -> None:
+    assert _principal(*claims).app_only is app_only
+
+
+def test_an_app_only_caller_is_admitted_only_by_its_app_grant() -> None:
+    # Issue 9 §6: "*" admitted a daemon's token (no user) like any signed-in user.
+    daemon = _principal(("idtyp", "app"), ("azp", CLIENT), ("roles", "Auditor"))
+    assert daemon.app_id == CLIENT
+    everyone = parse_policy(
+        json.dumps(
+            {
+                "grants": [
+                    {"principal": "*", "tenants": "*"},
+                    {"principal": BOB, "tenants": [T1]},
+                    {"principal": "role:Auditor", "tenants": [T1]},
+                ]
+            }
+        )
+    )
+    assert not everyone.allowed(daemon, T1)
+    granted = parse_policy(
+        json.dumps({"grants": [{"principal": f"app:{CLIENT.upper()}", "tenants": [T2]}]})
+    )
+    assert granted.allowed(daemon, T2) and not granted.allowed(daemon, T1)
+    # The app grant admits the application alone, never a user signed in through it.
+    user = _principal(("scp", "read"), ("azp", CLIENT))
+    assert not granted.allowed(user, T2)
+    assert everyone.allowed(user, T1)
+
+
+def test_an_app_grant_must_name_a_client_id() -> None:
+    with pytest.raises(PolicyError, match=r"grants\[0\]\.principal: 'app:x' must be 'app:'"):
+        parse_policy(json.dumps({"grants": [{"principal": "app:x", "tenants": "*"}]}))
 
 
 def test_encode_and_parse_of_a_client_principal_round_trip() -> None:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.core.diff import (
+    AssignmentChange,
     Change,
     ChangeKind,
     ComplianceIndex,
@@ -202,8 +203,13 @@ def test_a_standard_version_change_is_one_removal_and_one_addition() -> None:
     removed = diff.changes[0]
     assert removed.before == Side(None, 10, 2, 0, 2)
     assert removed.after is None
-    assert diff.summary.posture[ChangeKind.ADDED] == 1
-    assert diff.summary.posture[ChangeKind.REMOVED] == 1
+    # An assignment change is scope: reported apart, never counted as a posture change.
+    assert diff.summary.posture[ChangeKind.ADDED] == 0
+    assert diff.summary.posture[ChangeKind.REMOVED] == 0
+    assert diff.summary.assignments == (
+        AssignmentChange(S1, "PCI-DSS-3.2.1", ChangeKind.REMOVED),
+        AssignmentChange(S1, "PCI-DSS-4", ChangeKind.ADDED),
+    )
 
 
 def test_a_subscription_entering_or_leaving_scope_is_a_scope_change_not_a_posture_change() -> None:
@@ -285,6 +291,32 @@ def test_compliance_per_standard_at_both_ends_and_over_comparable_subscriptions(
         100.0,
         50.0,
     )
+
+
+def test_comparable_change_ignores_a_standard_unassigned_from_one_subscription() -> None:
+    # NIST on two subscriptions; S2 (all failing) loses the assignment, S1 moves 3/4 -> 2/4.
+    def nist(sub: str, states: tuple[State, ...]) -> tuple[ControlSummary, ...]:
+        return tuple(
+            ControlSummary(sub, "NIST", str(n), "", state, 0, 0, 0)
+            for n, state in enumerate(states)
+        )
+
+    before = nist(S1, (P, P, P, F)) + nist(S2, (F, F, F, F))
+    after = (*nist(S1, (P, P, F, F)), ControlSummary(S2, "PCI", "1", "", P, 0, 0, 0))
+    diff = diff_snapshots(
+        snap(DAY1, [rec(S2, "NIST", "0", A1, F)], expected=(S1, S2), controls=before),
+        snap(DAY2, [rec(S2, "PCI", "1", A1, P)], expected=(S1, S2), controls=after),
+    )
+    nist_figures = {c.standard: c for c in diff.summary.compliance}["NIST"]
+    # Reported figures include the unassignment; the comparable ones only S1's own change.
+    assert (nist_figures.before, nist_figures.after) == (37.5, 50.0)
+    assert (nist_figures.comparable_before, nist_figures.comparable_after) == (75.0, 50.0)
+    assert nist_figures.comparable_delta == -25.0
+    assert diff.summary.assignments == (
+        AssignmentChange(S2, "NIST", ChangeKind.REMOVED),
+        AssignmentChange(S2, "PCI", ChangeKind.ADDED),
+    )
+    assert diff.summary.posture[ChangeKind.REMOVED] == 0
 
 
 def test_changes_are_ordered_by_subscription_standard_control_assessment() -> None:
@@ -373,6 +405,6 @@ def test_every_difference_is_reported_once_in_the_right_category(
         covering = [c for c in diff.changes if _covers(c, key)]
         assert len(covering) == 1
         assert covering[0].change is (ChangeKind.ADDED if key in new else ChangeKind.REMOVED)
-    assert sum(diff.summary.posture.values()) == len(diff.changes)
+    assert sum(diff.summary.posture.values()) + len(diff.summary.assignments) == len(diff.changes)
     keys = [c.sort_key for c in diff.changes]
     assert len(keys) == len(set(keys))

@@ -62,6 +62,18 @@ def test_an_accept_header_allowing_nothing_offered_is_not_acceptable() -> None:
         ("@SUM", "'@SUM"),
         ("\tx", "'\tx"),
         ("plain", "plain"),
+        # Issue 9 §5: full-width signs and whitespace before a formula are formulas too.
+        ("\uff1dHYPERLINK(1)", "'\uff1dHYPERLINK(1)"),
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff0dx", "'\uff0dx"),
+        ("\uff20SUM", "'\uff20SUM"),
+        (" =1+1", "' =1+1"),
+        ("\u3000@SUM(A1)", "'\u3000@SUM(A1)"),
+        ("\n-x", "'\n-x"),
+        # Control characters go first, so they cannot hide a formula or reach the sheet.
+        ("\x1b=cmd", "'=cmd"),
+        ("name\x1b[2J\x07", "name[2J"),
+        ("a - b", "a - b"),
     ],
 )
 def test_cells_are_plain_text_and_formulas_are_defused(value: object, cell: str) -> None:

@@ -155,18 +155,23 @@ def _utcnow() -> datetime:
 # azure-core retries GET, PUT and DELETE on connection errors but never POST (not idempotent in
 # general). Entity-group transactions and inserts are POSTs; ours are safe to repeat (upserts in
 # an attempt's own partition; a repeated claim is recognised by its attempt id), so the store
-# retries them itself, with the same backoff.
+# retries them itself, with the same backoff, for WRITE_RETRY_SECONDS at most: refused
+# connections (a restart) are ridden through, while storage that never answers (each attempt
+# waits the read timeout) still ends a command within about 45 s (issue 9 §5).
 WRITE_RETRIES = 6
+WRITE_RETRY_SECONDS = 30.0
 
 
 def _retrying(call: Callable[[], Any], retries: int, sleep: Callable[[float], None]) -> Any:
+    started = time.monotonic()
     for attempt in range(retries + 1):
         try:
             return call()
         except (ServiceRequestError, ServiceResponseError) as exc:
-            if attempt == retries:
+            if attempt == retries or time.monotonic() - started > WRITE_RETRY_SECONDS:
                 raise
-            log.warning("storage unreachable (%s), retry %d of %d", exc, attempt + 1, retries)
+            # info: whoever gives up reports the outage once (the CLI: one line).
+            log.info("storage unreachable (%s), retry %d of %d", exc, attempt + 1, retries)
             sleep(min(8.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 

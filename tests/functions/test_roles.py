@@ -1,0 +1,73 @@
+"""AUDITOR_ROLE: one package, two apps. Indexed in a fresh interpreter per role, as the worker
+indexes function_app.py: the collector has the timers and queues and no HTTP function, the API
+has only the HTTP function (issue 9 §6: the internet-facing app never holds the identity
+customers delegate to)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRIGGERS = {"plan_snapshot_run", "snapshot_tenant", "queue_monthly_packs", "build_evidence_pack"}
+HTTP = {"http_app_func"}
+
+INDEX = """
+import json
+from tests.functions.worker import check_function, indexed_functions
+functions = indexed_functions()
+for function in functions:
+    check_function(function)
+print(json.dumps(sorted(f.get_function_name() for f in functions)))
+"""
+
+
+def index(role: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITOR_")}
+    if role is not None:
+        env["AUDITOR_ROLE"] = role
+    return subprocess.run(
+        [sys.executable, "-c", INDEX],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("collector", TRIGGERS),
+        ("api", HTTP),
+        ("all", TRIGGERS | HTTP),
+        (None, TRIGGERS | HTTP),  # the local default
+        ("API", HTTP),
+    ],
+)
+def test_the_role_chooses_which_functions_are_registered(
+    role: str | None, expected: set[str]
+) -> None:
+    done = index(role)
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout.strip().splitlines()[-1])) == expected
+
+
+def test_a_bad_role_stops_the_app_at_load_naming_the_setting() -> None:
+    done = index("everything")
+    assert done.returncode != 0
+    assert "setting AUDITOR_ROLE: must be one of collector, api, all, got 'everything'" in (
+        done.stderr
+    )
+
+
+def test_every_trigger_of_the_blueprint_is_a_collector_function() -> None:
+    # A trigger declared on `collector` is registered in the collector role and only there.
+    source = (REPO / "function_app.py").read_text(encoding="utf-8")
+    assert "@app." not in source, "declare triggers on the collector blueprint, not on app"
