@@ -61,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        # The SDKs log every HTTP request at INFO; keep the terminal for results.
-        logging.getLogger("azure").setLevel(logging.WARNING)
+        # The SDKs log every HTTP request at INFO and retell failures at WARNING (a refused
+        # token prints the whole credential chain, 20 lines); keep the terminal for results
+        # and one-line errors.
+        logging.getLogger("azure").setLevel(logging.ERROR)
         # The snapshot service's structured events are for the Functions host's log (Application
         # Insights); a command prints its own account of the same outcomes.
         logging.getLogger("auditor.snapshot").setLevel(logging.CRITICAL)

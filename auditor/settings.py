@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from auditor.core.access import PolicyError, parse_policy
@@ -76,6 +76,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "900",
         "Upper bound on one tenant's collection time, retries and throttling included.",
     ),
+    # Caps on what one collection reads, whatever the control plane sends (reaching one makes
+    # the tenant incomplete with the reason). Defaults: far above any real answer (a Resource
+    # Graph page of 1,000 rows is about 0.8 MB; the `large` estate's biggest tenant is about
+    # 13,500 rows in 14 pages), and together within the collector's 400 MB memory budget.
+    SettingSpec(
+        "AUDITOR_COLLECT_MAX_RESPONSE_BYTES",
+        str(8 * 1024 * 1024),
+        "Cap on the bytes of one control-plane response (read incrementally, abandoned there).",
+    ),
+    SettingSpec(
+        "AUDITOR_COLLECT_MAX_ROWS_PER_TENANT",
+        "250000",
+        "Cap on the Resource Graph rows read for one tenant.",
+    ),
+    SettingSpec(
+        "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY",
+        "1000",
+        "Cap on the pages of one query or REST list (a $skipToken or nextLink chain).",
+    ),
 )
 
 # Settings that exist only for local runs and tests; infra does not set them.
@@ -105,6 +124,29 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CollectLimits:
+    """Caps on what one collection reads (the AUDITOR_COLLECT_MAX_* settings)."""
+
+    max_response_bytes: int
+    max_rows_per_tenant: int
+    max_pages_per_query: int
+
+    @classmethod
+    def defaults(cls) -> CollectLimits:
+        return cls(
+            max_response_bytes=int(_default("AUDITOR_COLLECT_MAX_RESPONSE_BYTES")),
+            max_rows_per_tenant=int(_default("AUDITOR_COLLECT_MAX_ROWS_PER_TENANT")),
+            max_pages_per_query=int(_default("AUDITOR_COLLECT_MAX_PAGES_PER_QUERY")),
+        )
+
+
+def _default(name: str) -> str:
+    default = _SPECS[name].default
+    assert default is not None, f"{name} has no default"
+    return default
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     arm_endpoint: str
     storage: StorageSettings | None
@@ -117,6 +159,7 @@ class Settings:
     evidence_retention_days: int
     access_policy_json: str | None
     collect_timeout_seconds: float
+    collect_limits: CollectLimits = field(default_factory=CollectLimits.defaults)
     role: str = "all"
 
     @property
@@ -225,6 +268,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         evidence_retention_days=_int(env, "AUDITOR_EVIDENCE_RETENTION_DAYS", 1),
         access_policy_json=policy,
         collect_timeout_seconds=float(_int(env, "AUDITOR_COLLECT_TIMEOUT_SECONDS", 10)),
+        collect_limits=CollectLimits(
+            max_response_bytes=_int(env, "AUDITOR_COLLECT_MAX_RESPONSE_BYTES", 64 * 1024),
+            max_rows_per_tenant=_int(env, "AUDITOR_COLLECT_MAX_ROWS_PER_TENANT", 1000),
+            max_pages_per_query=_int(env, "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", 2),
+        ),
         role=load_role(env),
     )
 

@@ -708,6 +708,19 @@ var auditorSettings = [
     name: 'AUDITOR_COLLECT_TIMEOUT_SECONDS'
     value: string(collectTimeoutSeconds)
   }
+  // Caps on what one collection reads, at the code's defaults (auditor/settings.py).
+  {
+    name: 'AUDITOR_COLLECT_MAX_RESPONSE_BYTES'
+    value: '8388608'
+  }
+  {
+    name: 'AUDITOR_COLLECT_MAX_ROWS_PER_TENANT'
+    value: '250000'
+  }
+  {
+    name: 'AUDITOR_COLLECT_MAX_PAGES_PER_QUERY'
+    value: '1000'
+  }
 ]
 
 // Per app: its role, and its identity for storage, the host and telemetry (DefaultAzureCredential

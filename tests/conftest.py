@@ -15,6 +15,8 @@ import pytest
 
 from tools.devservices import Azurite, start_azurite
 
+# Microsoft's published examples, beside the repository when present: only the contract test
+# (tests/unit/test_fixture_contract.py) reads them; every other test reads tests/fixtures.
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 SPECS = FIXTURES / "azure-rest-api-specs" / "specification"
 

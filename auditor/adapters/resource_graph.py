@@ -5,16 +5,20 @@
 - Paces on the quota headers (``x-ms-user-quota-remaining`` / ``-resets-after``) so that queries
   wait for the window instead of meeting 429s; a 429 still happens when another instance of the
   same identity spends the quota, and is retried after ``Retry-After``.
-- Retries 429, 5xx and dropped connections with capped exponential backoff, inside a deadline.
+- Retries 429, 5xx and dropped connections with capped exponential backoff, inside a deadline;
+  every request's connection and read timeouts are the time left before it.
+- Bounded whatever the service sends (auditor/adapters/bounded.py): each body is read
+  incrementally up to the byte cap; a query stops at the page cap, at the rows-per-tenant cap
+  (counted on the caller's QueryStats) and when a ``$skipToken`` repeats; a page that is not the
+  documented shape (``data`` a list, ``$skipToken`` a string or absent) is malformed. Each stop
+  is a ``CollectionStopped`` naming the reason.
 - Counts queries, pages, throttles and retries: completeness is data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,15 +26,28 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.rest import HttpRequest, HttpResponse
-from azure.mgmt.core.exceptions import ARMErrorFormat
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.core.rest import HttpRequest
 from azure.mgmt.resourcegraph import ResourceGraphClient
+
+from auditor.adapters.arm_guard import arm_only_policies, ensure_guarded
+from auditor.adapters.bounded import (
+    ERROR_BODY_BYTES,
+    CollectionStopped,
+    LimitReached,
+    MalformedAnswer,
+    PagingCycle,
+    TimeBoundReached,
+    deadline_reached,
+    error_summary,
+    jittered_backoff,
+    parse_json,
+    parse_retry_after,
+    read_body,
+    request_timeouts,
+)
+from auditor.core.quoted import first_line
+from auditor.settings import CollectLimits
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -83,15 +100,6 @@ def parse_resets_after(value: str | None) -> float | None:
         return None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class QuotaPacer:
     """Remembers the last quota headers and makes the next query wait while the quota is spent.
 
@@ -132,11 +140,6 @@ class QuotaPacer:
                 self._remaining -= 1
 
 
-def error_code(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    return str(getattr(error, "code", "") or "")
-
-
 class ResourceGraph:
     """Runs Resource Graph queries to completion. One per process; thread-safe pacing."""
 
@@ -150,6 +153,7 @@ class ResourceGraph:
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         pacer: QuotaPacer | None = None,
+        limits: CollectLimits | None = None,
     ) -> None:
         endpoint = arm_endpoint.rstrip("/")
         # SDK retries are off: this class retries itself so that it can count and bound them.
@@ -160,7 +164,11 @@ class ResourceGraph:
             retry_total=0,
             connection_timeout=20,
             read_timeout=120,
+            connection_data_block_size=64 * 1024,  # bodies are read in chunks: fewer, larger
+            **arm_only_policies(endpoint),
         )
+        ensure_guarded(self._client._client)
+        self.limits = limits or CollectLimits.defaults()
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -196,23 +204,36 @@ class ResourceGraph:
         deadline: float | None,
     ) -> Iterator[list[dict[str, Any]]]:
         skip_token: str | None = None
+        seen: set[str] = set()
+        pages = 0
         while True:
+            if pages >= self.limits.max_pages_per_query:
+                raise LimitReached(
+                    f"more than {self.limits.max_pages_per_query:,} pages in one query "
+                    "(the cap of pages per query); stopped"
+                )
             options: dict[str, Any] = {"$top": PAGE_SIZE, "resultFormat": "objectArray"}
             if skip_token:
                 options["$skipToken"] = skip_token
             body: dict[str, Any] = {"query": query, "options": options}
             if subscriptions is not None:
                 body["subscriptions"] = subscriptions
-            response = self._send(body, stats, deadline)
-            rows = response.get("data")
-            rows = rows if isinstance(rows, list) else []
+            rows, skip_token = _page_shape(self._send(body, stats, deadline))
+            pages += 1
             stats.pages += 1
+            if stats.rows + len(rows) > self.limits.max_rows_per_tenant:
+                raise LimitReached(
+                    f"more than {self.limits.max_rows_per_tenant:,} rows "
+                    "(the cap of rows per tenant); stopped"
+                )
             stats.rows += len(rows)
             yield rows
             # Drive the loop by the token alone, never by resultTruncated.
-            skip_token = response.get("$skipToken")
             if not skip_token:
                 return
+            if skip_token in seen:
+                raise PagingCycle("$skipToken repeats an earlier page; stopped")
+            seen.add(skip_token)
 
     def _wait(self, seconds: float, stats: QueryStats, deadline: float | None) -> None:
         if seconds <= 0:
@@ -223,23 +244,33 @@ class ResourceGraph:
         self._sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: spreads instances that were throttled together.
-        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        return jittered_backoff(attempt, self._backoff_base, self._backoff_cap)
 
-    def _post(self, body: dict[str, Any]) -> HttpResponse:
-        # The client's own pipeline (credential, scopes, headers, logging) sends the request;
-        # the JSON is parsed once here instead of through the generated model, whose
+    def _post(self, body: dict[str, Any], deadline: float | None) -> tuple[int, Any, Any]:
+        """(status, headers, parsed JSON for a 200 or the raw error body otherwise)."""
+        # The client's own pipeline (credential, scopes, headers, ArmOnlyPolicy) sends the
+        # request; the JSON is parsed once here instead of through the generated model, whose
         # field-by-field deserialisation of `data` costs about 3x the service's own time.
-        # stream=True keeps the pipeline's content-decode policy from parsing it a second time.
+        # stream=True keeps the pipeline from buffering the body: it is read here, within the
+        # byte cap, and parsed once.
         request = HttpRequest(
             "POST",
             f"/providers/Microsoft.ResourceGraph/resources?api-version={API_VERSION}",
             json=body,
         )
-        response = self._client._send_request(request, stream=True)
-        response.read()
-        return response
+        response = self._client._send_request(
+            request, stream=True, **request_timeouts(deadline, connect=20.0, read=120.0)
+        )
+        if response.status_code == 200:
+            content = read_body(
+                response, self.limits.max_response_bytes, deadline, read_timeout=120.0
+            )
+            return 200, response.headers, parse_json(content)
+        try:
+            error_body = read_body(response, ERROR_BODY_BYTES, deadline)
+        except CollectionStopped:
+            error_body = b""
+        return response.status_code, response.headers, error_body
 
     def _send(
         self, body: dict[str, Any], stats: QueryStats, deadline: float | None
@@ -251,31 +282,35 @@ class ResourceGraph:
             stats.queries += 1
             self.pacer.spend()
             try:
-                response = self._post(body)
+                status, headers, content = self._post(body, deadline)
+            except TimeBoundReached as exc:
+                raise DeadlineExceeded(f"collection time bound reached ({exc})") from None
             except ClientAuthenticationError as exc:
                 # No token: nothing to retry here; the queue retries the whole tenant later.
-                raise GraphQueryError(f"authentication failed: {_first_line(exc)}") from exc
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                # Queries are POSTs: azure-core does not retry a dropped one by itself.
+                raise GraphQueryError(f"authentication failed: {first_line(exc)}") from exc
+            except AzureError as exc:
+                # Queries are POSTs: azure-core does not retry a dropped one by itself. A read
+                # that timed out at the deadline is the deadline, not a connection problem.
+                if deadline_reached(deadline):
+                    raise DeadlineExceeded("collection time bound reached") from exc
                 if attempt == self._max_attempts:
-                    raise GraphQueryError(f"connection failed: {exc}") from exc
+                    raise GraphQueryError(f"connection failed: {first_line(exc)}") from exc
                 stats.retries += 1
                 self._wait(self._backoff(attempt), stats, deadline)
                 continue
-            headers = response.headers
             self.pacer.observe(
                 headers.get("x-ms-user-quota-remaining"),
                 headers.get("x-ms-user-quota-resets-after"),
             )
-            status = response.status_code
             if status == 200:
-                parsed = json.loads(response.content)
-                if not isinstance(parsed, dict):
-                    raise GraphQueryError("Resource Graph answered a non-object body", status)
-                return parsed
+                if not isinstance(content, dict):
+                    raise MalformedAnswer("Resource Graph answered a page that is not an object")
+                return content
             if status not in RETRYABLE_STATUS or attempt == self._max_attempts:
-                error = HttpResponseError(response=response, error_format=ARMErrorFormat)
-                raise GraphQueryError(_describe(error), status=status, code=error_code(error))
+                code, message = error_summary(status, content)
+                raise GraphQueryError(
+                    f"HTTP {status} {code}: {message}".strip(), status=status, code=code
+                )
             stats.retries += 1
             retry_after = parse_retry_after(headers.get("Retry-After"))
             wait = retry_after if retry_after is not None else self._backoff(attempt)
@@ -289,16 +324,18 @@ class ResourceGraph:
         raise GraphQueryError("retries exhausted")  # pragma: no cover - loop returns or raises
 
 
-def _describe(exc: HttpResponseError) -> str:
-    code = error_code(exc)
-    message = str(getattr(getattr(exc, "error", None), "message", "") or exc.message or "")
-    first_line = message.splitlines()[0] if message else ""
-    return f"HTTP {exc.status_code} {code}: {first_line}".strip()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _page_shape(page: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """(rows, next $skipToken) of a page in Resource Graph's documented shape, else
+    MalformedAnswer. Rows themselves are checked by the normalizer (a row that is not an
+    object is a malformed row, not a malformed page)."""
+    rows = page.get("data")
+    if not isinstance(rows, list):
+        what = "null or missing" if rows is None else f"a {type(rows).__name__}"
+        raise MalformedAnswer(f"Resource Graph page 'data' is {what}, not a list of rows")
+    token = page.get("$skipToken")
+    if token is not None and not isinstance(token, str):
+        raise MalformedAnswer("Resource Graph page '$skipToken' is not a string")
+    return rows, token or None
 
 
 _DONE = object()

@@ -3,7 +3,8 @@
 Resource Graph carries tenant ids but not names. The managing tenant's ``/tenants`` list shows
 each delegating tenant with ``tenantCategory`` "ProjectedBy" and its display name; it needs no
 role assignment. Sent through azure-mgmt-core's ARM pipeline (bearer token for the configured
-endpoint, ARM retries), paged by ``nextLink``.
+endpoint, ``ArmOnlyPolicy`` before it) and paged by ``nextLink`` within the collection's bounds
+(auditor/adapters/arm_lists.py).
 """
 
 from __future__ import annotations
@@ -17,41 +18,55 @@ from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 
 from auditor import __version__
+from auditor.adapters.arm_guard import ArmOnlyPolicy, ensure_guarded
+from auditor.adapters.arm_lists import ArmLists, ListStats
+from auditor.settings import CollectLimits
 
 API_VERSION = "2022-12-01"
-MAX_PAGES = 100  # 5,000 tenants at 50 a page: a bound, so a looping nextLink cannot hang a run
+TENANTS_PATH = f"/tenants?api-version={API_VERSION}"
 
 
 class TenantDirectory:
-    def __init__(self, credential: TokenCredential, arm_endpoint: str) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential,
+        arm_endpoint: str,
+        limits: CollectLimits | None = None,
+        *,
+        backoff_base: float = 0.5,
+    ) -> None:
         endpoint = arm_endpoint.rstrip("/")
-        self._endpoint = endpoint
         self._client: ARMPipelineClient[HttpRequest, Any] = ARMPipelineClient(
             base_url=endpoint,
             policies=[
                 UserAgentPolicy(f"lighthouse-compliance-auditor/{__version__}"),
-                RetryPolicy(retry_total=3, retry_backoff_factor=0.5),
+                RetryPolicy(retry_total=0),  # ArmLists retries, within the deadline
+                ArmOnlyPolicy(endpoint),
                 ARMChallengeAuthenticationPolicy(credential, endpoint + "/.default"),
             ],
+        )
+        ensure_guarded(self._client)
+        self._lists = ArmLists(
+            self._client, endpoint, limits or CollectLimits.defaults(), backoff_base=backoff_base
         )
 
     def close(self) -> None:
         self._client.close()
 
-    def display_names(self) -> dict[str, str]:
-        """Tenant id (lower case) → display name, for every tenant the identity can see."""
+    def display_names(
+        self, deadline: float | None = None, stats: ListStats | None = None
+    ) -> dict[str, str]:
+        """Tenant id (lower case) → display name, for every tenant the identity can see.
+
+        Raises CollectionStopped or ArmCallError when the list cannot be read to its end.
+        """
         names: dict[str, str] = {}
-        url: str | None = f"{self._endpoint}/tenants?api-version={API_VERSION}"
-        for _ in range(MAX_PAGES):
-            if url is None:
-                break
-            response = self._client.send_request(HttpRequest("GET", url))
-            response.raise_for_status()
-            page: dict[str, Any] = response.json()
-            for item in page.get("value") or ():
-                tenant_id = str(item.get("tenantId") or "").lower()
-                name = str(item.get("displayName") or "")
-                if tenant_id and name:
-                    names[tenant_id] = name
-            url = page.get("nextLink") or None
+        for page in self._lists.pages(
+            TENANTS_PATH, what="tenant directory", deadline=deadline, stats=stats
+        ):
+            for item in page:
+                tenant_id = item.get("tenantId")
+                name = item.get("displayName")
+                if isinstance(tenant_id, str) and isinstance(name, str) and tenant_id and name:
+                    names[tenant_id.lower()] = name
         return names

@@ -11,8 +11,11 @@ from typing import Any
 from auditor.commands.output import shown
 from auditor.core.model import TenantPosture
 from auditor.core.snapshot import is_tenant_id
-from auditor.services.collect import Collector, TransientCollectionError
+from auditor.services.collect import Collector, DiscoveryFailed, TransientCollectionError
 from auditor.settings import load_settings
+
+# The control plane could not list the tenants: nothing collected (cli.EXIT_UNREACHABLE).
+EXIT_DISCOVERY_FAILED = 2
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +26,7 @@ def register(subparsers: Any) -> None:
             "Discover delegated tenants through Resource Graph and read each one's regulatory "
             "compliance and hardening coverage. Prints, per tenant, what was collected and how "
             "complete it is. Stores nothing (see `snapshot`). Exit code 1 when any tenant is "
-            "not complete."
+            "not complete; 2 when discovery fails (one line says why) or a setting is bad."
         ),
     )
     scope = parser.add_mutually_exclusive_group(required=True)
@@ -100,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
     summaries: list[dict[str, Any]] = []
     with Collector(settings) as collector:
-        tenants = collector.discover()
+        try:
+            tenants = collector.discover()
+        except DiscoveryFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DISCOVERY_FAILED
         if args.tenant:
             wanted = args.tenant.lower()
             tenants = [t for t in tenants if t.tenant_id == wanted]

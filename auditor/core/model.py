@@ -190,9 +190,20 @@ class StandardAssignment:
     description: str = ""
 
 
+# Keys of Completeness.malformed besides the record kinds (compliance, controls, ...).
+MALFORMED_PAGES = "pages"  # answers not in the documented shape (the rest of that read stopped)
+MALFORMED_ROWS = "rows"  # rows that are not JSON objects (of no known kind)
+
+
 @dataclass(frozen=True, slots=True)
 class Completeness:
-    """What a collection expected and got, as data: never a silent pass."""
+    """What a collection expected and got, as data: never a silent pass.
+
+    Status rule: failed when nothing of what was expected could be read; incomplete when a
+    subscription is missing, an error was recorded, or any row or page was malformed (dropped:
+    counted per kind in ``malformed``, described in ``warnings``); complete otherwise. A pack of
+    a tenant with dropped rows therefore never reads as complete.
+    """
 
     expected_subscriptions: tuple[str, ...]
     collected_subscriptions: tuple[str, ...]
@@ -214,16 +225,29 @@ class Completeness:
         if (
             self.missing
             or self.errors
+            or self.malformed_count
             or set(self.expected_subscriptions) - set(self.collected_subscriptions)
         ):
             return CollectionStatus.INCOMPLETE
         return CollectionStatus.COMPLETE
 
     @property
+    def malformed_count(self) -> int:
+        return sum(count for count in self.malformed.values() if count > 0)
+
+    @property
     def reasons(self) -> tuple[str, ...]:
         """Why the collection is not complete (empty when it is)."""
         out = [f"subscription {sub}: {why}" for sub, why in sorted(self.missing.items())]
         out.extend(self.errors)
+        if self.malformed_count:
+            kinds = ", ".join(
+                f"{kind} {count}" for kind, count in sorted(self.malformed.items()) if count > 0
+            )
+            out.append(
+                f"{self.malformed_count} malformed rows or pages dropped ({kinds}); "
+                "see the warnings"
+            )
         return tuple(out)
 
 

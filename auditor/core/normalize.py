@@ -4,17 +4,32 @@ One table (``NORMALIZERS``) says what we collect: Resource Graph type → record
 normalizer. Adding a kind is one row and one function. A row that does not fit its shape
 (missing properties, unknown state, an id that does not parse) is counted as malformed
 under its kind and described in a bounded list of warnings; it never raises.
+
+Values are taken in their documented types and spelling, nothing coerced: a state is one of
+``Passed``, ``Failed``, ``Skipped``, ``Unsupported`` exactly as Resource Graph returns it; a
+count is a JSON integer from 0 to 2**53 - 1 (absent or null reads as 0); a score is a finite,
+non-negative JSON number; text is a JSON string. ``"passed"``, ``"3"``, ``1.7``, ``1e309`` (read
+as infinity) are malformed. A row that is not an object is malformed (kind ``rows``).
+
+Ids are unique: the first row of an id (compared case-insensitively) that normalises is kept,
+and every later row with that id — identical or conflicting — is malformed under its kind,
+with a warning saying which state was kept and which dropped (an identical repeat is the
+sign of a paging fault that may have skipped other rows, so it is not trusted either).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from hashlib import blake2b as _blake2b
 from typing import Any
 
 from auditor.core.model import (
+    MALFORMED_ROWS,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
@@ -25,6 +40,7 @@ from auditor.core.model import (
     StandardSummary,
     State,
 )
+from auditor.core.quoted import quote
 
 Row = Mapping[str, Any]
 
@@ -58,6 +74,7 @@ _STANDARD_ID = re.compile(
 _SUB_PREFIX = re.compile(r"^" + _SUB + r"(/|$)", re.IGNORECASE)
 
 MAX_WARNINGS = 50
+MAX_COUNT = 2**53 - 1  # the largest integer every JSON reader (and Excel) keeps exactly
 
 
 class Malformed(ValueError):
@@ -80,11 +97,18 @@ class Batch:
     malformed: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     ignored: int = 0
+    # Digest of the lower-cased id -> the record kept for it: later rows with the id are
+    # duplicates. A 16-byte digest, not the id itself: ids are about 230 characters, and a
+    # tenant may hold hundreds of thousands of rows.
+    _kept: dict[bytes, Any] = field(default_factory=dict, repr=False)
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Any) -> None:
         """Normalise one Resource Graph row into its record list (or count it as malformed)."""
-        row_type = str(row.get("type", "")).lower()
-        entry = NORMALIZERS.get(row_type)
+        if not isinstance(row, Mapping):
+            self._malformed(MALFORMED_ROWS, None, "the row is not a JSON object")
+            return
+        row_type = row.get("type", "")
+        entry = NORMALIZERS.get(row_type.lower()) if type(row_type) is str else None
         if entry is None:
             self.ignored += 1
             return
@@ -92,15 +116,39 @@ class Batch:
         try:
             record = normalizer(row)
         except Malformed as exc:
-            self.malformed[kind] += 1
-            if len(self.warnings) < MAX_WARNINGS:
-                self.warnings.append(f"malformed {kind} row {row.get('id', '<no id>')!s}: {exc}")
+            self._malformed(kind, row.get("id"), str(exc))
             return
+        row_id = row.get("id")
+        if type(row_id) is str:
+            key = _blake2b(row_id.lower().encode(), digest_size=16).digest()
+            kept = self._kept.setdefault(key, record)
+            if kept is not record:
+                self._malformed(kind, row_id, _duplicate(kept, record))
+                return
         getattr(self, kind).append(record)
 
-    def extend(self, rows: Iterable[Row]) -> None:
+    def extend(self, rows: Iterable[Any]) -> None:
         for row in rows:
             self.add(row)
+
+    def _malformed(self, kind: str, row_id: object, problem: str) -> None:
+        self.malformed[kind] += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            shown = quote(row_id, 400) if isinstance(row_id, str) else "<no id>"  # ids ~230
+            self.warnings.append(f"malformed {kind} row {shown}: {problem}")
+
+
+def _duplicate(kept: Any, dropped: Any) -> str:
+    if kept == dropped:
+        return "duplicate id, identical to the row kept (the first); dropped"
+    kept_state = getattr(kept, "state", None)
+    dropped_state = getattr(dropped, "state", None)
+    if kept_state is not None and dropped_state is not None and kept_state != dropped_state:
+        return (
+            f"duplicate id with a conflicting state: {kept_state} kept (the first row), "
+            f"{dropped_state} dropped"
+        )
+    return "duplicate id with conflicting values: the first row kept, this one dropped"
 
 
 # --- field access -------------------------------------------------------------------------
@@ -121,38 +169,39 @@ def _str(mapping: Mapping[str, Any], name: str, *, required: bool = True) -> str
         if required:
             raise Malformed(f"missing {name}")
         return ""
-    if not isinstance(value, str):
-        raise Malformed(f"{name} is not a string")
-    return value
+    raise Malformed(f"{name} is not a string")
 
 
 def _int(mapping: Mapping[str, Any], name: str) -> int:
-    value = mapping.get(name, 0)
-    if type(value) is int and value >= 0:  # the common case first: this runs for every row
+    value = mapping.get(name)
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case first
         return value
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Malformed(f"{name} is not a number")
-    try:
-        number = int(value)
-    except ValueError:
-        raise Malformed(f"{name} is not a number") from None
-    if number < 0:
-        raise Malformed(f"{name} is negative")
-    return number
+    if type(value) is int:
+        raise Malformed(f"{name} is {'negative' if value < 0 else 'beyond any real count'}")
+    raise Malformed(f"{name} is not a non-negative integer ({_kind(value)})")
 
 
 def _float(mapping: Mapping[str, Any], name: str) -> float:
-    value = mapping.get(name, 0.0)
+    value = mapping.get(name)
+    if type(value) is float:
+        if math.isfinite(value) and value >= 0:
+            return value
+        raise Malformed(f"{name} is not a finite non-negative number")
+    if type(value) is int:
+        if 0 <= value <= MAX_COUNT:
+            return float(value)
+        raise Malformed(f"{name} is not a finite non-negative number")
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Malformed(f"{name} is not a number")
-    try:
-        return float(value)
-    except ValueError:
-        raise Malformed(f"{name} is not a number") from None
+    raise Malformed(f"{name} is not a number ({_kind(value)})")
+
+
+def _kind(value: Any) -> str:
+    if type(value) is float:
+        return "a fraction" if math.isfinite(value) else "not finite"
+    return {str: "a string", bool: "a boolean", list: "a list"}.get(type(value), "an object")
 
 
 _STATES = {state.value: state for state in State}
@@ -165,14 +214,14 @@ def _state(props: Mapping[str, Any]) -> State:
         return known
     if raw is None:
         raise Malformed("missing state")
-    try:
-        return State(str(raw))
-    except ValueError:
-        # Casing differs between API versions; accept it, but nothing unknown.
-        for state in State:
-            if state.value.lower() == str(raw).lower():
-                return state
-        raise Malformed(f"unknown state {raw!r}") from None
+    # Resource Graph spells states as documented; anything else (other casing included) is
+    # not read as a state.
+    raise Malformed(
+        f"unknown state {quote(raw)!r}" if type(raw) is str else "state is not a string"
+    )
+
+
+_shared = sys.intern
 
 
 def _match(pattern: re.Pattern[str], row: Row) -> re.Match[str]:
@@ -203,17 +252,19 @@ def subscription_of(row: Row) -> str:
 def compliance_record(row: Row) -> ComplianceRecord:
     match = _match(_ASSESSMENT_ID, row)
     props = _props(row)
+    # Subscription, standard, control and type repeat across thousands of records: one string
+    # each (interned), not one per record.
     return ComplianceRecord(
-        subscription_id=match.group("sub").lower(),
-        standard=match.group("standard"),
-        control=match.group("control"),
+        subscription_id=_shared(match.group("sub").lower()),
+        standard=_shared(match.group("standard")),
+        control=_shared(match.group("control")),
         assessment=match.group("assessment").lower(),
         state=_state(props),
         passed_resources=_int(props, "passedResources"),
         failed_resources=_int(props, "failedResources"),
         skipped_resources=_int(props, "skippedResources"),
         description=_str(props, "description", required=False),
-        assessment_type=_str(props, "assessmentType", required=False),
+        assessment_type=_shared(_str(props, "assessmentType", required=False)),
         details_link=_str(props, "assessmentDetailsLink", required=False),
     )
 
@@ -252,17 +303,20 @@ def defender_plan(row: Row) -> DefenderPlan:
     tier = _str(props, "pricingTier")
     if tier not in ("Free", "Standard"):
         raise Malformed(f"unknown pricingTier {tier!r}")
-    replaced = props.get("replacedBy") or []
-    if not isinstance(replaced, list):
-        raise Malformed("replacedBy is not a list")
-    deprecated = props.get("deprecated", False)
+    replaced = props.get("replacedBy")
+    replaced = [] if replaced is None else replaced
+    if not isinstance(replaced, list) or not all(type(item) is str for item in replaced):
+        raise Malformed("replacedBy is not a list of strings")
+    deprecated = props.get("deprecated")
+    if deprecated is not None and type(deprecated) is not bool:
+        raise Malformed("deprecated is not a boolean")
     return DefenderPlan(
         subscription_id=subscription_of(row),
         plan=_str(row, "name"),
         tier=tier,
         sub_plan=_str(props, "subPlan", required=False),
-        deprecated=deprecated is True or str(deprecated).lower() == "true",
-        replaced_by=tuple(str(item) for item in replaced),
+        deprecated=deprecated is True,
+        replaced_by=tuple(replaced),
         enablement_time=_str(props, "enablementTime", required=False),
     )
 
@@ -306,32 +360,42 @@ def secure_score_control(row: Row) -> SecureScoreControl:
 def _assessment_key(data: Mapping[str, Any]) -> str:
     assigned = data.get("assignedAssessment")
     if isinstance(assigned, Mapping):
-        return str(assigned.get("assessmentKey") or "").lower()
+        return _str(assigned, "assessmentKey", required=False).lower()
     return ""
+
+
+def _object(mapping: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = mapping.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise Malformed(f"{name} is not an object")
+    return value
 
 
 def standard_assignment(row: Row) -> StandardAssignment:
     props = _props(row)
     effect = _str(props, "effect")
-    standard = props.get("assignedStandard")
-    standard_id = str(standard.get("id", "")) if isinstance(standard, Mapping) else ""
-    exemption = props.get("exemptionData")
-    attestation = props.get("attestationData")
-    exemption = exemption if isinstance(exemption, Mapping) else {}
-    attestation = attestation if isinstance(attestation, Mapping) else {}
-    evidence_rows = attestation.get("evidence") or []
-    if not isinstance(evidence_rows, list):
-        raise Malformed("attestation evidence is not a list")
+    standard_id = _str(_object(props, "assignedStandard"), "id", required=False)
+    exemption = _object(props, "exemptionData")
+    attestation = _object(props, "attestationData")
+    evidence_rows = attestation.get("evidence")
+    evidence_rows = [] if evidence_rows is None else evidence_rows
+    if not isinstance(evidence_rows, list) or not all(
+        isinstance(item, Mapping) for item in evidence_rows
+    ):
+        raise Malformed("attestation evidence is not a list of objects")
     evidence = tuple(
-        Evidence(str(item.get("description", "")), str(item.get("sourceUrl", "")))
+        Evidence(_str(item, "description", required=False), _str(item, "sourceUrl", required=False))
         for item in evidence_rows
-        if isinstance(item, Mapping)
     )
     if effect == "Exempt" and not exemption:
         raise Malformed("Exempt assignment without exemptionData")
     if effect == "Attest" and not attestation:
         raise Malformed("Attest assignment without attestationData")
-    expires = _str(props, "expiresOn", required=False) or str(attestation.get("expiresOn") or "")
+    expires = _str(props, "expiresOn", required=False) or _str(
+        attestation, "expiresOn", required=False
+    )
     return StandardAssignment(
         subscription_id=subscription_of(row),
         assignment_id=_str(row, "id"),
@@ -340,9 +404,9 @@ def standard_assignment(row: Row) -> StandardAssignment:
         effect=effect,
         assessment_key=_assessment_key(exemption) or _assessment_key(attestation),
         expires_on=expires,
-        exemption_category=str(exemption.get("exemptionCategory") or ""),
-        compliance_state=str(attestation.get("complianceState") or ""),
-        compliance_date=str(attestation.get("complianceDate") or ""),
+        exemption_category=_str(exemption, "exemptionCategory", required=False),
+        compliance_state=_str(attestation, "complianceState", required=False),
+        compliance_date=_str(attestation, "complianceDate", required=False),
         evidence=evidence,
         description=_str(props, "description", required=False),
     )

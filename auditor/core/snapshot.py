@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -138,24 +138,6 @@ def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, floa
         standard: (round(100.0 * passed[standard] / total, 2) if total else None)
         for standard, total in sorted(assessed.items())
     }
-
-
-def with_dropped_rows_counted(posture: TenantPosture) -> TenantPosture:
-    """The rule for malformed rows: any row the normalizer dropped makes the snapshot
-    incomplete, with the counts as its reason, so that a snapshot (and a pack) of a tenant with
-    dropped rows never reads as complete. Counted per kind in `completeness.malformed`."""
-    completeness = posture.completeness
-    dropped = [
-        f"{count} malformed {kind} rows dropped"
-        for kind, count in sorted(completeness.malformed.items())
-        if count
-    ]
-    missing = [reason for reason in dropped if reason not in completeness.errors]
-    if not missing:
-        return posture
-    return replace(
-        posture, completeness=replace(completeness, errors=(*completeness.errors, *missing))
-    )
 
 
 class SnapshotNotFound(LookupError):

@@ -8,7 +8,13 @@ the pure normalizers, not in KQL.
 
 A tenant that cannot be read for a lasting reason (403, a rejected query) comes back with an
 incomplete or failed completeness record; a transient failure that outlived its retries raises
-TransientCollectionError, so the queue path can retry the tenant later.
+TransientCollectionError, so the queue path can retry the tenant later. A read that stops early
+because of what the control plane sent (a cap, a repeating or untrusted link, a malformed page;
+auditor/adapters/bounded.py) keeps what was read and makes the tenant incomplete with the reason.
+
+Tenant-level data (assessment metadata, the tenant directory) that cannot be read to its end
+makes every tenant relying on it incomplete with the reason, collected by this process, until
+it is read: the run goes on. Discovery itself failing fails the run: DiscoveryFailed.
 """
 
 from __future__ import annotations
@@ -17,13 +23,20 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from auditor import __version__
+from auditor.adapters.arm_lists import ArmCallError, ListStats
+from auditor.adapters.bounded import (
+    CollectionStopped,
+    LimitReached,
+    MalformedAnswer,
+    TimeBoundReached,
+)
 from auditor.adapters.credentials import build_credential
+from auditor.adapters.reach import Unreachable
 from auditor.adapters.resource_graph import (
     RETRYABLE_STATUS,
     DeadlineExceeded,
@@ -32,10 +45,17 @@ from auditor.adapters.resource_graph import (
     ResourceGraph,
     prefetch,
 )
-from auditor.adapters.security_rest import RestStats, SecurityRest
+from auditor.adapters.security_rest import SecurityRest
 from auditor.adapters.tenants_rest import TenantDirectory
 from auditor.core import hardening
-from auditor.core.model import Completeness, Subscription, Tenant, TenantPosture
+from auditor.core.model import (
+    MALFORMED_PAGES,
+    Completeness,
+    RecommendationMetadata,
+    Subscription,
+    Tenant,
+    TenantPosture,
+)
 from auditor.core.normalize import (
     POSTURE_TYPES,
     T_RECOMMENDATION,
@@ -43,9 +63,12 @@ from auditor.core.normalize import (
     T_SUBSCRIPTION,
     Batch,
 )
+from auditor.core.quoted import first_line, quote
+from auditor.core.snapshot import is_tenant_id
 from auditor.settings import Settings
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 COLLECTOR_VERSION = f"auditor-collector/{__version__}"
 
@@ -78,6 +101,18 @@ class TransientCollectionError(RuntimeError):
     """The tenant could not be read now (throttling, 5xx, network, time bound): retry later."""
 
 
+class DiscoveryFailed(Unreachable):
+    """Discovery could not list the delegated tenants (after its retries, or because of what
+    the control plane answered). str() is one line: the reason. Nothing can be collected.
+
+    An Unreachable (auditor/adapters/reach.py): every command that reports an unreachable
+    control plane in one line with exit 2 reports this one the same way."""
+
+
+# What a REST read can fail with: an error answer, or a stop for a lasting reason.
+_REST_FAILURES = (ArmCallError, CollectionStopped)
+
+
 def _is_transient(exc: GraphQueryError) -> bool:
     return isinstance(exc, DeadlineExceeded) or exc.status is None or exc.status in RETRYABLE_STATUS
 
@@ -92,26 +127,37 @@ def tenants_from_rows(
     A subscription counts when a Lighthouse registration assignment delegates it; the managing
     tenant's own subscriptions (no assignment) are not audited. A tenant without a known
     display name is named by its id.
+
+    A row that is not an object, or a delegated subscription whose subscription or tenant id is
+    not a GUID, is malformed: MalformedAnswer (those ids name storage keys and URLs).
     """
     names = names or {}
-    delegated = {
-        str(row.get("subscriptionId", "")).lower()
-        for row in delegation_rows
-        if row.get("subscriptionId")
-    }
+    delegated = set()
+    for row in delegation_rows:
+        if not isinstance(row, dict):
+            raise MalformedAnswer("a delegation row is not an object")
+        if isinstance(row.get("subscriptionId"), str) and row["subscriptionId"]:
+            delegated.add(row["subscriptionId"].lower())
     by_tenant: dict[str, list[Subscription]] = defaultdict(list)
     for row in subscription_rows:
-        sub_id = str(row.get("subscriptionId", "")).lower()
-        tenant_id = str(row.get("tenantId", "")).lower()
-        if not sub_id or not tenant_id or sub_id not in delegated:
+        if not isinstance(row, dict):
+            raise MalformedAnswer("a subscription row is not an object")
+        sub_id = _text(row.get("subscriptionId")).lower()
+        if not sub_id or sub_id not in delegated:
             continue
+        tenant_id = _text(row.get("tenantId")).lower()
+        if not is_tenant_id(sub_id) or not is_tenant_id(tenant_id):
+            raise MalformedAnswer(
+                f"subscription row {quote(sub_id)} of tenant {quote(tenant_id)}: "
+                "an id is not a GUID"
+            )
         props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
         by_tenant[tenant_id].append(
             Subscription(
                 subscription_id=sub_id,
                 tenant_id=tenant_id,
-                display_name=str(row.get("name", "") or sub_id),
-                state=str((props or {}).get("state", "") or ""),
+                display_name=_text(row.get("name")) or sub_id,
+                state=_text((props or {}).get("state")),
             )
         )
     return [
@@ -124,8 +170,46 @@ def tenants_from_rows(
     ]
 
 
+class _TenantLevel(Generic[_T]):
+    """A tenant-level read shared by every tenant of the process (assessment metadata, the
+    tenant directory). Kept once read to its end; a failure is remembered for RETRY_SECONDS,
+    reported to every tenant relying on it meanwhile, then tried again, so a hostile or slow
+    answer costs the process one bounded read, not one per tenant."""
+
+    RETRY_SECONDS = 600.0
+
+    def __init__(self, what: str, read: Callable[[float | None, ListStats], _T]) -> None:
+        self._what = what
+        self._read = read
+        self._value: _T | None = None
+        self._failure: tuple[float, str] | None = None  # (when, reason)
+
+    def get(self, deadline: float | None, stats: ListStats) -> _T:
+        """The value; _Unavailable(reason) when it cannot be read (calls counted on `stats`)."""
+        if self._value is not None:
+            return self._value
+        now = time.monotonic()
+        if self._failure is not None and now - self._failure[0] < self.RETRY_SECONDS:
+            raise _Unavailable(self._failure[1])
+        try:
+            self._value = self._read(deadline, stats)
+        except _REST_FAILURES as exc:
+            reason = first_line(exc)
+            if not reason.startswith(self._what):
+                reason = f"{self._what}: {reason}"
+            if not isinstance(exc, TimeBoundReached):  # that tenant's time, not the data's fault
+                self._failure = (now, reason)
+            raise _Unavailable(reason) from exc
+        self._failure = None
+        return self._value
+
+
+class _Unavailable(Exception):
+    """Tenant-level data could not be read; str() is the reason."""
+
+
 class Collector:
-    """Reads tenants' posture. One per process: the quota pacer and metadata cache are shared."""
+    """Reads tenants' posture. One per process: the quota pacer and tenant-level data are shared."""
 
     def __init__(
         self,
@@ -134,16 +218,28 @@ class Collector:
         *,
         graph: ResourceGraph | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rest_backoff_base: float = 0.5,
     ) -> None:
         self.settings = settings
+        self.limits = settings.collect_limits
         self._credential = credential or build_credential()
-        self.graph = graph or ResourceGraph(self._credential, settings.arm_endpoint, sleep=sleep)
-        self.rest = SecurityRest(self._credential, settings.arm_endpoint)
+        self.graph = graph or ResourceGraph(
+            self._credential, settings.arm_endpoint, sleep=sleep, limits=self.limits
+        )
+        self.rest = SecurityRest(
+            self._credential, settings.arm_endpoint, self.limits, backoff_base=rest_backoff_base
+        )
+        self._directory_client = TenantDirectory(
+            self._credential, settings.arm_endpoint, self.limits, backoff_base=rest_backoff_base
+        )
+        self._metadata = _TenantLevel("assessment metadata", self.rest.assessment_metadata)
+        self._directory = _TenantLevel("tenant directory", self._directory_client.display_names)
         self.version = COLLECTOR_VERSION
 
     def close(self) -> None:
         self.graph.close()
         self.rest.close()
+        self._directory_client.close()
 
     def __enter__(self) -> Collector:
         return self
@@ -152,36 +248,38 @@ class Collector:
         self.close()
 
     def discover(self) -> list[Tenant]:
-        """Every delegated tenant with its subscriptions (raises GraphQueryError on failure)."""
+        """Every delegated tenant with its subscriptions; DiscoveryFailed (one line) when the
+        tenants cannot be listed, after the query's own retries."""
         deadline = time.monotonic() + self.settings.collect_timeout_seconds
         stats = QueryStats()
-        subscription_rows = [
-            row
-            for page in self.graph.query(DISCOVER_SUBSCRIPTIONS, stats=stats, deadline=deadline)
-            for row in page
-        ]
-        delegation_rows = [
-            row
-            for page in self.graph.query(DISCOVER_DELEGATIONS, stats=stats, deadline=deadline)
-            for row in page
-        ]
-        tenants = tenants_from_rows(subscription_rows, delegation_rows, self._tenant_names())
+        try:
+            subscription_rows = self._rows(DISCOVER_SUBSCRIPTIONS, stats, deadline)
+            delegation_rows = self._rows(DISCOVER_DELEGATIONS, stats, deadline)
+            names = self._names(deadline)
+            tenants = tenants_from_rows(subscription_rows, delegation_rows, names)
+        except Unreachable as exc:  # already one line naming what could not be reached
+            raise DiscoveryFailed(str(exc)) from exc
+        except (GraphQueryError, CollectionStopped) as exc:
+            raise DiscoveryFailed(f"discovery failed: {first_line(exc)}") from exc
         log.info(
             "discovered tenants",
             extra={"tenants": len(tenants), "queries": stats.queries, "pages": stats.pages},
         )
         return tenants
 
-    def _tenant_names(self) -> dict[str, str]:
-        # Names only label the evidence: without them the run goes on, named by tenant id.
-        directory = TenantDirectory(self._credential, self.settings.arm_endpoint)
+    def _rows(self, query: str, stats: QueryStats, deadline: float) -> list[dict[str, Any]]:
+        return [
+            row for page in self.graph.query(query, stats=stats, deadline=deadline) for row in page
+        ]
+
+    def _names(self, deadline: float | None) -> dict[str, str]:
+        # Names only label the evidence: without them discovery goes on, tenants named by id;
+        # each tenant left unnamed is then incomplete with the reason (see collect).
         try:
-            return directory.display_names()
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-            log.warning("tenant display names unavailable: %s", _first_line(exc))
+            return self._directory.get(deadline, ListStats())
+        except _Unavailable as exc:
+            log.warning("tenant display names unavailable: %s", exc)
             return {}
-        finally:
-            directory.close()
 
     def collect(self, tenant: Tenant) -> TenantPosture:
         """Read one tenant's posture; failures that will not pass by retrying are recorded."""
@@ -189,11 +287,11 @@ class Collector:
         deadline = started + self.settings.collect_timeout_seconds
         expected = tuple(s.subscription_id for s in tenant.subscriptions)
         stats = QueryStats()
-        rest_stats = RestStats()
+        rest_stats = ListStats()
         batch = Batch()
         missing: dict[str, str] = {}
         errors: list[str] = []
-        warnings: list[str] = []
+        pages_stopped = 0
 
         for label, query in (("posture", POSTURE_QUERY), ("hardening", HARDENING_QUERY)):
             if missing:
@@ -209,27 +307,105 @@ class Collector:
                     raise TransientCollectionError(f"{label} query: {exc}") from exc
                 for sub in expected:
                     missing[sub] = f"{label} query failed: {exc}"
+            except CollectionStopped as exc:
+                # What was read stays; the tenant is incomplete with the reason.
+                errors.append(f"{label} query stopped early: {first_line(exc)}")
+                pages_stopped += isinstance(exc, MalformedAnswer)
+                if isinstance(exc, LimitReached) and stats.rows >= self.limits.max_rows_per_tenant:
+                    break  # the next query would meet the same cap at once
 
         collected = tuple(sub for sub in expected if sub not in missing)
-        metadata = {}
+        tenant, name_problem = self._named(tenant, rest_stats, deadline)
+        errors.extend(name_problem)
+        metadata: dict[str, RecommendationMetadata] = {}
         try:
-            metadata = self.rest.assessment_metadata()
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-            warnings.append(f"assessment metadata unavailable: {_first_line(exc)}")
+            metadata = self._metadata.get(deadline, rest_stats)
+        except _Unavailable as exc:
+            errors.append(
+                f"{exc} (tenant-level data: hardening rows lack severity and remediation)"
+            )
+        jit, jit_errors, jit_malformed = self._jit(collected, rest_stats, deadline)
+        errors.extend(jit_errors)
+        pages_stopped += jit_malformed
 
+        malformed = dict(batch.malformed)
+        if pages_stopped:
+            malformed[MALFORMED_PAGES] = malformed.get(MALFORMED_PAGES, 0) + pages_stopped
+        return self._posture(
+            tenant,
+            batch,
+            expected=expected,
+            collected=collected,
+            missing=missing,
+            metadata=metadata,
+            jit=jit,
+            completeness_counts={
+                "queries": stats.queries,
+                "pages": stats.pages,
+                "rest_calls": rest_stats.calls,
+                "throttles": stats.throttles + rest_stats.throttles,
+                "retries": stats.retries + rest_stats.retries,
+            },
+            errors=errors,
+            malformed=malformed,
+            started=started,
+        )
+
+    def _named(self, tenant: Tenant, stats: ListStats, deadline: float) -> tuple[Tenant, list[str]]:
+        """The tenant with its display name when discovery could not give one (the queue path
+        reads the directory in the worker); a reason when the directory cannot be read."""
+        if tenant.display_name != tenant.tenant_id:
+            return tenant, []
+        try:
+            name = self._directory.get(deadline, stats).get(tenant.tenant_id)
+        except _Unavailable as exc:
+            return tenant, [f"{exc} (the tenant is named by its id)"]
+        if name:
+            tenant = Tenant(tenant.tenant_id, name, tenant.subscriptions)
+        return tenant, []
+
+    def _jit(
+        self, subscriptions: tuple[str, ...], stats: ListStats, deadline: float
+    ) -> tuple[dict[str, int], list[str], int]:
+        """(covered VMs per subscription read, errors, malformed pages)."""
         jit: dict[str, int] = {}
-        for sub in collected:
+        errors: list[str] = []
+        malformed = 0
+        for number, sub in enumerate(subscriptions):
             try:
-                jit[sub] = self.rest.jit_covered_vms(sub, rest_stats)
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-                errors.append(f"subscription {sub}: just-in-time policies: {_first_line(exc)}")
+                jit[sub] = self.rest.jit_covered_vms(sub, stats, deadline)
+            except TimeBoundReached as exc:
+                left = len(subscriptions) - number
+                errors.append(
+                    f"just-in-time policies of {left} subscription(s) not read: {first_line(exc)}"
+                )
+                break
+            except _REST_FAILURES as exc:
+                errors.append(f"subscription {sub}: {first_line(exc)}")
+                malformed += isinstance(exc, MalformedAnswer)
+        return jit, errors, malformed
 
+    def _posture(
+        self,
+        tenant: Tenant,
+        batch: Batch,
+        *,
+        expected: tuple[str, ...],
+        collected: tuple[str, ...],
+        missing: dict[str, str],
+        metadata: dict[str, RecommendationMetadata],
+        jit: dict[str, int],
+        completeness_counts: dict[str, int],
+        errors: list[str],
+        malformed: dict[str, int],
+        started: float,
+    ) -> TenantPosture:
         with_compliance = {record.subscription_id for record in batch.compliance}
-        warnings.extend(
+        warnings = [
             f"subscription {sub}: no regulatory compliance data"
             for sub in collected
             if sub not in with_compliance
-        )
+        ]
         warnings.extend(batch.warnings)
         in_scope = set(collected)
         coverage = hardening.rollup(
@@ -242,15 +418,11 @@ class Collector:
             expected_subscriptions=expected,
             collected_subscriptions=collected,
             missing=missing,
-            queries=stats.queries,
-            pages=stats.pages,
-            rest_calls=rest_stats.calls,
-            throttles=stats.throttles,
-            retries=stats.retries,
             errors=tuple(errors),
-            malformed=dict(batch.malformed),
+            malformed=malformed,
             warnings=tuple(warnings),
             duration_seconds=round(time.monotonic() - started, 3),
+            **completeness_counts,
         )
 
         def mine(records: list[Any]) -> tuple[Any, ...]:
@@ -270,6 +442,5 @@ class Collector:
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

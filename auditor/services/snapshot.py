@@ -51,7 +51,6 @@ from auditor.core.snapshot import (
     SnapshotTampered,
     is_tenant_id,
     snapshot_id_for,
-    with_dropped_rows_counted,
 )
 from auditor.settings import SETTINGS, Settings, load_settings
 
@@ -242,7 +241,7 @@ class SnapshotService:
         backfill = self._backfill(scheduled_at)
         version = self.source.version
         try:
-            posture = with_dropped_rows_counted(self.source.collect(tenant))
+            posture = self.source.collect(tenant)
             entry = self.store.commit_snapshot(posture, scheduled_at, version, backfill=backfill)
         except (SnapshotSuperseded, SlotBusy, SnapshotTampered) as exc:
             return self._not_recorded(tenant.tenant_id, snapshot_id, exc, started)
@@ -282,7 +281,7 @@ class SnapshotService:
         backfill = self._backfill(job.scheduled_at)
         version = self.source.version
         try:
-            posture = with_dropped_rows_counted(self.source.collect(tenant))
+            posture = self.source.collect(tenant)
             if posture.completeness.status is CollectionStatus.FAILED and not final:
                 raise CollectionFailed("; ".join(posture.completeness.reasons) or "nothing read")
             entry = self.store.commit_snapshot(

@@ -1,7 +1,8 @@
 """The collector with the real SDK clients (azure-identity, azure-mgmt-resourcegraph,
 azure-mgmt-security) over HTTPS against the simulator, compared with the estate's ground truth.
 
-The module runs its own simulator: these tests change its day, quota and faults.
+The module runs its own simulator (tests/integration/conftest.py): these tests change its day,
+quota and faults.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import pty
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,55 +21,17 @@ from auditor.adapters.credentials import build_credential
 from auditor.adapters.resource_graph import GraphQueryError, QueryStats, ResourceGraph
 from auditor.core.hardening import JIT_KEY
 from auditor.core.model import CollectionStatus, HardeningStatus, State
-from auditor.services.collect import Collector, TransientCollectionError
+from auditor.services.collect import TransientCollectionError
 from auditor.settings import load_settings
-from tools.azure_sim.launcher import Simulator, start_simulator
+from tests.integration.helpers import (
+    clean_tenant,
+    expected_status,
+    make_collector,
+    run_cli,
+    truth_tenants,
+)
+from tools.azure_sim.launcher import Simulator
 from tools.devservices import REPO
-
-CONFLICTING = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT")
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    simulator = start_simulator(tmp_path_factory.mktemp("collector-sim"), size="tiny", seed=3)
-    saved = {name: os.environ.get(name) for name in (*simulator.env(), *CONFLICTING)}
-    for name in CONFLICTING:
-        os.environ.pop(name, None)
-    os.environ.update(simulator.env())
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@pytest.fixture
-def fresh(sim: Simulator) -> Iterator[Simulator]:
-    """The simulator at day 0, default quota, no faults — restored after the test too."""
-    sim.set_day(0)
-    sim.clear_faults()
-    sim.set_quota(15, 5)
-    yield sim
-    sim.set_day(0)
-    sim.clear_faults()
-    sim.set_quota(15, 5)
-
-
-def make_collector(**graph_options: Any) -> Collector:
-    settings = load_settings()
-    credential = build_credential()
-    graph = (
-        ResourceGraph(credential, settings.arm_endpoint, **graph_options) if graph_options else None
-    )
-    return Collector(settings, credential, graph=graph)
-
-
-def truth_tenants(sim: Simulator, day: int) -> dict[str, dict[str, Any]]:
-    return {t["tenantId"]: t for t in sim.estate(day)["tenants"]}
 
 
 def test_discovers_every_delegated_tenant_and_its_subscriptions(fresh: Simulator) -> None:
@@ -93,7 +54,7 @@ def test_collects_every_compliance_row_across_skip_token_pages(fresh: Simulator)
     for posture in postures:
         expected = truth[posture.tenant.tenant_id]
         c = posture.completeness
-        assert c.status is CollectionStatus.COMPLETE
+        assert c.status is expected_status(expected)
         assert len(posture.compliance) == expected["complianceAssessments"]
         assert sum(c.malformed.values()) == len(expected["malformedRows"])
         counts = expected["counts"]
@@ -110,7 +71,9 @@ def test_collects_every_compliance_row_across_skip_token_pages(fresh: Simulator)
         assert c.throttles == 0
 
 
-def test_malformed_rows_are_counted_per_tenant_as_warnings(fresh: Simulator) -> None:
+def test_malformed_rows_make_the_tenant_incomplete_with_the_count_as_reason(
+    fresh: Simulator,
+) -> None:
     truth = truth_tenants(fresh, 0)
     bad = {t for t, v in truth.items() if v["malformedRows"]}
     with make_collector() as collector:
@@ -118,12 +81,16 @@ def test_malformed_rows_are_counted_per_tenant_as_warnings(fresh: Simulator) -> 
 
     assert bad, "the estate promises malformed rows in one tenant"
     for tenant_id, posture in postures.items():
-        malformed = posture.completeness.malformed
+        c = posture.completeness
         if tenant_id in bad:
-            assert malformed == {"compliance": len(truth[tenant_id]["malformedRows"])}
-            assert sum("malformed compliance row" in w for w in posture.completeness.warnings) == 3
+            assert c.malformed == {"compliance": len(truth[tenant_id]["malformedRows"])}
+            assert sum("malformed compliance row" in w for w in c.warnings) == 3
+            assert c.status is CollectionStatus.INCOMPLETE
+            assert c.reasons == (
+                "3 malformed rows or pages dropped (compliance 3); see the warnings",
+            )
         else:
-            assert malformed == {}
+            assert (c.malformed, c.status) == ({}, CollectionStatus.COMPLETE)
 
 
 def test_hardening_reports_retired_features_and_real_jit_coverage(fresh: Simulator) -> None:
@@ -171,15 +138,17 @@ def test_a_429_is_retried_after_retry_after_and_counted(fresh: Simulator) -> Non
 
 def test_pacing_on_quota_headers_avoids_429s(fresh: Simulator) -> None:
     fresh.set_quota(3, 1.0)
+    truth = truth_tenants(fresh, 0)
     with make_collector() as collector:
         postures = [collector.collect(t) for t in collector.discover()]
-    assert all(p.completeness.status is CollectionStatus.COMPLETE for p in postures)
+    for posture in postures:
+        assert posture.completeness.status is expected_status(truth[posture.tenant.tenant_id])
     assert sum(p.completeness.throttles for p in postures) == 0
 
 
 def test_5xx_then_success_completes_with_retries_counted(fresh: Simulator) -> None:
     with make_collector(backoff_base=0.05) as collector:
-        tenant = collector.discover()[0]
+        tenant = clean_tenant(collector, fresh)
         fresh.set_faults({"http_5xx": 2})
         posture = collector.collect(tenant)
     assert posture.completeness.status is CollectionStatus.COMPLETE
@@ -188,7 +157,7 @@ def test_5xx_then_success_completes_with_retries_counted(fresh: Simulator) -> No
 
 def test_a_dropped_connection_is_retried(fresh: Simulator) -> None:
     with make_collector(backoff_base=0.05) as collector:
-        tenant = collector.discover()[0]
+        tenant = clean_tenant(collector, fresh)
         fresh.set_faults({"drop": 1})
         posture = collector.collect(tenant)
     assert posture.completeness.status is CollectionStatus.COMPLETE
@@ -196,6 +165,7 @@ def test_a_dropped_connection_is_retried(fresh: Simulator) -> None:
 
 
 def test_a_tenant_answering_403_is_failed_with_reason_and_others_complete(fresh: Simulator) -> None:
+    truth = truth_tenants(fresh, 0)
     with make_collector() as collector:
         tenants = collector.discover()
         denied, other = tenants[0], tenants[1]
@@ -210,7 +180,7 @@ def test_a_tenant_answering_403_is_failed_with_reason_and_others_complete(fresh:
     assert set(denied_posture.completeness.missing) == {
         s.subscription_id for s in denied.subscriptions
     }
-    assert other_posture.completeness.status is CollectionStatus.COMPLETE
+    assert other_posture.completeness.status is expected_status(truth[other.tenant_id])
 
 
 def test_persistent_5xx_raises_transient_error_for_the_queue_to_retry(fresh: Simulator) -> None:
@@ -257,26 +227,14 @@ def test_drift_between_days_is_seen_as_the_estate_says(fresh: Simulator) -> None
     assert states == {State(change["to"])}
 
 
-def run_cli(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditor", *argv],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **env},
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_collect_json_reports_each_tenant(fresh: Simulator) -> None:
     result = run_cli("collect", "--all", "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the tenant with malformed rows
     report = json.loads(result.stdout)
     truth = truth_tenants(fresh, 0)
     assert {t["tenantId"] for t in report["tenants"]} == set(truth)
     for tenant in report["tenants"]:
-        assert tenant["status"] == "complete"
+        assert tenant["status"] == expected_status(truth[tenant["tenantId"]]).value
         assert tenant["records"]["compliance"] == truth[tenant["tenantId"]]["complianceAssessments"]
 
 
@@ -340,6 +298,6 @@ def test_collect_shows_progress_only_on_a_terminal(fresh: Simulator) -> None:
                 break
             seen += chunk
     os.close(main)
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # one tenant incomplete (malformed rows); all were collected
     assert b"collecting tenant 1/2" in seen
     assert b"collecting tenant" not in stdout  # piped output stays clean

@@ -6,27 +6,21 @@ temporary directory, and stops it by pid at the end. Unit tests use ``Estate`` d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures import following
 from tools.azure_sim.estate import Estate
 from tools.azure_sim.launcher import CONFLICTING_ENV, Simulator, start_simulator
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-SPECS = FIXTURES / "azure-rest-api-specs" / "specification"
-SECURITY = SPECS / "security" / "resource-manager" / "Microsoft.Security"
-
 
 def fixture_json(relative: str) -> Any:
-    """A fixture example under shared/fixtures/azure-rest-api-specs/specification."""
-    path = SPECS / relative
-    if not path.exists():
-        pytest.skip(f"fixture {path} not available")
-    return json.loads(path.read_text())
+    """The project's own fixture (tests/fixtures) that follows Microsoft's example at
+    `relative` (a path under azure-rest-api-specs/specification), in an example file's layout.
+    tests/unit/test_fixture_contract.py checks it keeps that example's fields and types."""
+    return following(relative)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from azure.mgmt.security import SecurityCenter
 
 from tools.azure_sim.estate import T_COMPLIANCE, T_SUBSCRIPTION, Estate
 from tools.azure_sim.launcher import Simulator, start_simulator
+from tools.azure_sim.server import Faults
 
 COMPLIANCE_Q = (
     f"securityresources | where type == '{T_COMPLIANCE}' | project id, tenantId, subscriptionId, "
@@ -350,13 +351,7 @@ def test_slow_and_failing_queries(
     )
     merged = sim.set_faults({"drop": 0})  # merge keeps the others
     assert merged["slow_ms"] == 300
-    assert sim.set_faults({}) == {
-        "http_5xx": 0,
-        "slow_ms": 0,
-        "drop": 0,
-        "forbidden_tenants": [],
-        "fail_queries_matching": None,
-    }
+    assert sim.set_faults({}) == Faults().describe()  # every fault back to its default
 
 
 # --- REST with nextLink --------------------------------------------------------------------------

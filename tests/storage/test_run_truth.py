@@ -295,5 +295,5 @@ def test_dropped_malformed_rows_make_the_snapshot_incomplete_with_the_counts_as_
     outcomes = {o.tenant_id: o for o in service.run_inline(DAY1)}
     entry = outcomes[A].entry
     assert entry is not None and entry.status is CollectionStatus.INCOMPLETE
-    assert entry.reasons == ("3 malformed compliance rows dropped",)
+    assert entry.reasons == ("3 malformed rows or pages dropped (compliance 3); see the warnings",)
     assert outcomes[B].outcome == "complete"

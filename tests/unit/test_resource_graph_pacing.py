@@ -40,25 +40,46 @@ def test_a_throttle_blocks_until_retry_after() -> None:
     assert pacer.delay() == 7.0
 
 
+S1, S2, S3 = (f"{n}1111111-1111-4111-8111-111111111111" for n in "abc")
+T1, T2 = "d2222222-2222-4222-8222-222222222222", "e3333333-3333-4333-8333-333333333333"
+
+
 def test_only_delegated_subscriptions_are_grouped_by_tenant() -> None:
     subs = [
         {
-            "subscriptionId": "S1",
-            "tenantId": "T1",
+            "subscriptionId": S1.upper(),
+            "tenantId": T1.upper(),
             "name": "one",
             "properties": {"state": "Enabled"},
         },
-        {"subscriptionId": "s2", "tenantId": "t1", "name": "two", "properties": {}},
-        {"subscriptionId": "s3", "tenantId": "t2", "name": "three"},
+        {"subscriptionId": S2, "tenantId": T1, "name": "two", "properties": {}},
+        {"subscriptionId": S3, "tenantId": T2, "name": "three"},
         {"subscriptionId": "own", "tenantId": "managing", "name": "not delegated"},
     ]
-    delegations = [{"subscriptionId": "s1"}, {"subscriptionId": "S2"}, {"subscriptionId": "s3"}]
-    tenants = tenants_from_rows(subs, delegations, {"t1": "Contoso"})
+    delegations = [{"subscriptionId": S1}, {"subscriptionId": S2.upper()}, {"subscriptionId": S3}]
+    tenants = tenants_from_rows(subs, delegations, {T1: "Contoso"})
     assert [(t.tenant_id, [s.subscription_id for s in t.subscriptions]) for t in tenants] == [
-        ("t1", ["s1", "s2"]),
-        ("t2", ["s3"]),
+        (T1, [S1, S2]),
+        (T2, [S3]),
     ]
-    assert [t.display_name for t in tenants] == ["Contoso", "t2"]
+    assert [t.display_name for t in tenants] == ["Contoso", T2]
+
+
+def test_discovery_rows_that_are_not_objects_or_not_guids_are_malformed() -> None:
+    import pytest
+
+    from auditor.adapters.bounded import MalformedAnswer
+
+    delegations = [{"subscriptionId": S1}, {"subscriptionId": "../x"}]
+    with pytest.raises(MalformedAnswer, match="not an object"):
+        tenants_from_rows([None], delegations)  # type: ignore[list-item]
+    with pytest.raises(MalformedAnswer, match="not an object"):
+        tenants_from_rows([], ["row"])  # type: ignore[list-item]
+    bad = [{"subscriptionId": "../x", "tenantId": T1}]
+    with pytest.raises(MalformedAnswer, match="an id is not a GUID"):
+        tenants_from_rows(bad, delegations)
+    with pytest.raises(MalformedAnswer, match="an id is not a GUID"):
+        tenants_from_rows([{"subscriptionId": S1, "tenantId": "evil/../../x"}], delegations)
 
 
 def test_prefetch_keeps_order_and_raises_fetch_errors_in_the_caller() -> None:

@@ -1,6 +1,11 @@
+import json
+from pathlib import Path
+
 import pytest
 
-from auditor.settings import SETTINGS, SettingsError, load_settings
+from auditor.settings import SETTINGS, CollectLimits, SettingsError, load_settings
+
+SAMPLE = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
 
 CONN = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
 
@@ -29,6 +34,10 @@ def test_token_scope_follows_a_sovereign_endpoint() -> None:
         ("AUDITOR_EVIDENCE_CONTAINER", "x"),
         ("AUDITOR_EVIDENCE_RETENTION_DAYS", "forever"),
         ("AUDITOR_COLLECT_TIMEOUT_SECONDS", "1"),
+        ("AUDITOR_COLLECT_MAX_RESPONSE_BYTES", "1000"),
+        ("AUDITOR_COLLECT_MAX_RESPONSE_BYTES", "8MB"),
+        ("AUDITOR_COLLECT_MAX_ROWS_PER_TENANT", "10"),
+        ("AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", "1"),
         ("AUDITOR_ACCESS_POLICY", "{not json"),
         ("AUDITOR_STORAGE", "not a connection string"),
         ("AUDITOR_STORAGE__tableServiceUri", "nope"),
@@ -57,3 +66,31 @@ def test_storage_connection_string_or_identity_based_uris() -> None:
 def test_every_setting_has_a_meaning() -> None:
     assert all(spec.meaning for spec in SETTINGS)
     assert len({spec.name for spec in SETTINGS}) == len(SETTINGS)
+
+
+def test_collection_caps_default_far_above_real_answers_and_can_be_set() -> None:
+    limits = load_settings({}).collect_limits
+    assert limits == CollectLimits.defaults()
+    assert limits == CollectLimits(
+        max_response_bytes=8 * 1024 * 1024, max_rows_per_tenant=250_000, max_pages_per_query=1000
+    )
+    custom = load_settings(
+        {
+            "AUDITOR_COLLECT_MAX_RESPONSE_BYTES": "1048576",
+            "AUDITOR_COLLECT_MAX_ROWS_PER_TENANT": "5000",
+            "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY": "12",
+        }
+    ).collect_limits
+    assert (custom.max_response_bytes, custom.max_rows_per_tenant) == (1_048_576, 5000)
+    assert custom.max_pages_per_query == 12
+
+
+def test_the_local_sample_sets_the_caps_at_their_defaults() -> None:
+    sample = json.loads(SAMPLE.read_text(encoding="utf-8"))["Values"]
+    defaults = {spec.name: spec.default for spec in SETTINGS}
+    for name in (
+        "AUDITOR_COLLECT_MAX_RESPONSE_BYTES",
+        "AUDITOR_COLLECT_MAX_ROWS_PER_TENANT",
+        "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY",
+    ):
+        assert sample[name] == defaults[name]

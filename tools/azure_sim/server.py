@@ -28,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import arg as argmod
 from .estate import MAX_DAY, Estate, det_guid
+from .hostile import KEYS as HOSTILE_KEYS
+from .hostile import Hostile, padded_parts
 
 MSI_API_VERSION = "2019-08-01"
 METADATA_API_VERSIONS = ("2021-06-01", "2019-01-01-preview")
@@ -105,20 +107,34 @@ class Faults:
     # the estate holds the same dict.
     undelegated_from: dict[str, int] = field(default_factory=dict)
     _served_5xx: int = 0
+    # Hostile modes (tools/azure_sim/hostile.py): their keys are routed there.
+    hostile: Hostile = field(default_factory=Hostile)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "http_5xx": self.http_5xx,
-            "slow_ms": self.slow_ms,
-            "drop": self.drop,
-            "forbidden_tenants": list(self.forbidden_tenants),
-            "fail_queries_matching": self.fail_queries_matching,
-        } | ({"undelegated_from": dict(self.undelegated_from)} if self.undelegated_from else {})
+        return (
+            {
+                "http_5xx": self.http_5xx,
+                "slow_ms": self.slow_ms,
+                "drop": self.drop,
+                "forbidden_tenants": list(self.forbidden_tenants),
+                "fail_queries_matching": self.fail_queries_matching,
+            }
+            | self.hostile.describe()
+            | ({"undelegated_from": dict(self.undelegated_from)} if self.undelegated_from else {})
+        )
 
     def update(self, spec: dict[str, Any]) -> None:
         """Merge ``spec``; ``{}`` or ``{"clear": true}`` resets everything first."""
         if not isinstance(spec, dict):
             raise ValueError("faults must be a JSON object")
+        hostile = {k: v for k, v in spec.items() if k in HOSTILE_KEYS}
+        honest = {k: v for k, v in spec.items() if k not in HOSTILE_KEYS}
+        if not spec or spec.get("clear"):
+            self.hostile.clear()
+        self.hostile.update(hostile)
+        if hostile and not honest:
+            return
+        spec = honest
         known = {
             "http_5xx",
             "slow_ms",
@@ -509,6 +525,10 @@ class Handler(BaseHTTPRequestHandler):
         principal = self._authenticate(headers)
         if principal is None:
             return
+        location = self.st.faults.hostile.redirect_for(self.path)
+        if location is not None:
+            self._send(307, _arm_error("Redirect", "Moved."), headers | {"Location": location})
+            return
         if is_arg:
             if method != "POST":
                 self._send(405, _arm_error("MethodNotAllowed", "Use POST."), headers)
@@ -640,10 +660,22 @@ class Handler(BaseHTTPRequestHandler):
             day = st.day
             forbidden = frozenset(st.faults.forbidden_tenants)
             failing = st.faults.fail_queries_matching
+            hostile = st.faults.hostile
         if failing and isinstance(parsed, dict) and failing in str(parsed.get("query", "")):
             st.stats.add("arg_5xx")
             self._send(500, _arm_error("InternalServerError", "Injected query failure."), qh)
             return
+        discovery = hostile.discovery_failure(parsed)
+        if discovery == "drop":
+            st.stats.add("dropped")
+            raise _Drop()
+        if discovery == "5xx":
+            st.stats.add("arg_5xx")
+            self._send(
+                503, _arm_error("ServiceUnavailable", "Injected."), qh | {"Retry-After": "0"}
+            )
+            return
+        parsed, hostile_page = hostile.arg_request(parsed)
         try:
             text, info = st.graph.query(
                 parsed, day=day, forbidden_tenants=forbidden, principal=principal, api_version=api
@@ -654,6 +686,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         st.stats.add("arg_pages_served")
         st.stats.add("arg_rows_served", info["rows"])
+        text = hostile.arg_answer(text, hostile_page)
+        oversized = hostile.oversized("arg") if hostile_page is not None else None
+        if oversized is not None:
+            self._send_padded(text, *oversized, qh)
+            return
         self._send(200, text, qh)
 
     # --- REST (nextLink paging) ----------------------------------------------------------------
@@ -678,6 +715,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _paged(
         self,
+        op: str,
         items: list[dict[str, Any]],
         offset: int,
         size: int,
@@ -688,7 +726,51 @@ class Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] = {"value": page}
         if offset + size < len(items):
             body["nextLink"] = next_url(offset + size)
-        self._send(200, body, headers)
+        hostile = self.st.faults.hostile
+        if not hostile.rest_applies(op):
+            self._send(200, body, headers)
+            return
+        if hostile.slow_rest_ms:
+            time.sleep(hostile.slow_rest_ms / 1000.0)
+        text = hostile.rest_answer(op, body, self.st.base_url + self.path, next_url(0))
+        oversized = hostile.oversized("rest")
+        if oversized is not None:
+            self._send_padded(text, *oversized, headers)
+            return
+        self._send(200, text, headers)
+
+    def _send_padded(self, text: str, size: int, chunked: bool, headers: dict[str, str]) -> None:
+        """A 200 of `size` bytes (a valid page, padded), streamed: with a Content-Length, or
+        chunked so that the client cannot know the size before reading."""
+        head, padding, tail = padded_parts(text, size)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(head) + padding + len(tail)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        block = b"A" * (1 << 20)
+        try:
+            self._write_piece(head, chunked)
+            left = padding
+            while left:
+                piece = block[: min(left, len(block))]
+                self._write_piece(piece, chunked)
+                left -= len(piece)
+            self._write_piece(tail, chunked)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, ssl.SSLError, OSError):
+            self.close_connection = True  # the client stopped reading: as intended
+
+    def _write_piece(self, piece: bytes, chunked: bool) -> None:
+        if chunked:
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        else:
+            self.wfile.write(piece)
 
     def _page_offset(self, query: dict[str, str], kind: str, headers: dict[str, str]) -> int | None:
         """Where a nextLink page starts (0 without a token); None after answering 400."""
@@ -719,7 +801,7 @@ class Handler(BaseHTTPRequestHandler):
                 f"api-version={api}&$skipToken={tok}"
             )
 
-        self._paged(items, offset, METADATA_PAGE, next_url, headers)
+        self._paged("assessmentMetadata", items, offset, METADATA_PAGE, next_url, headers)
 
     def _tenants(self, query: dict[str, str], headers: dict[str, str]) -> None:
         """GET /tenants (Subscriptions API, shape of GetTenants.json): the managing tenant
@@ -759,7 +841,7 @@ class Handler(BaseHTTPRequestHandler):
             tok = self._page_token(0, o, "tn")
             return f"{st.base_url}/tenants?api-version={api}&$skipToken={tok}"
 
-        self._paged(items, offset, TENANTS_PAGE, next_url, headers)
+        self._paged("tenants", items, offset, TENANTS_PAGE, next_url, headers)
 
     def _jit(
         self, sid: str, query: dict[str, str], principal: str, headers: dict[str, str]
@@ -814,9 +896,12 @@ class Handler(BaseHTTPRequestHandler):
                 f"jitNetworkAccessPolicies?api-version={api}&$skipToken={tok}"
             )
 
-        self._paged(items, offset, JIT_PAGE, next_url, headers)
+        self._paged("jitNetworkAccessPolicies", items, offset, JIT_PAGE, next_url, headers)
 
     # --- control API ---------------------------------------------------------------------------
+
+    def _stats(self) -> dict[str, Any]:
+        return self.st.stats.snapshot() | {"hostile_served": self.st.faults.hostile.served_counts()}
 
     def _control(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         st = self.st
@@ -873,10 +958,11 @@ class Handler(BaseHTTPRequestHandler):
                 summary["clientId"] = st.client_id
                 self._send(200, summary)
             elif route == ("GET", "/_sim/stats"):
-                self._send(200, st.stats.snapshot())
+                self._send(200, self._stats())
             elif route == ("POST", "/_sim/reset-stats"):
                 st.stats.reset()
-                self._send(200, st.stats.snapshot())
+                st.faults.hostile.reset_counts()
+                self._send(200, self._stats())
             elif route == ("GET", "/_sim/config"):
                 with st.lock:
                     cfg = {
