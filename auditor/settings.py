@@ -95,6 +95,42 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "1000",
         "Cap on the pages of one query or REST list (a $skipToken or nextLink chain).",
     ),
+    # Run digests and notification sinks (docs/notifications.md). Each sink is on when its
+    # URL or endpoint is set; the digest is always logged for Azure Monitor.
+    SettingSpec(
+        "AUDITOR_STALE_SLOTS",
+        "3",
+        "A tenant is stale in a run's digest when none of its last N slots has a complete "
+        "snapshot.",
+    ),
+    SettingSpec(
+        "AUDITOR_NOTIFY_WEBHOOK_URL",
+        None,
+        "HTTPS URL receiving each run's digest as a signed CloudEvent (unset: no webhook).",
+    ),
+    SettingSpec(
+        "AUDITOR_NOTIFY_WEBHOOK_SECRET",
+        None,
+        "HMAC-SHA256 key of the webhook's X-Auditor-Signature header (required with the URL).",
+    ),
+    SettingSpec(
+        "AUDITOR_NOTIFY_CHAT_URL",
+        None,
+        "Teams Workflows or Slack incoming-webhook URL for a short message per run (unset: none).",
+    ),
+    SettingSpec(
+        "AUDITOR_NOTIFY_CHAT_FORMAT", "teams", "teams (Adaptive Card) or slack (Block Kit)."
+    ),
+    SettingSpec(
+        "AUDITOR_NOTIFY_EVENTGRID_ENDPOINT",
+        None,
+        "Event Grid custom topic endpoint (CloudEvents, managed identity; unset: none).",
+    ),
+    SettingSpec(
+        "AUDITOR_DASHBOARD_URL",
+        None,
+        "Base URL of the dashboard and API that chat messages link to (unset: no links).",
+    ),
 )
 
 # Settings that exist only for local runs and tests; infra does not set them.
@@ -147,6 +183,61 @@ def _default(name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Run digests and their sinks (the AUDITOR_NOTIFY_* settings, AUDITOR_STALE_SLOTS)."""
+
+    stale_slots: int = 3
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    chat_url: str | None = field(default=None, repr=False)  # the URL is the chat's credential
+    chat_format: str = "teams"
+    eventgrid_endpoint: str | None = None
+    dashboard_url: str | None = None
+
+
+CHAT_FORMATS = ("teams", "slack")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _sink_url(env: Mapping[str, str], name: str) -> str | None:
+    """An optional sink URL: https (http only to a loopback host, for local receivers)."""
+    value = _get(env, name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in LOOPBACK_HOSTS
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        # The value is not echoed: a chat webhook's URL is its credential.
+        raise SettingsError(name, "must be an https:// URL (http:// only to a loopback host)")
+    return value
+
+
+def load_notify(env: Mapping[str, str]) -> NotifySettings:
+    webhook = _sink_url(env, "AUDITOR_NOTIFY_WEBHOOK_URL")
+    secret = _get(env, "AUDITOR_NOTIFY_WEBHOOK_SECRET")
+    if webhook and not secret:
+        raise SettingsError(
+            "AUDITOR_NOTIFY_WEBHOOK_SECRET", "must be set when AUDITOR_NOTIFY_WEBHOOK_URL is"
+        )
+    if secret is not None and len(secret) < 16:
+        raise SettingsError("AUDITOR_NOTIFY_WEBHOOK_SECRET", "must be at least 16 characters")
+    chat_format = (_get(env, "AUDITOR_NOTIFY_CHAT_FORMAT") or "").lower()
+    if chat_format not in CHAT_FORMATS:
+        raise SettingsError(
+            "AUDITOR_NOTIFY_CHAT_FORMAT", f"must be teams or slack, got {chat_format!r}"
+        )
+    return NotifySettings(
+        stale_slots=_int(env, "AUDITOR_STALE_SLOTS", 1),
+        webhook_url=webhook,
+        webhook_secret=secret,
+        chat_url=_sink_url(env, "AUDITOR_NOTIFY_CHAT_URL"),
+        chat_format=chat_format,
+        eventgrid_endpoint=_sink_url(env, "AUDITOR_NOTIFY_EVENTGRID_ENDPOINT"),
+        dashboard_url=_sink_url(env, "AUDITOR_DASHBOARD_URL"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     arm_endpoint: str
     storage: StorageSettings | None
@@ -161,6 +252,7 @@ class Settings:
     collect_timeout_seconds: float
     collect_limits: CollectLimits = field(default_factory=CollectLimits.defaults)
     role: str = "all"
+    notify: NotifySettings = field(default_factory=lambda: NotifySettings())
 
     @property
     def arm_scope(self) -> str:
@@ -274,6 +366,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_pages_per_query=_int(env, "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", 2),
         ),
         role=load_role(env),
+        notify=load_notify(env),
     )
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from auditor.adapters.queues import SnapshotQueue, max_dequeue_count, run_deadline
 from auditor.adapters.tables import SlotBusy, SnapshotStore, SnapshotSuperseded
@@ -53,6 +53,9 @@ from auditor.core.snapshot import (
     snapshot_id_for,
 )
 from auditor.settings import SETTINGS, Settings, load_settings
+
+if TYPE_CHECKING:
+    from auditor.services.runclose import RunCloser
 
 log = logging.getLogger("auditor.snapshot")
 
@@ -137,6 +140,8 @@ class SnapshotService:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     schedule: str = DEFAULT_SCHEDULE
     deadline: timedelta = field(default_factory=run_deadline)
+    # Closes a run once its last tenant is committed (auditor/services/runclose.py).
+    closer: RunCloser | None = None
 
     # -----------------------------------------------------------------------------------------
     # Planning
@@ -277,6 +282,7 @@ class SnapshotService:
         final = dequeue_count >= max_dequeues
         duplicate = self._duplicate(job.tenant_id, job.snapshot_id, started)
         if duplicate is not None:
+            self._close_if_last(duplicate)
             return duplicate
         backfill = self._backfill(job.scheduled_at)
         version = self.source.version
@@ -305,11 +311,14 @@ class SnapshotService:
                 entry = self.store.commit_failed(
                     tenant, job.scheduled_at, reason, version, backfill=backfill
                 )
-                self._committed(entry, started, reason=reason, dequeue_count=dequeue_count)
+                self._close_if_last(
+                    self._committed(entry, started, reason=reason, dequeue_count=dequeue_count)
+                )
             except (SnapshotSuperseded, SlotBusy, SnapshotTampered) as late:
                 self._not_recorded(job.tenant_id, job.snapshot_id, late, started)
             raise
         outcome = self._committed(entry, started, posture=posture, dequeue_count=dequeue_count)
+        self._close_if_last(outcome)
         if entry.status is CollectionStatus.FAILED:
             raise CollectionFailed(f"collection failed: {'; '.join(entry.reasons)}")
         return outcome
@@ -364,7 +373,29 @@ class SnapshotService:
         if tenant_ids is None:
             outcomes.extend(self.left_outcomes(manifest))
         self._run_finished(manifest.snapshot_id, outcomes, started)
+        self._close(manifest.snapshot_id, "inline")
         return outcomes
+
+    def _close_if_last(self, outcome: TenantOutcome) -> None:
+        """After a tenant's slot is committed: the run closes if it was the last one."""
+        if self.closer is None or outcome.entry is None:
+            return
+        try:
+            self.closer.tenant_done(
+                outcome.snapshot_id, outcome.tenant_id, outcome.entry.status.value
+            )
+        except Exception as exc:  # the snapshot stands; the timer's sweep closes the run
+            alarm("snapshot.run.close_failed", slot=outcome.snapshot_id, reason=describe(exc))
+
+    def _close(self, slot: str, closed_by: str) -> None:
+        """Close the run if it is done (and retry its pending deliveries); never raises."""
+        if self.closer is None:
+            return
+        try:
+            if self.closer.try_close(slot, closed_by=closed_by) is None:
+                self.closer.deliver_pending(slot)
+        except Exception as exc:  # the sweep of the next tick tries again
+            alarm("snapshot.run.close_failed", slot=slot, reason=describe(exc))
 
     def left_outcomes(self, manifest: RunManifest) -> list[TenantOutcome]:
         """One `left-delegation` outcome per tenant the run no longer found, with its latest
@@ -464,6 +495,7 @@ class SnapshotService:
                 continue
             alarm("snapshot.tenant.swept", tenant=tenant.tenant_id, slot=snapshot_id, reason=reason)
             outcomes.append(self._committed(entry, started, reason=reason))
+        self._close(snapshot_id, "sweep")
         return outcomes
 
     def sweep_recent(self) -> list[TenantOutcome]:
@@ -616,9 +648,13 @@ def open_service(
     queue = SnapshotQueue.from_settings(settings) if with_queue else None
     own_source = source is None
     source = source or make_source(settings)
+    closer = make_closer(settings, store, runs, queue)
     try:
-        yield SnapshotService(store, runs, source, queue, schedule=settings.snapshot_schedule)
+        yield SnapshotService(
+            store, runs, source, queue, schedule=settings.snapshot_schedule, closer=closer
+        )
     finally:
+        closer.close()
         if own_source:
             source.close()
         if queue is not None:
@@ -631,13 +667,25 @@ def open_service(
 def _process_service(settings: Settings) -> SnapshotService:
     # One per process and configuration, reused across invocations: the collector paces
     # Resource Graph quota per process, and clients keep their connections.
+    store = SnapshotStore.from_settings(settings)
+    runs = RunStore.from_settings(settings)
+    queue = SnapshotQueue.from_settings(settings)
     return SnapshotService(
-        SnapshotStore.from_settings(settings),
-        RunStore.from_settings(settings),
+        store,
+        runs,
         make_source(settings),
-        SnapshotQueue.from_settings(settings),
+        queue,
         schedule=settings.snapshot_schedule,
+        closer=make_closer(settings, store, runs, queue),
     )
+
+
+def make_closer(
+    settings: Settings, store: SnapshotStore, runs: RunStore, queue: SnapshotQueue | None
+) -> RunCloser:
+    from auditor.services.runclose import make_closer as make
+
+    return make(settings, store, runs, queue)
 
 
 def on_timer(past_due: bool = False, now: datetime | None = None) -> RunManifest:

@@ -76,6 +76,11 @@ class RunStore:
             self._table.submit_transaction(
                 [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in batch]
             )
+        existing = self._get(manifest.snapshot_id, RUN_MANIFEST_ROW)
+        if existing is not None:  # a re-planned run that closed stays closed
+            from auditor.adapters.tables.run_digests import CLOSE_PROPERTIES
+
+            head.update({k: existing[k] for k in CLOSE_PROPERTIES if k in existing})
         self._table.upsert_entity(head, mode=UpdateMode.REPLACE)
         if manifest.full:
             self._record_full_run(manifest)
