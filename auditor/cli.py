@@ -26,6 +26,9 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "report",
     "verify",
+    "runs",
+    "notify",
+    "status",
 )
 
 EXIT_OK = 0

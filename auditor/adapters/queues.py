@@ -12,7 +12,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,25 @@ class SnapshotQueue:
             return int(self._queue.get_queue_properties().approximate_message_count or 0)
         except ResourceNotFoundError:
             return 0
+
+    def depth(self, poison: bool = False) -> int:
+        """Approximate messages in the queue (or its poison queue), hidden ones included."""
+        client = self._poison if poison else self._queue
+        try:
+            return int(client.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+
+    def oldest_inserted_at(self, poison: bool = False) -> datetime | None:
+        """When the first visible message was inserted (None: no visible message)."""
+        client = self._poison if poison else self._queue
+        try:
+            for message in client.peek_messages(max_messages=1):
+                inserted = message.inserted_on
+                return inserted if isinstance(inserted, datetime) else None
+        except ResourceNotFoundError:
+            return None
+        return None
 
     def peek_texts(self, poison: bool = False) -> Iterator[str]:
         """Visible messages' texts, without dequeuing them (at most 32)."""

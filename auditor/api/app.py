@@ -135,6 +135,11 @@ def create_app(
         from auditor.api import routes_reports
 
         app.include_router(routes_reports.router, dependencies=checks)
+    if "operations" in app.state.context.extra:
+        # Runs, digests and status need the runs table (hosting passes it).
+        from auditor.api import routes_runs
+
+        app.include_router(routes_runs.router, dependencies=checks)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Outermost last: the audit record covers every answer, the guards' refusals included.
     app.add_middleware(BodyLimit)

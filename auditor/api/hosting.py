@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
+from auditor.services.operations import operations_from_settings
 from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
 
@@ -87,7 +89,10 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
     return create_app(
         reader,
         policy,
-        extra={"reports": api_report_service(checked, reader)},
+        extra={
+            "reports": api_report_service(checked, reader),
+            "operations": functools.cache(lambda: operations_from_settings(checked)),
+        },
         trust_principal_header=app_service_authentication_enabled(),
     )
 
@@ -117,7 +122,10 @@ def local_app(
         store,
         policy,
         local_principal=principal,
-        extra={"reports": reports},
+        extra={
+            "reports": reports,
+            "operations": functools.cache(lambda: operations_from_settings(settings)),
+        },
         local_base_url=base_url,
     )
     return app, store

@@ -36,6 +36,8 @@ PAYLOAD_TOO_LARGE = "urn:auditor:problem:payload-too-large"
 UNSUPPORTED_MEDIA_TYPE = "urn:auditor:problem:unsupported-media-type"
 INTERNAL = "urn:auditor:problem:internal"
 FAILED_VERIFICATION = "urn:auditor:problem:snapshot-failed-verification"
+OPERATORS_ONLY = "urn:auditor:problem:operators-only"
+RUN_NOT_FOUND = "urn:auditor:problem:run-not-found"
 
 TITLES = {
     INVALID_PARAMETER: "A request parameter is invalid",
@@ -50,6 +52,8 @@ TITLES = {
     UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     INTERNAL: "Internal error",
     FAILED_VERIFICATION: "Snapshot failed verification",
+    OPERATORS_ONLY: "Operators only",
+    RUN_NOT_FOUND: "Run not found",
 }
 
 # One fixed answer for a tenant the caller may not see and for one that does not exist: no
@@ -201,6 +205,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "A parameter is malformed, unknown, or out of range (the problem names it).",
         401: "No authenticated caller (App Service Authentication did not identify one).",
+        403: "The caller is not an operator (the access policy's `operators`).",
         404: "Unknown tenant (or one the caller may not see), or no matching snapshot.",
         406: "The Accept header allows no representation this route has.",
         413: "The request body is larger than the API accepts (1 MiB).",

@@ -4,7 +4,12 @@ The access policy (app setting ``AUDITOR_ACCESS_POLICY``) is JSON::
 
     {"grants": [{"principal": "<object id>" | "role:<app role>" | "group:<group id>"
                               | "app:<client id>" | "*",
-                 "tenants": ["<tenant id>", ...] | "*"}]}
+                 "tenants": ["<tenant id>", ...] | "*"}],
+     "operators": ["role:operator", ...]}
+
+``operators`` (optional) names who may read operations data: runs, their digests and the
+status (principal selectors as in grants). An operator's digest rows are still filtered by the
+tenants its grants name.
 
 A grant's ``principal`` ``"*"`` matches any signed-in *user*. A caller may see a tenant when at
 least one grant that matches the caller names the tenant (or ``"*"``). Everything else is
@@ -123,6 +128,9 @@ NOTHING = TenantScope(everything=False, tenants=frozenset())
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
     grants: tuple[Grant, ...]
+    # Who may read operations data (runs, digests, status): principal selectors as in grants.
+    # An operator still sees only the tenant rows its grants name.
+    operators: tuple[str, ...] = ()
 
     @classmethod
     def deny_all(cls) -> AccessPolicy:
@@ -130,8 +138,14 @@ class AccessPolicy:
 
     @classmethod
     def allow_all(cls) -> AccessPolicy:
-        """Any authenticated caller sees every tenant (local mode without a policy)."""
-        return cls(grants=(Grant(principal=ANY, tenants=None),))
+        """Any authenticated caller sees every tenant and is an operator (local mode without a
+        policy)."""
+        return cls(grants=(Grant(principal=ANY, tenants=None),), operators=(ANY,))
+
+    def is_operator(self, principal: Principal | None) -> bool:
+        if principal is None:
+            return False
+        return any(Grant(selector, None).matches(principal) for selector in self.operators)
 
     def scope_of(self, principal: Principal | None) -> TenantScope:
         """The tenants `principal` may see (nothing when unauthenticated)."""
@@ -213,9 +227,12 @@ def parse_policy(text: str) -> AccessPolicy:
         raise PolicyError(f"is not valid JSON ({getattr(exc, 'msg', exc)}{where})") from None
     if not isinstance(document, dict):
         raise PolicyError('must be a JSON object {"grants": [...]}')
-    unknown = sorted(set(document) - {"grants"})
+    unknown = sorted(set(document) - {"grants", "operators"})
     if unknown:
-        raise PolicyError(f"unknown key {unknown[0]!r} (only 'grants' is allowed)")
+        raise PolicyError(f"unknown key {unknown[0]!r} (only 'grants' and 'operators' are allowed)")
+    operators = document.get("operators", [])
+    if not isinstance(operators, list):
+        raise PolicyError("operators: must be a list of principals")
     grants = document.get("grants")
     if not isinstance(grants, list):
         raise PolicyError("grants: must be a list")
@@ -236,7 +253,13 @@ def parse_policy(text: str) -> AccessPolicy:
                 tenants=_parse_tenants(grant["tenants"], f"{where}.tenants"),
             )
         )
-    return AccessPolicy(grants=tuple(parsed))
+    return AccessPolicy(
+        grants=tuple(parsed),
+        operators=tuple(
+            _parse_principal_selector(value, f"operators[{number}]")
+            for number, value in enumerate(operators)
+        ),
+    )
 
 
 def _claim_values(claims: Iterable[Mapping[str, Any]], types: Iterable[str]) -> list[str]:

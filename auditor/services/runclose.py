@@ -141,6 +141,13 @@ class RunCloser:
                 self.deliver_pending(slot)
         return closed
 
+    def record_queues(self) -> None:
+        """Note the job queues' figures for the API's status (the API cannot read queues)."""
+        if self.queue is not None:
+            from auditor.services.operations import queue_figures
+
+            self.digests.put_queue_status(queue_figures(self.queue, self.clock()))
+
     def deliver_pending(self, slot: str) -> dict[str, Delivery]:
         """Retry the deliveries of a closed run that are not settled (retrying, or never
         recorded because the closer died)."""

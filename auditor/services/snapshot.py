@@ -694,6 +694,11 @@ def on_timer(past_due: bool = False, now: datetime | None = None) -> RunManifest
     settings = load_settings()
     service = _process_service(settings)
     service.sweep_recent()
+    if service.closer is not None:
+        try:
+            service.closer.record_queues()
+        except Exception as exc:  # a status figure must not stop the run
+            alarm("snapshot.status.failed", reason=describe(exc))
     slot = latest_occurrence(settings.snapshot_schedule, now or datetime.now(UTC))
     return service.plan_run(slot, enqueue=True, past_due=past_due)
 

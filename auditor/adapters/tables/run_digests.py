@@ -13,6 +13,8 @@ In the run's partition (the slot), beside the manifest (auditor/adapters/tables/
   the completion check to one partition query; the snapshot index stays the truth);
 - ``delivery~{sink}``: one row per notification sink: state (sending, delivered, retrying,
   failed), attempts, reason, event id, when.
+
+And partition ``status``, row ``queues``: the job queues' depths as the timer last saw them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from auditor.settings import Settings, require_storage
 
 DIGEST_PREFIX = "digest"
 DELIVERY_PREFIX = "delivery"
+# The collector's last look at the job queues (``status``/``queues``), for the API's status.
+STATUS_PARTITION = "status"
+QUEUES_ROW = "queues"
 # Properties of the manifest row that record the close (kept when the manifest is re-planned).
 CLOSE_PROPERTIES = ("closed_at", "closed_by", "close_attempt", "digest_hash", "sinks")
 
@@ -277,6 +282,20 @@ class RunDigestStore:
             return [(str(r.get("rejected_at", "")), get_text(r, "reason") or "") for r in rows]
         except ResourceNotFoundError:
             return []
+
+    def put_queue_status(self, figures: dict[str, Any]) -> None:
+        """The job queues' figures as the collector last saw them (read by the API's status)."""
+        row: dict[str, Any] = {"PartitionKey": STATUS_PARTITION, "RowKey": QUEUES_ROW}
+        put_json(row, "figures", figures)
+        self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def queue_status(self) -> dict[str, Any] | None:
+        try:
+            row = self._table.get_entity(STATUS_PARTITION, QUEUES_ROW)
+        except ResourceNotFoundError:
+            return None
+        figures: dict[str, Any] = get_json(row, "figures", {})
+        return figures
 
     def create_table(self) -> None:
         with contextlib.suppress(ResourceExistsError):
