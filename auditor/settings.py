@@ -135,6 +135,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 # Settings that exist only for local runs and tests; infra does not set them.
 LOCAL_ONLY: frozenset[str] = frozenset({"AUDITOR_TABLE_PREFIX"})
+# Settings only the collector app reads (it closes runs and sends digests): infra keeps them,
+# the webhook secret and chat URL among them, out of the internet-facing API app.
+COLLECTOR_ONLY: frozenset[str] = frozenset(
+    {
+        "AUDITOR_NOTIFY_WEBHOOK_URL",
+        "AUDITOR_NOTIFY_WEBHOOK_SECRET",
+        "AUDITOR_NOTIFY_CHAT_URL",
+        "AUDITOR_NOTIFY_CHAT_FORMAT",
+        "AUDITOR_NOTIFY_EVENTGRID_ENDPOINT",
+    }
+)
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -212,7 +223,20 @@ def _sink_url(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
+def _resolved(env: Mapping[str, str], name: str) -> None:
+    # App Service leaves a Key Vault reference it could not resolve as its literal text.
+    if (env.get(name) or "").strip().startswith(KEY_VAULT_REFERENCE):
+        raise SettingsError(
+            name, "is a Key Vault reference the platform could not resolve (see the secret)"
+        )
+
+
 def load_notify(env: Mapping[str, str]) -> NotifySettings:
+    for name in ("AUDITOR_NOTIFY_WEBHOOK_SECRET", "AUDITOR_NOTIFY_CHAT_URL"):
+        _resolved(env, name)
     webhook = _sink_url(env, "AUDITOR_NOTIFY_WEBHOOK_URL")
     secret = _get(env, "AUDITOR_NOTIFY_WEBHOOK_SECRET")
     if webhook and not secret:

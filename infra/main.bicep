@@ -111,6 +111,30 @@ param apiAuthTenantId string = tenant().tenantId
 @description('Extra audiences accepted by the API besides api://<apiAuthClientId> and <apiAuthClientId>.')
 param apiAuthExtraAudiences array = []
 
+@description('E-mail address of the action group the alert rules notify (failed tenants, stale tenants, poison messages). Empty: the rules fire without an e-mail receiver.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(60)
+@description('A tenant is stale in a run\'s digest when none of its last N slots has a complete snapshot.')
+param staleSlots int = 3
+
+@description('HTTPS URL receiving each run\'s digest as a signed CloudEvent (docs/notifications.md). Empty: no webhook. Its HMAC key is the Key Vault secret notify-webhook-secret.')
+param notifyWebhookUrl string = ''
+
+@description('Post a short message per run to Teams or Slack; the incoming-webhook URL (its credential) is the Key Vault secret notify-chat-url.')
+param notifyChat bool = false
+
+@allowed([
+  'teams'
+  'slack'
+])
+@description('Format of the chat message: an Adaptive Card (teams) or Slack blocks (slack).')
+param notifyChatFormat string = 'teams'
+
+@description('Base URL chat messages link to for the dashboard and diffs. Empty: the API\'s own URL.')
+param dashboardUrl string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Names and constants
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +156,9 @@ var dataStorageName = 'stdata${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var logAnalyticsName = 'log-auditor-${resourceToken}'
 var appInsightsName = 'appi-auditor-${resourceToken}'
+var eventGridTopicName = 'evgt-auditor-${resourceToken}'
+var actionGroupName = 'ag-auditor-${resourceToken}'
+var notifyVaultName = 'kv-aud-${resourceToken}'
 
 // Built-in role definition ids.
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -143,6 +170,8 @@ var storageTableDataReaderRoleId = '76199698-9eea-4c19-bc75-cec21354c6b6'
 var storageBlobDataReaderRoleId = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var storageBlobDelegatorRoleId = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
 var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+var eventGridDataSenderRoleId = 'd5a91429-5739-47e2-a06b-3470a27159e7'
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
 // The API may create blobs only under requests/ (the record of a pack request) and may never
 // delete or move one: an attribute-based condition on its one blob write role.
@@ -539,6 +568,207 @@ resource appInsightsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Run digests (docs/notifications.md): an Event Grid custom topic the customer's automation
+// subscribes to (CloudEvents, Entra ID only), which only the collector may publish to; alert
+// rules on the digest's log records in Application Insights, and the action group they notify.
+// ---------------------------------------------------------------------------------------------
+
+resource eventGridTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
+  // checkov:skip=CKV_AZURE_193: the collector (Flex Consumption without VNet integration) publishes over the public endpoint, and the customer's subscribers read through Event Grid itself; local (key and SAS) auth is disabled, so publishing needs an Entra ID token with the EventGrid Data Sender role, which only the collector holds
+  name: eventGridTopicName
+  location: location
+  tags: tags
+  identity: {
+    type: 'None'
+  }
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    publicNetworkAccess: 'Enabled'
+    minimumTlsVersionAllowed: '1.2'
+  }
+}
+
+// Only the collector publishes (it closes runs); the API's identity gets no role on the topic.
+resource eventGridSenderRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventGridTopic.id, identity.id, eventGridDataSenderRoleId)
+  scope: eventGridTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventGridDataSenderRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Collector: publish run digests and tenant.regressed events.'
+  }
+}
+
+// The sinks' secrets (the webhook's HMAC key, the chat URL) live here, set by the operator
+// (docs/notifications.md); the collector reads them through Key Vault references.
+resource notifyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: the collector (Flex Consumption without VNet integration) resolves its Key Vault references over the public endpoint; access is Entra ID RBAC only, the collector alone holds a secrets role
+  // checkov:skip=CKV_AZURE_189: same reason as CKV_AZURE_109: without VNet integration and private endpoints the platform can only reach the public endpoint
+  // checkov:skip=CKV2_AZURE_32: no private endpoint for the same reason; see CKV_AZURE_109
+  name: notifyVaultName
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource notifyVaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(notifyVault.id, identity.id, keyVaultSecretsUserRoleId)
+  scope: notifyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Collector: read the notification sinks\' secrets (Key Vault references).'
+  }
+}
+
+resource alertActionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: actionGroupName
+  location: 'Global'
+  tags: tags
+  properties: {
+    groupShortName: 'auditor'
+    enabled: true
+    emailReceivers: empty(alertEmail) ? [] : [
+      {
+        name: 'operators'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Each rule reads the digest's figures, which the collector logs when a run closes: one trace
+// "run.digest {json}" per run (auditor/services/notify.py MonitorSink).
+var digestTraces = 'traces | where message startswith "run.digest {" | extend digest = parse_json(substring(message, 11))'
+
+resource failedTenantsAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-auditor-failed-tenants-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Auditor: tenants failed in a run'
+    description: 'A closed run has failed tenants (or tenants with nothing committed at its close).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: '${digestTraces} | where toint(digest.failed) + toint(digest.pending) > 0'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        alertActionGroup.id
+      ]
+    }
+  }
+}
+
+resource staleTenantsAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-auditor-stale-tenants-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Auditor: stale tenants'
+    description: 'A closed run has tenants without a complete snapshot in their last staleSlots slots.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: '${digestTraces} | where toint(digest.stale) > 0'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        alertActionGroup.id
+      ]
+    }
+  }
+}
+
+resource poisonMessagesAlert 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = {
+  name: 'alert-auditor-poison-messages-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Auditor: poison messages'
+    description: 'Snapshot jobs were refused or given up on since the previous run.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: '${digestTraces} | where toint(digest.poison) > 0'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        alertActionGroup.id
+      ]
+    }
+  }
+}
+
 // The API: read-only data roles, plus exactly what POST /reports needs (docs/deploy.md): send
 // to the report queue, and create request records under requests/ in the evidence container.
 resource apiTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -721,11 +951,44 @@ var auditorSettings = [
     name: 'AUDITOR_COLLECT_MAX_PAGES_PER_QUERY'
     value: '1000'
   }
+  {
+    name: 'AUDITOR_STALE_SLOTS'
+    value: string(staleSlots)
+  }
+  {
+    name: 'AUDITOR_DASHBOARD_URL'
+    value: empty(dashboardUrl) ? 'https://${functionAppName}.azurewebsites.net' : dashboardUrl
+  }
+]
+
+// The sinks: only the collector closes runs and sends digests, so only it holds their settings
+// (the webhook secret and the chat URL never reach the internet-facing API app).
+var notifySettings = [
+  {
+    name: 'AUDITOR_NOTIFY_WEBHOOK_URL'
+    value: notifyWebhookUrl
+  }
+  {
+    name: 'AUDITOR_NOTIFY_WEBHOOK_SECRET'
+    value: empty(notifyWebhookUrl) ? '' : '@Microsoft.KeyVault(VaultName=${notifyVaultName};SecretName=notify-webhook-secret)'
+  }
+  {
+    name: 'AUDITOR_NOTIFY_CHAT_URL'
+    value: notifyChat ? '@Microsoft.KeyVault(VaultName=${notifyVaultName};SecretName=notify-chat-url)' : ''
+  }
+  {
+    name: 'AUDITOR_NOTIFY_CHAT_FORMAT'
+    value: notifyChatFormat
+  }
+  {
+    name: 'AUDITOR_NOTIFY_EVENTGRID_ENDPOINT'
+    value: eventGridTopic.properties.endpoint
+  }
 ]
 
 // Per app: its role, and its identity for storage, the host and telemetry (DefaultAzureCredential
 // picks the user-assigned identity by AZURE_CLIENT_ID).
-var collectorSettings = concat(auditorSettings, [
+var collectorSettings = concat(auditorSettings, notifySettings, [
   {
     name: 'AUDITOR_ROLE'
     value: 'collector'
@@ -828,6 +1091,7 @@ resource collectorApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identity.id
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -1038,3 +1302,6 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.name
 output AUDITOR_COLLECTOR_APP_NAME string = collectorApp.name
 output AUDITOR_DATA_STORAGE_ACCOUNT string = dataStorage.name
 output AUDITOR_EVIDENCE_CONTAINER string = evidenceContainer.name
+
+@description('Event Grid topic the run digests and tenant.regressed events are published to (subscribe your automation here).')
+output AUDITOR_EVENTGRID_TOPIC_ENDPOINT string = eventGridTopic.properties.endpoint

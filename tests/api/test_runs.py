@@ -96,7 +96,9 @@ principals = st.builds(
 PATHS = ("/api/runs", f"/api/runs/{SLOT2}", "/api/status")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(policy=policies, caller=principals, path=st.sampled_from(PATHS))
 def test_only_operators_read_runs_and_never_a_tenant_outside_their_grant(
     operations: Operations, policy: dict[str, Any], caller: Principal, path: str

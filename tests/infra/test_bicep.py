@@ -19,6 +19,7 @@ import yaml
 from pycep import BicepParser
 
 from auditor.settings import (
+    COLLECTOR_ONLY,
     LOCAL_ONLY,
     SETTINGS,
     STORAGE_CONNECTION,
@@ -45,6 +46,8 @@ ROLE = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "EventGrid Data Sender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
     "Managed Services Registration assignment Delete Role": "91c1777a-f3dc-4fae-b103-61d183457e46",
 }
@@ -225,7 +228,7 @@ def test_every_setting_the_code_reads_is_set(main: dict[str, Any], app: str) -> 
     settings = app_settings(main, app)
     missing = []
     for spec in SETTINGS:
-        if spec.name in LOCAL_ONLY:
+        if spec.name in LOCAL_ONLY or (spec.name in COLLECTOR_ONLY and app != "collectorApp"):
             continue
         if spec.name == STORAGE_CONNECTION:
             # In Azure the connection is identity-based: one URI per service instead.
@@ -581,6 +584,9 @@ EXPECTED_ROLES = {
     ("identity", "evidenceContainer"): {"Storage Blob Data Contributor"},
     ("identity", "hostStorage"): {"Storage Blob Data Owner"},
     ("identity", "appInsights"): {"Monitoring Metrics Publisher"},
+    # Issue 14: only the collector publishes run digests to the Event Grid topic.
+    ("identity", "eventGridTopic"): {"EventGrid Data Sender"},
+    ("identity", "notifyVault"): {"Key Vault Secrets User"},
     ("apiIdentity", "dataStorage"): {"Storage Table Data Reader", "Storage Blob Delegator"},
     ("apiIdentity", "evidenceContainer"): {
         "Storage Blob Data Reader",
