@@ -104,6 +104,6 @@ def test_the_second_days_digest_says_what_the_estate_changed(
     )
     assert document["joined"] == [] and document["left"] == []
     assert seen_regressions, "the estate's drift has no regression to check the digest against"
-    assert [t["tenantId"] for t in document["tenants"]][0] in {
+    assert document["tenants"][0]["tenantId"] in {
         t for t, r in rows.items() if r["regressed"] or r["status"] != "complete"
     }  # worst first
