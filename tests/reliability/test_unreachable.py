@@ -174,3 +174,21 @@ def test_commands_that_collect_end_with_one_line_when_resource_manager_is_unreac
     for outcome, (_, env) in zip(outcomes, jobs, strict=True):
         port = int(env["AUDITOR_ARM_ENDPOINT"].rsplit(":", 1)[1])
         assert_one_line(outcome, "Resource Manager", port)
+
+
+OPERATOR_COMMANDS = (("runs",), ("notify", "--slot", "20240501T020000Z"), ("status",))
+
+
+def test_operator_commands_end_with_one_line_when_storage_is_unreachable(
+    sim_env: dict[str, str], silent: SilentListener
+) -> None:
+    # Issue 14's runs, notify and status; run apart from the others so as not to add load.
+    env = {k: v for k, v in sim_env.items() if not k.startswith("AUDITOR_")}
+    jobs = [
+        (args, base_env({**env, "AUDITOR_STORAGE": storage_at(port)}))
+        for port in (free_port(), silent.port)
+        for args in OPERATOR_COMMANDS
+    ]
+    for outcome, (_, job_env) in zip(run_all(jobs), jobs, strict=True):
+        port = int(job_env["AUDITOR_STORAGE"].split("127.0.0.1:")[1].split("/")[0])
+        assert_one_line(outcome, "storage", port)
