@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -71,6 +72,15 @@ def structured(event: Event) -> tuple[dict[str, str], bytes]:
     return dict(headers), body if isinstance(body, bytes) else str(body).encode("utf-8")
 
 
+def ca_bundle(verify: Any) -> Any:
+    """What to verify receivers with: the given bundle, else REQUESTS_CA_BUNDLE when set (a
+    private CA), else the default store. Sessions ignore the environment otherwise (no proxy
+    sees the digest), so the bundle is taken from it here, explicitly."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or True
+    return verify
+
+
 def _same_origin(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
@@ -99,6 +109,12 @@ def post(
             )
         except requests.Timeout:
             raise SinkError(f"{_safe(url)} did not answer in time", retryable=True) from None
+        except requests.exceptions.SSLError:
+            # A certificate the receiver's CA does not vouch for: retrying will not fix it.
+            raise SinkError(
+                f"{_safe(url)} failed TLS verification (its certificate is not trusted)",
+                retryable=False,
+            ) from None
         except requests.ConnectionError as exc:
             raise SinkError(
                 f"{_safe(url)} could not be reached: {type(exc).__name__}", retryable=True
@@ -128,7 +144,7 @@ class WebhookSink:
     def __init__(self, url: str, secret: str, *, verify: Any = True) -> None:
         self._url = url
         self._secret = secret
-        self._verify = verify
+        self._verify = ca_bundle(verify)
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy from the environment sees the digest
 
@@ -146,7 +162,7 @@ class ChatSink:
         self.name = name
         self._url = url
         self._render = render
-        self._verify = verify
+        self._verify = ca_bundle(verify)
         self._session = requests.Session()
         self._session.trust_env = False
 
