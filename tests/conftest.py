@@ -57,3 +57,12 @@ def sim_env(simulator: object, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return dict(os.environ)
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[object]:
+    """A loopback HTTPS receiver of notifications (tests/receiver.py), stopped after the test."""
+    from tests.receiver import Receiver
+
+    with Receiver(tmp_path) as made:
+        yield made

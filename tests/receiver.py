@@ -109,3 +109,15 @@ class Receiver:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def deployment_env(connection_string: str, table_prefix: str, **extra: str) -> dict[str, str]:
+    """Settings of one test's deployment on the session's Azurite (isolated by names)."""
+    suffix = table_prefix[1:11]
+    return {
+        "AUDITOR_STORAGE": connection_string,
+        "AUDITOR_TABLE_PREFIX": table_prefix,
+        "AUDITOR_SNAPSHOT_QUEUE": f"snap-{suffix}",
+        "AUDITOR_EVIDENCE_CONTAINER": f"ev-{suffix}",
+        **extra,
+    }

@@ -103,7 +103,8 @@ class RunCloser:
     def try_close(self, slot: str, *, closed_by: str) -> ClosedRun | None:
         """Close the run when it is done; the closed run for the one caller that closed it."""
         record = self.digests.record(slot)
-        if record is None or record.closed:
+        # Only a full run closes: a partial one (`snapshot --tenant`) may become full later.
+        if record is None or record.closed or not record.full:
             return None
         overdue = self.clock() >= parse_time(record.planned_at) + self.deadline
         if not overdue and not self._all_committed(record):

@@ -24,7 +24,7 @@ from auditor.core.runs import SnapshotJob, encode_job
 from auditor.services.runclose import make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import load_settings
-from tests.receiver import Receiver
+from tests.receiver import Receiver, deployment_env
 from tests.reliability.closing_worker import TENANTS
 from tools.devservices import Azurite
 from tools.posture_factory import FakeSource, make_posture
@@ -36,22 +36,13 @@ A, B = TENANTS
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    with Receiver(tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
 def env(azurite: Azurite, table_prefix: str, receiver: Receiver) -> dict[str, str]:
-    suffix = table_prefix[1:11]
-    return {
-        "AUDITOR_STORAGE": azurite.connection_string,
-        "AUDITOR_TABLE_PREFIX": table_prefix,
-        "AUDITOR_SNAPSHOT_QUEUE": f"snap-{suffix}",
-        "AUDITOR_EVIDENCE_CONTAINER": f"ev-{suffix}",
-        "AUDITOR_NOTIFY_WEBHOOK_URL": receiver.url,
-        "AUDITOR_NOTIFY_WEBHOOK_SECRET": "a-secret-of-sixteen-or-more",
-    }
+    return deployment_env(
+        azurite.connection_string,
+        table_prefix,
+        AUDITOR_NOTIFY_WEBHOOK_URL=receiver.url,
+        AUDITOR_NOTIFY_WEBHOOK_SECRET="a-secret-of-sixteen-or-more",
+    )
 
 
 @pytest.fixture

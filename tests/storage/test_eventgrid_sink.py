@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from auditor.adapters.tables.runs import RunStore
 from auditor.services.runclose import make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
-from tests.receiver import Receiver
+from tests.receiver import Receiver, deployment_env
 from tools.devservices import Azurite
 from tools.posture_factory import FakeSource, flip_states, make_posture, tenant_id_for
 
@@ -44,27 +42,17 @@ class StaticToken:
 
 
 @pytest.fixture
-def topic(tmp_path: Path) -> Iterator[Receiver]:
-    with Receiver(tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
-def settings(azurite: Azurite, table_prefix: str, topic: Receiver) -> Settings:
-    suffix = table_prefix[1:11]
+def settings(azurite: Azurite, table_prefix: str, receiver: Receiver) -> Settings:
+    endpoint = f"https://127.0.0.1:{receiver.port}/api/events"  # the topic's stand-in
     return load_settings(
-        {
-            "AUDITOR_STORAGE": azurite.connection_string,
-            "AUDITOR_TABLE_PREFIX": table_prefix,
-            "AUDITOR_SNAPSHOT_QUEUE": f"snap-{suffix}",
-            "AUDITOR_EVIDENCE_CONTAINER": f"ev-{suffix}",
-            "AUDITOR_NOTIFY_EVENTGRID_ENDPOINT": f"https://127.0.0.1:{topic.port}/api/events",
-        }
+        deployment_env(
+            azurite.connection_string, table_prefix, AUDITOR_NOTIFY_EVENTGRID_ENDPOINT=endpoint
+        )
     )
 
 
 def test_a_closed_run_publishes_the_digest_and_one_tenant_regressed_event_per_regression(
-    settings: Settings, topic: Receiver
+    settings: Settings, receiver: Receiver
 ) -> None:
     store = SnapshotStore.from_settings(settings)
     runs = RunStore.from_settings(settings)
@@ -73,7 +61,7 @@ def test_a_closed_run_publishes_the_digest_and_one_tenant_regressed_event_per_re
     day2 = [flip_states(day1[0], 0.3), day1[1]]
     for day, postures in ((DAY1, day1), (DAY2, day2)):
         closer = make_closer(
-            settings, store, runs, None, credential=credential, connection_verify=topic.ca_path
+            settings, store, runs, None, credential=credential, connection_verify=receiver.ca_path
         )
         closer.clock = lambda day=day: day + timedelta(minutes=5)  # type: ignore[misc]
         assert closer.notifier is not None
@@ -84,7 +72,7 @@ def test_a_closed_run_publishes_the_digest_and_one_tenant_regressed_event_per_re
     store.close()
     runs.close()
 
-    first, second = topic.received  # one publish per run
+    first, second = receiver.received  # one publish per run
     assert second.path == "/api/events?api-version=2018-01-01"
     assert second.headers["authorization"] == "Bearer eventgrid-test-token"
     assert credential.scopes[0] == ("https://eventgrid.azure.net/.default",)

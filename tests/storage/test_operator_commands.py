@@ -6,9 +6,7 @@ Issue 14: an operator reads the digest and re-sends it without the SDK.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,7 @@ from auditor.adapters.tables.runs import RunStore
 from auditor.services.runclose import make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import load_settings
-from tests.receiver import Receiver
+from tests.receiver import Receiver, deployment_env
 from tools.devservices import Azurite
 from tools.posture_factory import FakeSource, flip_states, make_posture, tenant_id_for
 
@@ -30,22 +28,10 @@ SLOT2 = "20240502T020000Z"
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    with Receiver(tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
 def env(
     azurite: Azurite, table_prefix: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    suffix = table_prefix[1:11]
-    values = {
-        "AUDITOR_STORAGE": azurite.connection_string,
-        "AUDITOR_TABLE_PREFIX": table_prefix,
-        "AUDITOR_SNAPSHOT_QUEUE": f"snap-{suffix}",
-        "AUDITOR_EVIDENCE_CONTAINER": f"ev-{suffix}",
-    }
+    values = deployment_env(azurite.connection_string, table_prefix)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     settings = load_settings(values)

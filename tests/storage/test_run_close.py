@@ -13,7 +13,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +27,7 @@ from auditor.services.runclose import ClosedRun, make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
 from tests.listener import CountingListener
-from tests.receiver import Receiver
+from tests.receiver import Receiver, deployment_env
 from tests.storage.test_concurrency import Sequencer
 from tools.devservices import Azurite
 from tools.posture_factory import FakeSource, make_posture, tenant_id_for
@@ -40,22 +39,13 @@ SECRET = "s3cret-for-the-webhook-tests"
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    with Receiver(tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
 def env(azurite: Azurite, table_prefix: str, receiver: Receiver) -> dict[str, str]:
-    suffix = table_prefix[1:11]
-    return {
-        "AUDITOR_STORAGE": azurite.connection_string,
-        "AUDITOR_TABLE_PREFIX": table_prefix,
-        "AUDITOR_SNAPSHOT_QUEUE": f"snap-{suffix}",
-        "AUDITOR_EVIDENCE_CONTAINER": f"ev-{suffix}",
-        "AUDITOR_NOTIFY_WEBHOOK_URL": receiver.url,
-        "AUDITOR_NOTIFY_WEBHOOK_SECRET": SECRET,
-    }
+    return deployment_env(
+        azurite.connection_string,
+        table_prefix,
+        AUDITOR_NOTIFY_WEBHOOK_URL=receiver.url,
+        AUDITOR_NOTIFY_WEBHOOK_SECRET=SECRET,
+    )
 
 
 @pytest.fixture
@@ -313,3 +303,15 @@ def test_a_replanned_run_stays_closed(services: Services, settings: Settings) ->
     record = digests.record(SLOT_ID)
     assert record is not None and record.closed and record.closed_at == format_time(services.now)
     digests.close()
+
+
+def test_a_partial_run_never_closes_so_the_full_run_of_its_slot_gets_the_digest(
+    services: Services, receiver: Receiver
+) -> None:
+    service = services.service(source())
+    service.run_inline(SLOT, [A])  # `snapshot --tenant A`: a partial run of the slot
+    assert receiver.received == []
+    service.run_inline(SLOT)  # the timer's full run of the same slot
+    [post] = digest_posts(receiver)
+    data = post["data"]
+    assert isinstance(data, dict) and {t["tenantId"] for t in data["tenants"]} == {A, B}

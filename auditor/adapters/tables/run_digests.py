@@ -70,6 +70,7 @@ class RunRecord:
     close_attempt: str | None
     digest_hash: str | None
     sinks: tuple[str, ...]
+    full: bool = True  # a full run (the timer's); `snapshot --tenant` plans partial ones
 
     @property
     def closed(self) -> bool:
@@ -144,6 +145,7 @@ class RunDigestStore:
             close_attempt=head.get("close_attempt"),
             digest_hash=head.get("digest_hash"),
             sinks=tuple(get_json(head, "sinks", [])),
+            full=head.get("full") is True,
         )
 
     def mark_done(self, slot: str, tenant_id: str, status: str) -> None:
