@@ -148,3 +148,11 @@ def test_an_operator_reads_the_digest_with_the_diff_summary_of_each_tenant(
 def test_health_reveals_nothing_of_runs_or_status(operations: Operations) -> None:
     response = client(operations, AccessPolicy.allow_all()).get("/api/health")
     assert set(response.json()) == {"status", "version"}
+
+
+def test_the_operations_routes_are_documented_with_problem_errors(operations: Operations) -> None:
+    document = client(operations, AccessPolicy.allow_all()).get("/api/openapi.json").json()
+    for path in ("/api/runs", "/api/runs/{slot}", "/api/status"):
+        responses = document["paths"][path]["get"]["responses"]
+        assert {"400", "401", "403"} <= set(responses) and "422" not in responses, path
+    assert "404" in document["paths"]["/api/runs/{slot}"]["get"]["responses"]
