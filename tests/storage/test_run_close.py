@@ -315,3 +315,38 @@ def test_a_partial_run_never_closes_so_the_full_run_of_its_slot_gets_the_digest(
     [post] = digest_posts(receiver)
     data = post["data"]
     assert isinstance(data, dict) and {t["tenantId"] for t in data["tenants"]} == {A, B}
+
+
+def test_a_closer_lost_between_its_close_and_its_delivery_leaves_the_sending_to_the_sweep(
+    services: Services, receiver: Receiver
+) -> None:
+    service = services.service(source())
+    assert service.closer is not None and service.closer.notifier is not None
+    notifier, service.closer.notifier = service.closer.notifier, None  # dies after the close
+    service.run_inline(SLOT)
+    assert receiver.received == [] and service.closer.digests.deliveries(SLOT_ID) == {}
+    service.closer.notifier = notifier  # the next timer tick, in a live worker
+    service.sweep_run(SLOT_ID)
+    [post] = digest_posts(receiver)
+    assert post["id"] == f"run-{SLOT_ID}-digest"
+    assert service.closer.digests.deliveries(SLOT_ID)["webhook"].state == "delivered"
+
+
+def test_a_delivery_another_worker_is_sending_is_left_to_it_until_its_lease_ends(
+    services: Services, receiver: Receiver
+) -> None:
+    from auditor.adapters.tables.run_digests import Delivery
+    from auditor.services.notify import SENDING_LEASE
+
+    service = services.service(source())
+    assert service.closer is not None and service.closer.notifier is not None
+    notifier, service.closer.notifier = service.closer.notifier, None
+    service.run_inline(SLOT)
+    service.closer.notifier = notifier
+    at = format_time(services.now)
+    service.closer.digests.record_delivery(SLOT_ID, Delivery("webhook", "sending", 0, "", at, ""))
+    service.sweep_run(SLOT_ID)
+    assert receiver.received == []  # a live worker is sending it
+    services.now += SENDING_LEASE
+    service.sweep_run(SLOT_ID)
+    assert len(receiver.received) == 1  # that worker was lost: the sweep sends it
