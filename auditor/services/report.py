@@ -46,11 +46,13 @@ from auditor.core.evidence import (
     PackManifest,
     ReportJob,
     SnapshotRef,
+    StoredFile,
     failure_blob_name,
     iso,
     manifest_blob_name,
     manifest_redirect,
     new_report_id,
+    oscal_blob_name,
     pack_metadata,
     parse_iso,
     previous_month,
@@ -60,9 +62,11 @@ from auditor.core.evidence import (
     workbook_blob_name,
     workbook_of_manifest,
 )
+from auditor.core.oscal import OscalStats, write_period_results
 from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.snapshot import (
     SNAPSHOT_ID,
+    Snapshot,
     SnapshotIndexEntry,
     SnapshotNotFound,
     SnapshotReader,
@@ -213,11 +217,15 @@ def resolve_period(
 
 @dataclass(frozen=True, slots=True)
 class BuiltPack:
+    """A pack's two files, written: the workbook and the OSCAL assessment results."""
+
     manifest: PackManifest
     path: Path
     sha256: str
     size: int
     stats: WorkbookStats
+    oscal_path: Path
+    oscal: OscalStats
 
     @property
     def workbook_blob(self) -> str:
@@ -229,8 +237,14 @@ class BuiltPack:
         m = self.manifest
         return manifest_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
 
+    @property
+    def oscal_blob(self) -> str:
+        m = self.manifest
+        return oscal_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
+
     def stored_manifest(self) -> dict[str, Any]:
-        return stored_manifest(self.manifest, self.workbook_blob, self.sha256, self.size)
+        oscal = StoredFile(self.oscal_blob, self.oscal.sha256, self.oscal.bytes)
+        return stored_manifest(self.manifest, self.workbook_blob, self.sha256, self.size, oscal)
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -251,11 +265,13 @@ def build_pack(
     report_id: str,
     period: Period,
     out: Path,
+    oscal_out: Path,
     *,
     generated_at: datetime,
     options: PackOptions = DEFAULT_OPTIONS,
 ) -> BuiltPack:
-    """Read the period's two snapshots and write the pack's workbook to `out`."""
+    """Read the period's two snapshots and write the pack's workbook to `out`; then its OSCAL
+    assessment results to `oscal_out`, reading every snapshot of the period one at a time."""
     start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
     end = (
         start
@@ -290,13 +306,38 @@ def build_pack(
         labels=page_labels(inputs),
     )
     sha, size = file_sha256(out)
-    return BuiltPack(manifest, out, sha, size, stats)
+    oscal = write_oscal(reader, period, (start, end), oscal_out)
+    return BuiltPack(manifest, out, sha, size, stats, oscal_out, oscal)
+
+
+def write_oscal(
+    reader: SnapshotReader, period: Period, read: tuple[Snapshot, ...], out: Path
+) -> OscalStats:
+    """The OSCAL assessment results of every snapshot of the period (one result each), read
+    through the anchored reader; the snapshots already read are not read again."""
+    known = {s.index.snapshot_id: s for s in read}
+
+    def load(entry: SnapshotIndexEntry) -> Snapshot:
+        return known.get(entry.snapshot_id) or reader.get_snapshot(
+            entry.tenant_id, entry.snapshot_id
+        )
+
+    with out.open("wb") as stream:
+        return write_period_results(
+            period.entries,
+            load,
+            stream,
+            generator=GENERATOR_VERSION,
+            period=(period.period_from, period.period_to),
+        )
 
 
 def upload_pack(evidence: EvidenceStore, pack: BuiltPack) -> None:
-    """Store the workbook, then its manifest (a manifest marks a complete pack)."""
-    metadata = pack_metadata(pack.manifest, pack.sha256)
+    """Store the workbook and the OSCAL document, then the manifest (a manifest marks a
+    complete pack). Each is write-once: a name already taken raises EvidenceExists."""
+    metadata = pack_metadata(pack.manifest, pack.sha256, pack.oscal.sha256)
     evidence.put_file(pack.workbook_blob, pack.path, metadata)
+    evidence.put_file(pack.oscal_blob, pack.oscal_path, metadata, JSON_TYPE)
     evidence.put_bytes(pack.manifest_blob, document_bytes(pack.stored_manifest()), metadata)
 
 
@@ -399,9 +440,15 @@ class ReportService:
     # -- building ----------------------------------------------------------------------------
 
     def run(
-        self, job: ReportJob, *, out: Path | None = None, upload: bool = True
+        self,
+        job: ReportJob,
+        *,
+        out: Path | None = None,
+        oscal_out: Path | None = None,
+        upload: bool = True,
     ) -> BuiltPack | None:
-        """Build (and store) the pack a job asks for. None when the job was already done
+        """Build (and store) the pack a job asks for; `out` and `oscal_out` keep its workbook
+        and OSCAL document (default: temporary files). None when the job was already done
         (a retried or duplicate message): a stored pack or a recorded failure stands."""
         if upload:
             done = self.status(job.tenant_id, job.report_id)
@@ -410,23 +457,25 @@ class ReportService:
                 return None
         try:
             period = resolve_period(self.reader, job.tenant_id, job.start, job.end)
-            with _workbook_path(out, job.report_id) as path:
+            with _pack_paths(out, oscal_out, job.report_id) as paths:
                 pack = build_pack(
                     self.reader,
                     job.tenant_id,
                     job.report_id,
                     period,
-                    path,
+                    *paths,
                     generated_at=self._clock(),
                     options=self.options,
                 )
                 if upload:
-                    pack = self._store(job, pack, period, path)
+                    pack = self._store(job, pack, period, paths)
                 return pack
         except (SnapshotTampered, CorruptSnapshot) as exc:
             raise ReportError(str(exc)) from None
 
-    def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> BuiltPack:
+    def _store(
+        self, job: ReportJob, pack: BuiltPack, period: Period, paths: tuple[Path, Path]
+    ) -> BuiltPack:
         """Upload the pack; returns the pack stored (rebuilt under a new id if need be)."""
         try:
             upload_pack(self.evidence, pack)
@@ -449,7 +498,7 @@ class ReportService:
                 retry.tenant_id,
                 retry.report_id,
                 period,
-                path,
+                *paths,
                 generated_at=self._clock(),
                 options=self.options,
             )
@@ -560,14 +609,19 @@ class ReportService:
 
 
 @contextmanager
-def _workbook_path(out: Path | None, report_id: str) -> Iterator[Path]:
-    """`out`, or a temporary file removed afterwards."""
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        yield out
-        return
+def _pack_paths(
+    out: Path | None, oscal_out: Path | None, report_id: str
+) -> Iterator[tuple[Path, Path]]:
+    """Where the workbook and the OSCAL document are written: the paths given, else temporary
+    files removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="auditor-pack-") as folder:
-        yield Path(folder) / f"{report_id}.xlsx"
+        paths = (
+            out or Path(folder) / f"{report_id}.xlsx",
+            oscal_out or Path(folder) / f"{report_id}.oscal.json",
+        )
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield paths
 
 
 # ---------------------------------------------------------------------------------------------

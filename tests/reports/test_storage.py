@@ -125,13 +125,18 @@ def test_a_rerun_makes_a_new_report_and_nothing_is_overwritten(
     assert first.manifest.report_id != second.manifest.report_id
     names = [b.name for b in evidence.list_blobs(f"{TENANT}/")]
     assert sorted(names) == sorted(
-        [first.workbook_blob, first.manifest_blob, second.workbook_blob, second.manifest_blob]
+        name
+        for pack in (first, second)
+        for name in (pack.workbook_blob, pack.oscal_blob, pack.manifest_blob)
     )
     with pytest.raises(EvidenceExists):
         evidence.put_file(first.workbook_blob, Path(__file__), {})
     with pytest.raises(EvidenceExists):
         evidence.put_bytes(first.manifest_blob, b"{}", {})
+    with pytest.raises(EvidenceExists):
+        evidence.put_bytes(first.oscal_blob, b"{}", {})
     assert evidence.sha256(first.workbook_blob)[0] == first.sha256
+    assert evidence.sha256(first.oscal_blob)[0] == first.oscal.sha256
 
 
 def test_uploads_stream_from_the_file_in_blocks(
@@ -202,7 +207,7 @@ def test_requests_are_queued_then_built_by_the_queue_path(
     assert done.manifest is not None and done.manifest["workbook"]["sha256"] == pack.sha256
     # The same message again (a host retry) stores nothing new.
     assert process_job(service, text, dequeue_count=2, max_dequeues=5) is None
-    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 3
     assert [s.report_id for s in service.list_packs(TENANT)] == [job.report_id]
 
 

@@ -260,7 +260,7 @@ def test_report_command_writes_and_stores_a_pack(
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "not stored (--no-upload)" in done.stdout and local.exists()
-    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 3
 
 
 def test_verify_before_the_evidence_container_exists_is_one_line_not_a_traceback(
