@@ -28,39 +28,28 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.adapters.blobs import (
-    JSON_TYPE,
-    EvidenceExists,
-    EvidenceStore,
-    StoredBlob,
-    document_bytes,
-)
+from auditor.adapters import pack_repository
+from auditor.adapters.blobs import JSON_TYPE, EvidenceExists, EvidenceStore, document_bytes
+from auditor.adapters.pack_repository import PackRepository, PackStatus
 from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import (
-    FAILURE_PREFIX,
     FAILURE_SCHEMA,
     PERIOD_REF,
-    REQUEST_PREFIX,
     REQUEST_SCHEMA,
     PackManifest,
     ReportJob,
     SnapshotRef,
     StoredFile,
-    failure_blob_name,
     iso,
     manifest_blob_name,
-    manifest_redirect,
     new_report_id,
     oscal_blob_name,
     pack_metadata,
     parse_iso,
     previous_month,
-    report_id_of,
-    request_blob_name,
     stored_manifest,
     workbook_blob_name,
-    workbook_of_manifest,
 )
 from auditor.core.oscal import OscalStats, write_period_results
 from auditor.core.portal import PUBLIC_PORTAL
@@ -86,6 +75,12 @@ from auditor.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = f"auditor-evidence/{__version__}"
+# A pack's states (the repository's), for the service's callers.
+QUEUED, SUCCEEDED, FAILED = (
+    pack_repository.QUEUED,
+    pack_repository.SUCCEEDED,
+    pack_repository.FAILED,
+)
 # Default period when only its end is given: the 30 days before it.
 DEFAULT_PERIOD = timedelta(days=30)
 
@@ -342,32 +337,8 @@ def upload_pack(evidence: EvidenceStore, pack: BuiltPack) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Status
+# Service
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PackStatus:
-    """Where a requested pack stands: queued, succeeded (with its manifest) or failed."""
-
-    tenant_id: str
-    report_id: str
-    status: str
-    request: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
-    manifest_blob: str | None = None
-    failure: dict[str, Any] | None = None
-
-    @property
-    def workbook_blob(self) -> str | None:
-        """The workbook beside the manifest: derived from the tenant, the report id and the
-        manifest's location, never read from the manifest."""
-        if self.manifest is None or self.manifest_blob is None:
-            return None
-        return workbook_of_manifest(self.tenant_id, self.report_id, self.manifest_blob)
-
-
-QUEUED, SUCCEEDED, FAILED = "queued", "succeeded", "failed"
 
 
 class ReportService:
@@ -386,6 +357,7 @@ class ReportService:
         self.reader = reader
         self.options = options
         self.evidence = evidence
+        self.packs = PackRepository(evidence)
         self._send = send
         self._clock = clock
         self._token = token
@@ -412,9 +384,8 @@ class ReportService:
         if self._send is None:
             raise RuntimeError("this service has no report queue")
         job = self.new_job(tenant_id, start, end, requested_by)
-        document = {"schema": REQUEST_SCHEMA, **job.to_json()}
-        self.evidence.put_bytes(
-            request_blob_name(job.tenant_id, job.report_id), document_bytes(document), {}
+        self.packs.put_request(
+            job.tenant_id, job.report_id, {"schema": REQUEST_SCHEMA, **job.to_json()}
         )
         self._send(job.encode())
         return job
@@ -518,94 +489,17 @@ class ReportService:
         }
         if superseded_by:
             document["supersededBy"] = superseded_by
-        try:
-            self.evidence.put_bytes(
-                failure_blob_name(job.tenant_id, job.report_id),
-                document_bytes(document),
-                {},
-                JSON_TYPE,
-            )
-        except EvidenceExists:
-            log.info("failure of %s already recorded", job.report_id)
+        self.packs.put_failure(job.tenant_id, job.report_id, document)
 
     # -- lookups -----------------------------------------------------------------------------
 
-    def stored_packs(self, tenant_id: str) -> dict[str, StoredBlob]:
-        """Manifest blobs of a tenant's stored packs, by report id."""
-        out = {}
-        for blob in self.evidence.list_blobs(f"{tenant_id}/"):
-            report_id = report_id_of(blob.name)
-            if report_id and blob.name.endswith(".json"):
-                out[report_id] = blob
-        return out
-
     def status(self, tenant_id: str, report_id: str) -> PackStatus | None:
         """A pack's status; None when no such pack was ever requested or stored."""
-        manifest = self.stored_packs(tenant_id).get(report_id)
-        request = self.evidence.get_json(request_blob_name(tenant_id, report_id))
-        if manifest is not None:
-            return self._stored(tenant_id, report_id, manifest.name, request)
-        failure = self.evidence.get_json(failure_blob_name(tenant_id, report_id))
-        if failure is not None:
-            return PackStatus(tenant_id, report_id, FAILED, request=request, failure=failure)
-        if request is not None:
-            return PackStatus(tenant_id, report_id, QUEUED, request=request)
-        return None
-
-    def _stored(
-        self, tenant_id: str, report_id: str, manifest_blob: str, request: dict[str, Any] | None
-    ) -> PackStatus:
-        """A stored pack's status; failed when its manifest names a workbook other than its
-        own (a manifest cannot redirect a download)."""
-        manifest = self.evidence.get_json(manifest_blob)
-        named = ((manifest or {}).get("workbook") or {}).get("blob")
-        problem = manifest_redirect(tenant_id, report_id, manifest_blob, named)
-        if problem is None:
-            return PackStatus(
-                tenant_id,
-                report_id,
-                SUCCEEDED,
-                request=request,
-                manifest=manifest,
-                manifest_blob=manifest_blob,
-            )
-        log.error("pack %s of tenant %s: %s", report_id, tenant_id, problem)
-        generated = ((manifest or {}).get("pack") or {}).get("generatedAt")
-        return PackStatus(
-            tenant_id,
-            report_id,
-            FAILED,
-            request=request,
-            failure={"reason": problem, "failedAt": generated or iso(self._clock())},
-        )
+        return self.packs.status(tenant_id, report_id, now=self._clock())
 
     def list_packs(self, tenant_id: str) -> list[PackStatus]:
         """Every pack of a tenant: stored, failed and still queued, newest report id first."""
-        stored = self.stored_packs(tenant_id)
-        out = [
-            self._stored(tenant_id, report_id, blob.name, None)
-            for report_id, blob in stored.items()
-        ]
-        failed = {
-            b.name.rsplit("/", 1)[-1].removesuffix(".json"): b
-            for b in self.evidence.list_blobs(f"{FAILURE_PREFIX}{tenant_id}/")
-        }
-        for report_id, blob in failed.items():
-            if report_id not in stored:
-                out.append(
-                    PackStatus(
-                        tenant_id, report_id, FAILED, failure=self.evidence.get_json(blob.name)
-                    )
-                )
-        for blob in self.evidence.list_blobs(f"{REQUEST_PREFIX}{tenant_id}/"):
-            report_id = blob.name.rsplit("/", 1)[-1].removesuffix(".json")
-            if report_id not in stored and report_id not in failed:
-                out.append(
-                    PackStatus(
-                        tenant_id, report_id, QUEUED, request=self.evidence.get_json(blob.name)
-                    )
-                )
-        return sorted(out, key=lambda s: s.report_id, reverse=True)
+        return self.packs.list(tenant_id, now=self._clock())
 
 
 @contextmanager

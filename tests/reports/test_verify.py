@@ -296,4 +296,4 @@ def test_a_manifest_that_names_another_blob_is_refused_and_flagged(
     ]
     status = ReportService(store, evidence).status(TENANT, pack.manifest.report_id)
     assert status is not None and status.status == "failed"
-    assert status.failure is not None and "refused" in status.failure["reason"]
+    assert status.failure is not None and "refused" in status.failure.reason
