@@ -194,9 +194,7 @@ def test_requests_are_queued_then_built_by_the_queue_path(
         job = service.request(TENANT, None, None, "alice@contoso.example")
         status = service.status(TENANT, job.report_id)
         assert status is not None and status.status == QUEUED
-        assert (
-            status.request is not None and status.request.requested_by == "alice@contoso.example"
-        )
+        assert status.request is not None and status.request.requested_by == "alice@contoso.example"
         (text,) = queue.receive_texts()
     assert ReportJob.decode(text) == job
     pack = process_job(service, text, dequeue_count=1, max_dequeues=5)
