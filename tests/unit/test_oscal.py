@@ -235,3 +235,16 @@ def test_hostile_customer_text_still_gives_a_valid_document(tmp_path: Any) -> No
     observation = back.results[0].observations[0]  # type: ignore[index]
     assert observation.title == "]0;pwned line break tab"
     assert observation.links is None  # only https links are kept
+
+
+def test_stable_uuids_are_exactly_rfc_uuid5_of_the_joined_parts() -> None:
+    # The fast spelling must never change a stored document's UUIDs.
+    import uuid
+
+    from auditor.core.oscal import _UUID_NAMESPACE, stable_uuid
+
+    for parts in [("a",), ("observation", "t", "20261031T020000Z", "x/y"), ("é€", ""), ("",)]:
+        assert stable_uuid(*parts) == str(uuid.uuid5(_UUID_NAMESPACE, "/".join(parts)))
+    for n in range(2000):
+        parts = (f"tenant-{n}", f"{n * 7919:x}", "ü" * (n % 5))
+        assert stable_uuid(*parts) == str(uuid.uuid5(_UUID_NAMESPACE, "/".join(parts)))
