@@ -61,7 +61,7 @@ def stable_uuid(*parts: str) -> str:
     Exactly ``str(uuid.uuid5(namespace, "/".join(parts)))`` (a test holds it to that), spelt
     from the SHA-1 digest directly: a pack has one per observation, and building ``uuid.UUID``
     objects was a fifth of the document's time."""
-    digest = hashlib.sha1(  # noqa: S324 - SHA-1 is what UUID v5 is defined on (RFC 9562)
+    digest = hashlib.sha1(
         _UUID_PREFIX + "/".join(parts).encode("utf-8"), usedforsecurity=False
     ).hexdigest()
     variant = "89ab"[int(digest[16], 16) & 0x3]
