@@ -65,9 +65,7 @@ def stable_uuid(*parts: str) -> str:
         _UUID_PREFIX + "/".join(parts).encode("utf-8"), usedforsecurity=False
     ).hexdigest()
     variant = "89ab"[int(digest[16], 16) & 0x3]
-    return (
-        f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
-    )
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
 
 
 def nist_control_id(control: str) -> str | None:
