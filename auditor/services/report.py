@@ -4,13 +4,15 @@ A pack compares two committed snapshots of a tenant, the period's first and last
 every snapshot in between in its trend. The reader is the anchored store: every snapshot the
 pack uses is checked against the anchor its own attempt wrote, and one that fails (or has none)
 makes the pack fail for good (nothing here ever anchors anything). Building reads the two
-snapshots, diffs them, writes the workbook to a file (streaming), hashes it, and stores it
-write-once beside its manifest. Nothing here formats cells or talks HTTP.
+snapshots, diffs them, writes the workbook to a file (streaming), then the OSCAL assessment
+results of every snapshot of the period (read one at a time), hashes both, and stores them
+write-once beside the manifest that records the hashes. Nothing here formats cells or talks
+HTTP, and pack records are read through the typed repository (adapters/pack_repository.py).
 
 Report ids are chosen when a pack is requested, so the caller can ask for its status at once;
 the request record (``requests/...``) is written first, then the queue message. A retry of the
-same job finds the manifest and stops; one interrupted between the workbook and its manifest
-cannot reuse the workbook's name (write-once), so it records the failure, pointing to a new
+same job finds the manifest and stops; one interrupted between the workbook (or the OSCAL
+document) and its manifest cannot reuse the file's name (write-once), so it records the failure, pointing to a new
 report id, and builds again under that id.
 """
 
