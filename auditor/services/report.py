@@ -12,8 +12,8 @@ HTTP, and pack records are read through the typed repository (adapters/pack_repo
 Report ids are chosen when a pack is requested, so the caller can ask for its status at once;
 the request record (``requests/...``) is written first, then the queue message. A retry of the
 same job finds the manifest and stops; one interrupted between the workbook (or the OSCAL
-document) and its manifest cannot reuse the file's name (write-once), so it records the failure, pointing to a new
-report id, and builds again under that id.
+document) and its manifest cannot reuse the file's name (write-once), so it records the
+failure, pointing to a new report id, and builds again under that id.
 """
 
 from __future__ import annotations
