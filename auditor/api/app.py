@@ -26,7 +26,7 @@ from auditor.api import problems
 from auditor.api.audit import AuditMiddleware
 from auditor.api.context import ApiContext
 from auditor.api.guard import BodyLimit, LoopbackHostOnly, require_json_for_changes
-from auditor.api.params import reject_unknown_query
+from auditor.api.params import WORDS, reject_unknown_query
 from auditor.api.problems import Problem
 from auditor.core.access import AccessPolicy, Principal
 from auditor.core.snapshot import SnapshotReader
@@ -124,7 +124,7 @@ def create_app(
     app.state.context = ApiContext(
         history=history, policy=policy, local_principal=local, extra=dict(extra or {})
     )
-    problems.install(app)
+    problems.install(app, WORDS)
     app.add_exception_handler(AzureError, _on_storage_error)
     checks = [Depends(reject_unknown_query), Depends(require_json_for_changes)]
     for name in ROUTERS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,7 +10,7 @@ from pydantic import Field
 
 from auditor.api import documents, paging
 from auditor.api.answer import answer_derived, choose
-from auditor.api.context import ApiContext, caller, context
+from auditor.api.context import ApiContext, as_problem, caller, context
 from auditor.api.etags import derived_etag
 from auditor.api.params import (
     GUID_REGEX,
@@ -27,12 +26,13 @@ from auditor.api.params import (
     tenant_id,
     top_query,
 )
-from auditor.api.problems import documented, invalid, snapshot_not_found
+from auditor.api.problems import documented, invalid
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import DiffPage
 from auditor.core.access import Principal
-from auditor.core.diff import Change, ChangeKind, Diff, Level
-from auditor.core.snapshot import SnapshotNotFound
+from auditor.core.diff import ChangeKind, Level
+from auditor.services import diff_query
+from auditor.services.diff_query import ChangeFilter
 
 router = APIRouter(tags=["diff"])
 
@@ -42,39 +42,6 @@ MAX_PAGE = 5000
 _KINDS = "|".join(kind.value for kind in ChangeKind)
 _LEVELS = "|".join(level.value for level in Level)
 _GUID = GUID_REGEX.strip("^$")
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeFilter:
-    standards: frozenset[str]
-    subscriptions: frozenset[str]
-    kinds: frozenset[ChangeKind]
-    levels: frozenset[Level]
-
-    def __bool__(self) -> bool:
-        return bool(self.standards or self.subscriptions or self.kinds or self.levels)
-
-    def keep(self, change: Change) -> bool:
-        return (
-            (not self.standards or change.standard in self.standards)
-            and (not self.subscriptions or change.subscription_id in self.subscriptions)
-            and (not self.kinds or change.change in self.kinds)
-            and (not self.levels or change.level in self.levels)
-        )
-
-    def canonical(self) -> list[list[str]]:
-        return [
-            sorted(self.standards),
-            sorted(self.subscriptions),
-            sorted(k.value for k in self.kinds),
-            sorted(level.value for level in self.levels),
-        ]
-
-
-def _matching(diff: Diff, wanted: ChangeFilter) -> tuple[Change, ...] | list[Change]:
-    if not wanted:
-        return diff.changes
-    return [change for change in diff.changes if wanted.keep(change)]
 
 
 @router.get(
@@ -121,14 +88,17 @@ def get_diff(
         list[Annotated[str, Field(min_length=1, max_length=256)]] | None,
         Query(
             max_length=100,
-            description="Only changes of these standards (exact names; repeat the parameter).",
+            description="Only changes of these standards (exact names; repeat the parameter). "
+            "A name that neither snapshot has is a 400 listing the ones they have.",
         ),
     ] = None,
     subscription: Annotated[
         list[Annotated[str, Field(pattern=rf"^{_GUID}(,{_GUID})*$")]] | None,
         Query(
             max_length=100,
-            description="Only changes in these subscriptions (ids; repeat or comma-separate).",
+            description="Only changes in these subscriptions (ids; repeat or comma-separate). "
+            "A subscription that neither snapshot has in scope is a 400 listing the ones "
+            "they have.",
         ),
     ] = None,
     change: Annotated[
@@ -165,19 +135,11 @@ def get_diff(
     if start is not None and end is not None and start.moment > end.moment:
         raise invalid("from", "from is after to")
     ctx.visible_tenant(who, tenant)
-
-    after = ctx.resolve(tenant, end, "to")
-    if start is None:
-        try:
-            before = ctx.history.previous(after)
-        except SnapshotNotFound:
-            raise snapshot_not_found(
-                f"from: no committed snapshot before {after.snapshot_id}; give from"
-            ) from None
-    else:
-        before = ctx.resolve(tenant, start, "from")
-    if before.scheduled_at > after.scheduled_at:
-        raise invalid("from", f"from ({before.snapshot_id}) is after to ({after.snapshot_id})")
+    try:
+        before, after = diff_query.resolve_ends(ctx.history, tenant, start, end)
+        wanted.check_known(before, after)
+    except diff_query.DiffQueryError as exc:
+        raise as_problem(exc) from None
 
     query = paging.fingerprint(
         "diff", tenant, before.snapshot_id, before.content_hash, after.snapshot_id,
@@ -192,7 +154,7 @@ def get_diff(
 
     def build() -> dict[str, Any]:
         diff = ctx.history.diff(before, after)
-        matching = _matching(diff, wanted)
+        matching = diff_query.matching(diff, wanted)
         page = list(matching[position.offset : position.offset + top])
         link = None
         if position.offset + top < len(matching):
