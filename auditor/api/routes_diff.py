@@ -58,8 +58,9 @@ _GUID = GUID_REGEX.strip("^$")
         "level `subscription`, the subscription entered or left the delegated scope), and "
         "`incomparable` (a subscription in scope at both ends whose data either snapshot "
         "lacks). Scope changes never count as posture changes. CSV on request: one row per "
-        "change of the page (`before.*` and `after.*` columns); the next page is in the "
-        "`Link` header."
+        "change of the page (`before.*` and `after.*` columns), each ending with both "
+        "snapshots' ids and content hashes (`from.snapshotId`, `from.contentHash`, "
+        "`to.snapshotId`, `to.contentHash`); the next page is in the `Link` header."
     ),
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
@@ -165,4 +166,6 @@ def get_diff(
         summary = documents.diff_summary(diff.summary)
         return documents.diff_page(diff, summary, page, len(matching), link, warnings)
 
-    return answer_derived(request, etag, build, fmt, lambda _: documents.CHANGE_COLUMNS)
+    return answer_derived(
+        request, etag, build, fmt, lambda _: documents.DIFF_CSV_COLUMNS, documents.diff_csv_rows
+    )
