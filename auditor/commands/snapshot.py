@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
-from auditor.commands.snapshots import index_json, parse_instant
+from auditor.commands.snapshots import parse_instant
+from auditor.core import documents
 from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
 from auditor.services.snapshot import (
@@ -65,7 +66,7 @@ def outcome_json(outcome: TenantOutcome) -> dict[str, Any]:
         "durationSeconds": outcome.duration_seconds,
     }
     if outcome.entry is not None:
-        body["snapshot"] = index_json(outcome.entry)
+        body["snapshot"] = documents.snapshot_detail(outcome.entry)
     return body
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
 from auditor.commands.output import shown
+from auditor.core import documents
 from auditor.core.snapshot import SnapshotIndexEntry, is_tenant_id
 from auditor.settings import load_settings
 
@@ -27,7 +28,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tenant", metavar="ID", required=True, help="tenant id (GUID)")
     parser.add_argument("--since", metavar="ISO", help="only slots at or after (e.g. 2024-05-01Z)")
     parser.add_argument("--until", metavar="ISO", help="only slots at or before")
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for machines (each snapshot as the API's snapshot list gives it)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -40,31 +45,6 @@ def parse_instant(text: str, option: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{option} must name its zone, e.g. {text}Z for UTC")
     return value.astimezone(UTC)
-
-
-def index_json(entry: SnapshotIndexEntry) -> dict[str, Any]:
-    """An index entry as plain JSON (the --json shape of `snapshots`, `tenants`, `snapshot`)."""
-    return {
-        "tenantId": entry.tenant_id,
-        "tenantName": entry.tenant_name,
-        "snapshotId": entry.snapshot_id,
-        "scheduledAt": entry.scheduled_at.isoformat(),
-        "finishedAt": entry.finished_at.isoformat(),
-        "status": entry.status.value,
-        "reasons": list(entry.reasons),
-        "expectedSubscriptions": list(entry.expected_subscriptions),
-        "collectedSubscriptions": list(entry.collected_subscriptions),
-        "counts": entry.counts,
-        "complianceByStandard": entry.compliance_by_standard,
-        "collectorVersion": entry.collector_version,
-        "contentHash": entry.content_hash,
-        "previousSnapshotId": entry.previous_snapshot_id,
-        "previousHash": entry.previous_hash,
-        "attempt": entry.attempt,
-        "backfill": entry.backfill,
-        "supersedes": entry.supersedes or None,
-        "historyBreak": entry.history_break or None,
-    }
 
 
 def index_line(entry: SnapshotIndexEntry) -> str:
@@ -93,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     with SnapshotStore.from_settings(load_settings()) as store:
         entries = store.list_snapshots(args.tenant.lower(), since=since, until=until)
     if args.json:
-        json.dump({"snapshots": [index_json(e) for e in entries]}, sys.stdout, indent=2)
+        body = {"snapshots": [documents.snapshot_summary(e) for e in entries]}
+        json.dump(body, sys.stdout, indent=2)
         print()
         return 0
     if not entries:
