@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "snapshot",
     "tenants",
     "snapshots",
+    "diff",
     "serve",
     "report",
     "verify",

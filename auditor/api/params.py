@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -24,19 +24,18 @@ from auditor.api.representation import Format
 from auditor.core import wording
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, slot_of
+from auditor.services import diff_query
 from auditor.services.history import SnapshotRef
 
 FUNCTION_KEY_PARAMETER = "code"  # the Functions host's key; never ours to interpret or echo
 
-MAX_STANDARD_LENGTH = 256
-MAX_FILTER_VALUES = 100
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 REF_WORDS = wording.SNAPSHOT_REF
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 def tenant_id(value: str) -> str:
@@ -71,53 +70,26 @@ def snapshot_ref(name: str, value: str | None) -> SnapshotRef | None:
     return SnapshotRef(instant=moment.astimezone(UTC))
 
 
-def _values(name: str, raw: Iterable[str] | None, *, split: bool) -> list[str]:
-    out: list[str] = []
-    for value in raw or ():
-        parts = value.split(",") if split else [value]
-        out.extend(part.strip() for part in parts)
-    if len(out) > MAX_FILTER_VALUES:
-        raise invalid(name, f"{name}: at most {MAX_FILTER_VALUES} values")
-    for value in out:
-        if not value:
-            raise invalid(name, f"{name}: empty value")
-    return out
+def _checked(check: Callable[[], T]) -> T:
+    """`check()`, its BadValue as the 400 problem naming the parameter (same words)."""
+    try:
+        return check()
+    except diff_query.BadValue as exc:
+        raise invalid(exc.parameter or "request", exc.detail) from None
 
 
 def choices(name: str, raw: Iterable[str] | None, kind: type[E]) -> frozenset[E]:
     """Values of an enumerated filter (comma-separated or repeated)."""
-    allowed = {member.value: member for member in kind}
-    out = set()
-    for value in _values(name, raw, split=True):
-        if value not in allowed:
-            raise invalid(
-                name, f"{name}: unknown value {value!r}; {name} {wording.one_of(allowed)}"
-            )
-        out.add(allowed[value])
-    return frozenset(out)
+    return _checked(lambda: diff_query.choices(name, raw, kind))
 
 
 def subscriptions(raw: Iterable[str] | None) -> frozenset[str]:
-    out = set()
-    for value in _values("subscription", raw, split=True):
-        if not TENANT_ID.match(value):
-            raise invalid(
-                "subscription",
-                f"subscription: {value!r} is not a subscription id; "
-                f"subscription {wording.SUBSCRIPTION_IDS}",
-            )
-        out.add(value.lower())
-    return frozenset(out)
+    return _checked(lambda: diff_query.subscriptions(raw))
 
 
 def standards(raw: Iterable[str] | None) -> frozenset[str]:
     """Standard names, matched exactly (repeat the parameter for several; no splitting)."""
-    out = set()
-    for value in _values("standard", raw, split=False):
-        if len(value) > MAX_STANDARD_LENGTH or _CONTROL_CHARS.search(value):
-            raise invalid("standard", "standard: not a standard name")
-        out.add(value)
-    return frozenset(out)
+    return _checked(lambda: diff_query.standards(raw))
 
 
 def _is_sequence(annotation: Any) -> bool:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
-from auditor.commands.snapshots import parse_instant
+from auditor.commands import when
 from auditor.core import documents
 from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
@@ -46,8 +46,10 @@ def register(subparsers: Any) -> None:
     scope.add_argument("--tenant", metavar="ID", help="one tenant (its Entra tenant id)")
     parser.add_argument(
         "--at",
-        metavar="ISO",
-        help="the scheduled slot, an ISO-8601 UTC time (e.g. 2024-05-01T02:00:00Z); a moment "
+        metavar="WHEN",
+        type=when.instant,
+        help="the scheduled slot, an instant with a zone like 2026-11-27T02:00:00Z (a date "
+        "like 2026-11-27 means 00:00Z that day); a moment "
         "AUDITOR_SNAPSHOT_SCHEDULE names, at or before the current one",
     )
     parser.add_argument(
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         slot = latest_occurrence(settings.snapshot_schedule, now)
         if args.at:
-            slot = parse_instant(args.at, "--at")
+            slot = args.at
             check_slot(settings.snapshot_schedule, slot, now)
     except SlotError as exc:
         print(f"error: --at: {exc}", file=sys.stderr)

@@ -9,12 +9,16 @@ line and an exit code.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
+from enum import StrEnum
+from typing import TypeVar
 
 from auditor.core import wording
 from auditor.core.diff import Change, ChangeKind, Diff, Level
-from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound
+from auditor.core.snapshot import TENANT_ID, SnapshotIndexEntry, SnapshotNotFound
 from auditor.services.history import SnapshotHistory, SnapshotRef
 
 
@@ -37,6 +41,77 @@ class TenantUnknown(DiffQueryError):
 
 class EndNotFound(DiffQueryError):
     """No committed snapshot answers `from` or `to` (API: 404)."""
+
+
+MAX_STANDARD_LENGTH = 256
+MAX_FILTER_VALUES = 100
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _values(name: str, raw: Iterable[str] | None, *, split: bool) -> list[str]:
+    out: list[str] = []
+    for value in raw or ():
+        parts = value.split(",") if split else [value]
+        out.extend(part.strip() for part in parts)
+    if len(out) > MAX_FILTER_VALUES:
+        raise BadValue(name, f"{name}: at most {MAX_FILTER_VALUES} values")
+    for value in out:
+        if not value:
+            raise BadValue(name, f"{name}: empty value")
+    return out
+
+
+def choices(name: str, raw: Iterable[str] | None, kind: type[E]) -> frozenset[E]:
+    """Values of an enumerated filter (comma-separated or repeated)."""
+    allowed = {member.value: member for member in kind}
+    out = set()
+    for value in _values(name, raw, split=True):
+        if value not in allowed:
+            words = wording.one_of(allowed)
+            raise BadValue(name, f"{name}: unknown value {value!r}; {name} {words}")
+        out.add(allowed[value])
+    return frozenset(out)
+
+
+def subscriptions(raw: Iterable[str] | None) -> frozenset[str]:
+    """Subscription ids (comma-separated or repeated), lower-cased."""
+    out = set()
+    for value in _values("subscription", raw, split=True):
+        if not TENANT_ID.match(value):
+            raise BadValue(
+                "subscription",
+                f"subscription: {value!r} is not a subscription id; "
+                f"subscription {wording.SUBSCRIPTION_IDS}",
+            )
+        out.add(value.lower())
+    return frozenset(out)
+
+
+def standards(raw: Iterable[str] | None) -> frozenset[str]:
+    """Standard names, matched exactly (repeated, never split: names may hold commas)."""
+    out = set()
+    for value in _values("standard", raw, split=False):
+        if len(value) > MAX_STANDARD_LENGTH or _CONTROL_CHARS.search(value):
+            raise BadValue("standard", "standard: not a standard name")
+        out.add(value)
+    return frozenset(out)
+
+
+def change_filter(
+    standard: Iterable[str] | None = None,
+    subscription: Iterable[str] | None = None,
+    change: Iterable[str] | None = None,
+    level: Iterable[str] | None = None,
+) -> ChangeFilter:
+    """The filter a caller's raw values name; BadValue naming the first bad one."""
+    return ChangeFilter(
+        standards=standards(standard),
+        subscriptions=subscriptions(subscription),
+        kinds=choices("change", change, ChangeKind),
+        levels=choices("level", level, Level),
+    )
 
 
 @dataclass(frozen=True, slots=True)
