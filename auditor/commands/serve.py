@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -56,12 +58,43 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"error: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
+    address = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
+    try:
+        # Bound before anything is printed or loaded: a taken port is one line, and the
+        # socket handed to uvicorn is the one checked (no window for another server).
+        sock = listen(args.host.strip("[]"), args.port)
+    except OSError as exc:
+        reason = "taken by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
+        print(
+            f"error: cannot listen on {address}:{args.port}: {reason}; choose another --port",
+            file=sys.stderr,
+        )
+        return 2
+    with sock:
+        return _serve(args, sock, f"http://{address}:{args.port}")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on a loopback `host` and `port` (OSError when it cannot be)."""
+    family, kind, proto, _, where = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICSERV
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        sock.bind(where)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
     import uvicorn
 
     from auditor.api.hosting import local_app
 
-    address = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
-    base_url = f"http://{address}:{args.port}"
     app, store = local_app(principal=args.principal, base_url=base_url)
     store.create_tables()
     audit = logging.getLogger("auditor.audit")
@@ -76,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
     store.close()
     return 0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
-from auditor.commands import when
+from auditor.commands import progress, when
 from auditor.core import documents
 from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
@@ -120,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
                 if tenant_ids is None:
                     outcomes.extend(service.left_outcomes(manifest))
             else:
-                outcomes = service.run_inline(slot, tenant_ids)
+                shows = progress.Progress("snapshotting") if not args.json else None
+                try:
+                    outcomes = service.run_inline(slot, tenant_ids, shows)
+                finally:
+                    if shows is not None:
+                        shows.done()
         except TenantNotDelegated:
             print(f"error: tenant {args.tenant} is not delegated to this identity", file=sys.stderr)
             return 1

@@ -343,16 +343,21 @@ class SnapshotService:
     # Runs
 
     def run_inline(
-        self, scheduled_at: datetime, tenant_ids: Collection[str] | None = None
+        self,
+        scheduled_at: datetime,
+        tenant_ids: Collection[str] | None = None,
+        progress: Callable[[int, int, Tenant], None] | None = None,
     ) -> list[TenantOutcome]:
-        """Plan the run (manifest only) and snapshot its tenants one after another."""
+        """Plan the run (manifest only) and snapshot its tenants one after another;
+        `progress(number, total, tenant)` is told before each (the command line's terminal)."""
         started = time.monotonic()
         manifest = self.plan_run(scheduled_at, enqueue=False, tenant_ids=tenant_ids)
         wanted = None if tenant_ids is None else {t.lower() for t in tenant_ids}
+        tenants = [t for t in manifest.tenants if wanted is None or t.tenant_id.lower() in wanted]
         outcomes = []
-        for tenant in manifest.tenants:
-            if wanted is not None and tenant.tenant_id.lower() not in wanted:
-                continue
+        for number, tenant in enumerate(tenants, start=1):
+            if progress is not None:
+                progress(number, len(tenants), tenant)
             try:
                 outcomes.append(self.snapshot_tenant(tenant, scheduled_at))
             except Exception as exc:  # storage down: record it, go on with the others

@@ -115,3 +115,31 @@ def test_serve_refuses_a_cross_site_text_plain_post(
         assert "application/json" in response.json()["detail"]
         listed = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports")
         assert listed.status_code == 200 and listed.json()["value"] == []
+
+
+def test_serve_reports_a_taken_port_in_one_line_before_printing_its_address(
+    azurite: Azurite, api_store: SnapshotStore
+) -> None:
+    # Issue 11: serve printed "auditor API on http://127.0.0.1:7071/api", then uvicorn's
+    # traceback-like "address already in use" lines, and exited 1.
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_TABLE_PREFIX": api_store.tables.prefix}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "auditor", "serve", "--port", str(port)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: taken by another program; "
+        "choose another --port\n"
+    )
