@@ -7,6 +7,8 @@ import errno
 import logging
 import socket
 import sys
+import threading
+from contextlib import ExitStack
 from typing import Any
 
 from auditor.api.app import LOCAL_PRINCIPAL
@@ -28,7 +30,8 @@ def register(subparsers: Any) -> None:
             "policy applies exactly as in Azure. Binds to a loopback address only and answers "
             "only requests addressed to a loopback host; links are built from the bound "
             "address. State-changing requests must be application/json; bodies are capped at "
-            "1 MiB. OpenAPI: /api/openapi.json."
+            "1 MiB. OpenAPI: /api/openapi.json; reference: /api/docs. A background thread works "
+            "the report queue as `worker --queues reports` does, so requested packs complete."
         ),
     )
     parser.add_argument(
@@ -93,10 +96,24 @@ def listen(host: str, port: int) -> socket.socket:
 def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
     import uvicorn
 
+    from auditor.adapters.queues import HostQueueOptions
     from auditor.api.hosting import local_app
+    from auditor.services.worker import Worker, open_lanes
+    from auditor.settings import load_settings
 
-    app, store = local_app(principal=args.principal, base_url=base_url)
+    settings = load_settings()
+    app, store = local_app(settings, principal=args.principal, base_url=base_url)
     store.create_tables()
+    lanes = ExitStack()
+    # The report queue is worked here, as the collector app's trigger does in Azure, so that
+    # POST /reports completes locally (the snapshot queue is left to `worker`: taking
+    # snapshots is the collector's business, not the API's).
+    worker = Worker(
+        open_lanes(settings, ["reports"], lanes),
+        HostQueueOptions.from_host_json(),
+        until_empty=False,
+    )
+    working = threading.Thread(target=worker.run, name="auditor-serve-worker", daemon=True)
     audit = logging.getLogger("auditor.audit")
     audit.setLevel(logging.INFO)
     if not audit.handlers:
@@ -105,11 +122,18 @@ def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
         audit.addHandler(handler)
         audit.propagate = False
     print(
-        f"auditor API on {base_url}/api (principal {args.principal})",
+        f"auditor API on {base_url}/api (principal {args.principal}); reference {base_url}"
+        "/api/docs; working the report queue",
         file=sys.stderr,
         flush=True,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
-    store.close()
+    working.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        worker.stop()  # finishes a pack in hand; queued ones wait for the next start
+        working.join()
+        lanes.close()
+        store.close()
     return 0

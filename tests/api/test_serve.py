@@ -106,6 +106,7 @@ def test_serve_refuses_a_cross_site_text_plain_post(
     azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
 ) -> None:
     with serving(azurite, api_store) as base:
+        before = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports").json()["value"]
         response = httpx.post(
             f"{base}/api/tenants/{TENANT_A}/reports",
             content=b'{"to": "2026-11-27T02:00:00Z"}',
@@ -114,7 +115,7 @@ def test_serve_refuses_a_cross_site_text_plain_post(
         assert response.status_code == 415
         assert "application/json" in response.json()["detail"]
         listed = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports")
-        assert listed.status_code == 200 and listed.json()["value"] == []
+        assert listed.status_code == 200 and listed.json()["value"] == before
 
 
 def test_serve_reports_a_taken_port_in_one_line_before_printing_its_address(
@@ -143,3 +144,31 @@ def test_serve_reports_a_taken_port_in_one_line_before_printing_its_address(
         f"error: cannot listen on 127.0.0.1:{port}: taken by another program; "
         "choose another --port\n"
     )
+
+
+def test_a_pack_requested_from_serve_completes_and_downloads(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # Issue 11/15: locally nothing worked the report queue, so a requested pack stayed queued.
+    import hashlib
+    import time
+
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_TABLE_PREFIX": api_store.tables.prefix,
+           "AUDITOR_REPORT_QUEUE": f"r{api_store.tables.prefix}"}  # fmt: skip
+    env.pop("AUDITOR_ACCESS_POLICY", None)
+    with serve_api(env, timeout=30) as base:
+        answer = httpx.post(
+            f"{base}/api/tenants/{TENANT_A}/reports", json={"to": "2026-11-27T02:00:00Z"}
+        )
+        assert answer.status_code == 202, answer.text
+        url = f"{base}{answer.json()['statusUrl']}"
+        deadline = time.monotonic() + 180
+        status = httpx.get(url).json()
+        while status["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the status URL, as a client does (Retry-After)
+            status = httpx.get(url).json()
+        assert status["status"] == "succeeded", status
+        workbook = httpx.get(f"{base}{status['download']['url']}")
+        assert workbook.status_code == 200
+        assert hashlib.sha256(workbook.content).hexdigest() == status["workbookSha256"]
