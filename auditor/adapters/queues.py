@@ -56,14 +56,8 @@ def _duration(text: str) -> timedelta:
 def run_deadline(host_json: Path = HOST_JSON) -> timedelta:
     """How long after planning every job of a run has either run or been given up by the host:
     maxDequeueCount × (functionTimeout + the queues' visibilityTimeout), from host.json."""
-    try:
-        config = json.loads(host_json.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        config = {}
-    queues = config.get("extensions", {}).get("queues", {})
-    timeout = _duration(str(config.get("functionTimeout") or "00:30:00"))
-    visibility = _duration(str(queues.get("visibilityTimeout") or "00:00:00"))
-    return max_dequeue_count(host_json) * (timeout + visibility)
+    host = HostQueueOptions.from_host_json(host_json)
+    return host.max_dequeue_count * timedelta(seconds=host.hold_seconds + host.retry_delay_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,3 +172,30 @@ def test_a_pack_requested_from_serve_completes_and_downloads(
         workbook = httpx.get(f"{base}{status['download']['url']}")
         assert workbook.status_code == 200
         assert hashlib.sha256(workbook.content).hexdigest() == status["workbookSha256"]
+
+
+def test_the_reference_renders_in_chromium_with_nothing_fetched_from_elsewhere(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # Issue 11: no /api/docs; FastAPI's default would load Swagger UI from a CDN.
+    from playwright.sync_api import sync_playwright
+
+    with serving(azurite, api_store) as base, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path="/usr/bin/chromium")
+        try:
+            page = browser.new_page()
+            requested: list[str] = []
+            problems: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("console", lambda message: problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            answer = page.goto(f"{base}/api/docs")
+            assert answer is not None and answer.status == 200
+            assert page.title() == "Lighthouse compliance auditor API reference"
+            width = page.evaluate("getComputedStyle(document.body).maxWidth")
+            assert width != "none"  # the stylesheet loaded under the page's CSP
+            assert page.locator("section.op").count() >= 8
+        finally:
+            browser.close()
+    assert requested and all(url.startswith(f"{base}/api/docs") for url in requested), requested
+    assert problems == []
