@@ -23,9 +23,15 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from auditor.adapters.blobs import JSON_TYPE, READ_LINK_LIFETIME, XLSX_TYPE
 from auditor.adapters.pack_repository import PackStatus
-from auditor.api import documents
 from auditor.api.context import ApiContext, caller, context
-from auditor.api.params import REF_HELP, REF_REGEX, TenantIdPath, snapshot_ref, tenant_id
+from auditor.api.params import (
+    REF_HELP,
+    REF_REGEX,
+    WORDS,
+    TenantIdPath,
+    snapshot_ref,
+    tenant_id,
+)
 from auditor.api.problems import (
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
@@ -33,10 +39,11 @@ from auditor.api.problems import (
     documented,
     invalid,
     tenant_not_found,
+    validation_detail,
 )
 from auditor.api.representation import dump_json
 from auditor.api.schemas import Strict
-from auditor.core import jsonlimits
+from auditor.core import documents, jsonlimits
 from auditor.core.access import Principal
 from auditor.core.evidence import REPORT_ID, StoredFile, iso
 from auditor.services.report import QUEUED, SUCCEEDED, LazyReportService, ReportService
@@ -91,7 +98,7 @@ async def pack_request(request: Request) -> PackRequest:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
         parameter = f"body.{where}" if where else "body"
-        raise invalid(parameter, f"{parameter}: {error.get('msg', 'invalid')}") from None
+        raise invalid(parameter, validation_detail(parameter, error, WORDS)) from None
 
 
 class PackSnapshot(Strict):
