@@ -21,6 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ConfigDict, Field, ValidationError
 
 from auditor.adapters.blobs import READ_LINK_LIFETIME, XLSX_TYPE
+from auditor.api import documents
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.params import (
     REF_HELP,
@@ -41,7 +42,7 @@ from auditor.api.problems import (
 )
 from auditor.api.representation import dump_json
 from auditor.api.schemas import Strict
-from auditor.core import documents, jsonlimits
+from auditor.core import jsonlimits
 from auditor.core.access import Principal
 from auditor.core.evidence import REPORT_ID, iso, parse_iso
 from auditor.services.report import (
