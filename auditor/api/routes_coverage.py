@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from auditor.api import documents
 from auditor.api.answer import answer_derived, choose
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.etags import derived_etag
@@ -21,7 +22,6 @@ from auditor.api.params import (
 from auditor.api.problems import documented
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import Coverage
-from auditor.core import documents
 from auditor.core.access import Principal
 
 router = APIRouter(tags=["coverage"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from auditor.api import paging
+from auditor.api import documents, paging
 from auditor.api.answer import answer_derived, choose
 from auditor.api.context import ApiContext, as_problem, caller, context
 from auditor.api.etags import derived_etag
@@ -29,7 +29,6 @@ from auditor.api.params import (
 from auditor.api.problems import documented, invalid
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import DiffPage
-from auditor.core import documents
 from auditor.core.access import Principal
 from auditor.core.diff import ChangeKind, Level
 from auditor.services import diff_query

@@ -23,6 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from auditor.adapters.blobs import JSON_TYPE, READ_LINK_LIFETIME, XLSX_TYPE
 from auditor.adapters.pack_repository import PackStatus
+from auditor.api import documents
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.params import (
     REF_HELP,
@@ -43,7 +44,7 @@ from auditor.api.problems import (
 )
 from auditor.api.representation import dump_json
 from auditor.api.schemas import Strict
-from auditor.core import documents, jsonlimits
+from auditor.core import jsonlimits
 from auditor.core.access import Principal
 from auditor.core.evidence import REPORT_ID, StoredFile, iso
 from auditor.services.report import QUEUED, SUCCEEDED, LazyReportService, ReportService

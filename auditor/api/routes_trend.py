@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from auditor.api import documents
 from auditor.api.answer import answer_derived, choose
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.etags import derived_etag
@@ -22,7 +23,7 @@ from auditor.api.params import (
 from auditor.api.problems import documented, invalid, snapshot_not_found, tenant_not_found
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import Trend
-from auditor.core import documents, wording
+from auditor.core import wording
 from auditor.core.access import Principal
 from auditor.core.snapshot import SnapshotNotFound
 

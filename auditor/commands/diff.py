@@ -1,7 +1,7 @@
 """`diff`: what changed for a tenant between two snapshots, as the API answers it.
 
 The same service (auditor/services/diff_query.py: ends, filters, their checks and words), the
-same document (auditor/core/documents.py) and the same CSV as `GET /api/tenants/{id}/diff`,
+same document (auditor/api/documents.py) and the same CSV as `GET /api/tenants/{id}/diff`,
 without paging; plain text by default, every tenant-provided value through the one sanitiser.
 """
 
@@ -13,10 +13,10 @@ import sys
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.api import documents
 from auditor.api.representation import render_csv
 from auditor.commands import when
 from auditor.commands.output import shown
-from auditor.core import documents
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.snapshot import is_tenant_id
 from auditor.services import diff_query

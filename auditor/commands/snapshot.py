@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
+from auditor.api import documents
 from auditor.commands import progress, when
-from auditor.core import documents
 from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
 from auditor.services.snapshot import (

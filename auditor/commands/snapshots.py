@@ -8,9 +8,9 @@ import sys
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.api import documents
 from auditor.commands import when
 from auditor.commands.output import shown
-from auditor.core import documents
 from auditor.core.snapshot import SnapshotIndexEntry, is_tenant_id
 from auditor.settings import load_settings
 

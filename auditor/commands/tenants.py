@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.api import documents
 from auditor.commands.output import shown
-from auditor.core import documents
 from auditor.core.snapshot import SnapshotIndexEntry
 from auditor.settings import load_settings
 
