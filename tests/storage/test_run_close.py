@@ -116,7 +116,7 @@ def test_the_last_job_closes_the_run_once_and_the_webhook_gets_one_signed_cloude
     assert service.queue is not None
     for tenant in (A, B):  # every job twice: duplicate messages
         service.queue.send_job(SnapshotJob(tenant, SLOT_ID))
-    service.drain(max_dequeue_count(), wait=lambda _s: None)
+    service.drain(max_dequeue_count())
 
     digests = RunDigestStore.from_settings(settings)
     found = digests.digest(SLOT_ID)
