@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class State(StrEnum):
@@ -265,3 +266,6 @@ class TenantPosture:
     hardening: tuple[HardeningCoverage, ...]
     assignments: tuple[StandardAssignment, ...]
     completeness: Completeness
+    # Sections declared after format 1 (auditor/core/registry.py), by name. A section that is
+    # absent was not collected (a snapshot taken before it existed): never read as empty.
+    sections: dict[str, tuple[Any, ...]] = field(default_factory=dict)

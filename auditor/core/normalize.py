@@ -1,9 +1,9 @@
 """Resource Graph rows → typed posture records. Pure: no I/O, fully unit-tested on fixtures.
 
-One table (``NORMALIZERS``) says what we collect: Resource Graph type → record kind →
-normalizer. Adding a kind is one row and one function. A row that does not fit its shape
-(missing properties, unknown state, an id that does not parse) is counted as malformed
-under its kind and described in a bounded list of warnings; it never raises.
+What is collected, and which normalizer reads which Resource Graph type, is declared once in
+auditor/core/registry.py (which also holds the ``Batch`` that dispatches rows). A row that does
+not fit its shape (missing properties, unknown state, an id that does not parse) is counted as
+malformed under its kind and described in a bounded list of warnings; it never raises.
 
 Values are taken in their documented types and spelling, nothing coerced: a state is one of
 ``Passed``, ``Failed``, ``Skipped``, ``Unsupported`` exactly as Resource Graph returns it; a
@@ -22,14 +22,10 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from hashlib import blake2b as _blake2b
+from collections.abc import Mapping
 from typing import Any
 
 from auditor.core.model import (
-    MALFORMED_ROWS,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
@@ -79,76 +75,6 @@ MAX_COUNT = 2**53 - 1  # the largest integer every JSON reader (and Excel) keeps
 
 class Malformed(ValueError):
     """A row does not have the shape its type promises."""
-
-
-@dataclass
-class Batch:
-    """Records normalised from a stream of rows, with what could not be normalised."""
-
-    compliance: list[ComplianceRecord] = field(default_factory=list)
-    standards: list[StandardSummary] = field(default_factory=list)
-    controls: list[ControlSummary] = field(default_factory=list)
-    plans: list[DefenderPlan] = field(default_factory=list)
-    secure_scores: list[SecureScore] = field(default_factory=list)
-    secure_score_controls: list[SecureScoreControl] = field(default_factory=list)
-    assignments: list[StandardAssignment] = field(default_factory=list)
-    # Recommendation rows stay raw-ish: (subscription, key, status code) for hardening roll-up.
-    recommendations: list[tuple[str, str, str]] = field(default_factory=list)
-    malformed: Counter[str] = field(default_factory=Counter)
-    warnings: list[str] = field(default_factory=list)
-    ignored: int = 0
-    # Digest of the lower-cased id -> the record kept for it: later rows with the id are
-    # duplicates. A 16-byte digest, not the id itself: ids are about 230 characters, and a
-    # tenant may hold hundreds of thousands of rows.
-    _kept: dict[bytes, Any] = field(default_factory=dict, repr=False)
-
-    def add(self, row: Any) -> None:
-        """Normalise one Resource Graph row into its record list (or count it as malformed)."""
-        if not isinstance(row, Mapping):
-            self._malformed(MALFORMED_ROWS, None, "the row is not a JSON object")
-            return
-        row_type = row.get("type", "")
-        entry = NORMALIZERS.get(row_type.lower()) if type(row_type) is str else None
-        if entry is None:
-            self.ignored += 1
-            return
-        kind, normalizer = entry
-        try:
-            record = normalizer(row)
-        except Malformed as exc:
-            self._malformed(kind, row.get("id"), str(exc))
-            return
-        row_id = row.get("id")
-        if type(row_id) is str:
-            key = _blake2b(row_id.lower().encode(), digest_size=16).digest()
-            kept = self._kept.setdefault(key, record)
-            if kept is not record:
-                self._malformed(kind, row_id, _duplicate(kept, record))
-                return
-        getattr(self, kind).append(record)
-
-    def extend(self, rows: Iterable[Any]) -> None:
-        for row in rows:
-            self.add(row)
-
-    def _malformed(self, kind: str, row_id: object, problem: str) -> None:
-        self.malformed[kind] += 1
-        if len(self.warnings) < MAX_WARNINGS:
-            shown = quote(row_id, 400) if isinstance(row_id, str) else "<no id>"  # ids ~230
-            self.warnings.append(f"malformed {kind} row {shown}: {problem}")
-
-
-def _duplicate(kept: Any, dropped: Any) -> str:
-    if kept == dropped:
-        return "duplicate id, identical to the row kept (the first); dropped"
-    kept_state = getattr(kept, "state", None)
-    dropped_state = getattr(dropped, "state", None)
-    if kept_state is not None and dropped_state is not None and kept_state != dropped_state:
-        return (
-            f"duplicate id with a conflicting state: {kept_state} kept (the first row), "
-            f"{dropped_state} dropped"
-        )
-    return "duplicate id with conflicting values: the first row kept, this one dropped"
 
 
 # --- field access -------------------------------------------------------------------------
@@ -422,19 +348,3 @@ def recommendation(row: Row) -> tuple[str, str, str]:
     if code not in ("Healthy", "Unhealthy", "NotApplicable"):
         raise Malformed(f"unknown status code {code!r}")
     return (subscription_of(row), _str(row, "name").lower(), code)
-
-
-NORMALIZERS: dict[str, tuple[str, Callable[[Row], Any]]] = {
-    T_ASSESSMENT: ("compliance", compliance_record),
-    T_STANDARD: ("standards", standard_summary),
-    T_CONTROL: ("controls", control_summary),
-    T_PRICING: ("plans", defender_plan),
-    T_SECURE_SCORE: ("secure_scores", secure_score),
-    T_SECURE_SCORE_CONTROL: ("secure_score_controls", secure_score_control),
-    T_STANDARD_ASSIGNMENT: ("assignments", standard_assignment),
-    T_RECOMMENDATION: ("recommendations", recommendation),
-}
-
-# Types read in the per-tenant posture query (everything but per-resource recommendations,
-# which are filtered by key in a query of their own).
-POSTURE_TYPES: tuple[str, ...] = tuple(t for t in NORMALIZERS if t != T_RECOMMENDATION)

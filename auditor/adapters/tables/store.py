@@ -43,7 +43,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -91,7 +91,9 @@ from auditor.adapters.tables.rows import (
     pending_entity,
     property_digests,
 )
+from auditor.core import registry
 from auditor.core.canonical import (
+    ALWAYS_HASHED,
     SECTIONS,
     CanonicalFormatError,
     SnapshotHeader,
@@ -237,37 +239,16 @@ class _Claim:
 
 
 def snapshot_counts(posture: TenantPosture, carried: int) -> dict[str, int]:
-    """Record counts per section and compliance records per state (the index's `counts`)."""
-    counts = {
-        "compliance": len(posture.compliance),
-        "carried": carried,
-        "standards": len(posture.standards),
-        "controls": len(posture.controls),
-        "plans": len(posture.plans),
-        "secure_scores": len(posture.secure_scores),
-        "secure_score_controls": len(posture.secure_score_controls),
-        "hardening": len(posture.hardening),
-        "assignments": len(posture.assignments),
-    }
-    states = Counter(record.state for record in posture.compliance)
-    for state in State:
-        counts[f"compliance_{state.value.lower()}"] = states.get(state, 0)
-    return counts
+    """Record counts per collected section and compliance records per state (the index's
+    `counts`); derived from the section registry."""
+    return registry.counts_of(posture, carried)
 
 
 def failed_posture(tenant: Tenant, reason: str) -> TenantPosture:
     """The content of a snapshot whose collection failed: no records, the reason as an error."""
-    return TenantPosture(
-        tenant=tenant,
-        compliance=(),
-        standards=(),
-        controls=(),
-        plans=(),
-        secure_scores=(),
-        secure_score_controls=(),
-        hardening=(),
-        assignments=(),
-        completeness=Completeness(
+    return registry.empty_posture(
+        tenant,
+        Completeness(
             expected_subscriptions=tuple(s.subscription_id for s in tenant.subscriptions),
             collected_subscriptions=(),
             errors=(reason,),
@@ -595,6 +576,8 @@ class SnapshotStore:
                 rows_by_section[section].append(row)
         out: dict[str, list[str]] = {}
         for section in wanted:
+            if section not in layout.sections and section not in ALWAYS_HASHED:
+                continue  # a section the snapshot did not collect (or predates)
             rows = rows_by_section.get(section, [])
             expected = layout.sections.get(section, (0, 0))
             try:
@@ -759,7 +742,7 @@ class SnapshotStore:
         partition_key = content_partition_key(tenant_id, snapshot_id, attempt)
         entities: list[Entity] = []
         layout_sections: dict[str, tuple[int, int]] = {}
-        for section in SECTIONS:
+        for section in (name for name in SECTIONS if name in sections):  # collected ones
             packed = section_entities(partition_key, section, sections[section])
             layout_sections[section] = (len(packed), len(sections[section]))
             entities.extend(packed)
