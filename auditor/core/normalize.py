@@ -23,15 +23,19 @@ import math
 import re
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from auditor.core.model import (
+    AlertSeverity,
+    AlertStatus,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
     Evidence,
     SecureScore,
     SecureScoreControl,
+    SecurityAlert,
     StandardAssignment,
     StandardSummary,
     State,
@@ -50,6 +54,7 @@ T_STANDARD_ASSIGNMENT = "microsoft.security/standardassignments"
 T_RECOMMENDATION = "microsoft.security/assessments"
 T_SUBSCRIPTION = "microsoft.resources/subscriptions"
 T_REGISTRATION_ASSIGNMENT = "microsoft.managedservices/registrationassignments"
+T_ALERT = "microsoft.security/locations/alerts"
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _ASSESSMENT_ID = re.compile(
@@ -348,3 +353,91 @@ def recommendation(row: Row) -> tuple[str, str, str]:
     if code not in ("Healthy", "Unhealthy", "NotApplicable"):
         raise Malformed(f"unknown status code {code!r}")
     return (subscription_of(row), _str(row, "name").lower(), code)
+
+
+_ALERT_SEVERITIES = {severity.value: severity for severity in AlertSeverity}
+_ALERT_STATUSES = {status.value: status for status in AlertStatus}
+# ISO-8601 as Defender writes it: up to seven fractional digits, "Z" or an offset.
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,7}))?(Z|[+-]\d\d:\d\d)$")
+
+
+def _optional_time(mapping: Mapping[str, Any], name: str) -> datetime | None:
+    return None if mapping.get(name) is None else _time(mapping, name)
+
+
+def _time(mapping: Mapping[str, Any], name: str) -> datetime:
+    value = mapping.get(name)
+    match = _TIME.match(value) if type(value) is str else None
+    if match is None:
+        raise Malformed(
+            f"{name} is not an ISO-8601 time" if value is not None else f"missing {name}"
+        )
+    base, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    try:
+        moment = datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError as exc:
+        raise Malformed(f"{name} is not a valid time") from exc
+    return moment.astimezone(UTC)
+
+
+def _strings(mapping: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = mapping.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(type(item) is str for item in value):
+        raise Malformed(f"{name} is not a list of strings")
+    return tuple(value)
+
+
+def _enum(mapping: Mapping[str, Any], name: str, known: Mapping[str, Any]) -> Any:
+    value = mapping.get(name)
+    found = known.get(value) if type(value) is str else None
+    if found is None:
+        if value is None:
+            raise Malformed(f"missing {name}")
+        shown = quote(value) if type(value) is str else _kind(value)
+        raise Malformed(f"unknown {name} {shown!r}")
+    return found
+
+
+def _resource_ids(props: Mapping[str, Any]) -> tuple[str, ...]:
+    identifiers = props.get("resourceIdentifiers")
+    if identifiers is None:
+        return ()
+    if not isinstance(identifiers, list) or not all(isinstance(i, Mapping) for i in identifiers):
+        raise Malformed("resourceIdentifiers is not a list of objects")
+    # Only Azure resources name a resource id; Log Analytics identifiers name a workspace.
+    return tuple(
+        _str(item, "azureResourceId").lower()
+        for item in identifiers
+        if item.get("type") == "AzureResource"
+    )
+
+
+def security_alert(row: Row) -> SecurityAlert:
+    """A Defender for Cloud alert (REST 2022-01-01 shape; Resource Graph lower-cases type)."""
+    props = _props(row)
+    incident = props.get("isIncident")
+    if incident is not None and type(incident) is not bool:
+        raise Malformed("isIncident is not a boolean")
+    link = _str(props, "alertUri", required=False)
+    if link and not link.startswith("https://"):
+        raise Malformed("alertUri is not an https:// link")
+    return SecurityAlert(
+        subscription_id=subscription_of(row),
+        alert_id=_str(row, "id").lower(),
+        alert_type=_shared(_str(props, "alertType")),
+        display_name=_str(props, "alertDisplayName"),
+        severity=_enum(props, "severity", _ALERT_SEVERITIES),
+        status=_enum(props, "status", _ALERT_STATUSES),
+        start_time=_time(props, "startTimeUtc"),
+        end_time=_optional_time(props, "endTimeUtc"),
+        intent=_str(props, "intent", required=False),
+        techniques=_strings(props, "techniques"),
+        compromised_entity=_str(props, "compromisedEntity", required=False),
+        resource_ids=_resource_ids(props),
+        product=_shared(_str(props, "productName", required=False)),
+        portal_link=link,
+        incident=incident is True,
+    )

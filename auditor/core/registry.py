@@ -26,13 +26,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from hashlib import blake2b as _blake2b
 from typing import Any, Generic, TypeVar
 
 from auditor.core import hardening, normalize
 from auditor.core.model import (
     MALFORMED_ROWS,
+    OPEN_ALERT_STATUSES,
+    AlertCount,
+    AlertSeverity,
+    AlertStatus,
     Completeness,
     ComplianceRecord,
     ControlSummary,
@@ -41,6 +45,7 @@ from auditor.core.model import (
     RecommendationMetadata,
     SecureScore,
     SecureScoreControl,
+    SecurityAlert,
     StandardAssignment,
     StandardSummary,
     State,
@@ -77,6 +82,8 @@ class Derivation:
     jit_covered_vms: Mapping[str, int] = field(default_factory=dict)
     now: datetime | None = None  # when the collection ran (look-backs count from here)
     caps: Mapping[str, int] = field(default_factory=dict)  # section name -> per-tenant cap
+    # Closed records (resolved, dismissed alerts) count when they ended within this look-back.
+    lookback_days: int = 30
 
 
 def _rows_of_collected(rows: Sequence[Any], context: Derivation) -> tuple[Any, ...]:
@@ -187,6 +194,60 @@ ASSIGNMENTS = Section(
     legacy=True,
 )
 
+ALERT_ROWS = RowKind("alerts", normalize.T_ALERT, normalize.security_alert)
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(AlertSeverity)}
+
+
+def _open_alerts(rows: Sequence[SecurityAlert], context: Derivation) -> list[SecurityAlert]:
+    """Open (active, in-progress) alerts of collected subscriptions, most severe and newest
+    first, up to the tenant's cap."""
+    found = [a for a in rows if a.is_open and a.subscription_id in context.collected]
+    found.sort(key=lambda a: (_SEVERITY_RANK[a.severity], -a.start_time.timestamp(), a.alert_id))
+    cap = context.caps.get("alerts")
+    return found if cap is None else found[:cap]
+
+
+def _alert_counts(rows: Sequence[SecurityAlert], context: Derivation) -> list[AlertCount]:
+    """Every alert of a collected subscription counted per severity and status: open ones
+    all, closed ones when they ended within the look-back; with how many were listed."""
+    cutoff = None if context.now is None else context.now - timedelta(days=context.lookback_days)
+    counted: Counter[tuple[str, AlertSeverity, AlertStatus]] = Counter()
+    for alert in rows:
+        if alert.subscription_id not in context.collected:
+            continue
+        ended = alert.end_time or alert.start_time
+        if alert.is_open or cutoff is None or ended >= cutoff:
+            counted[(alert.subscription_id, alert.severity, alert.status)] += 1
+    listed = Counter((a.subscription_id, a.severity, a.status) for a in _open_alerts(rows, context))
+    return [
+        AlertCount(sub, severity, status, alerts, listed.get((sub, severity, status), 0))
+        for (sub, severity, status), alerts in sorted(counted.items())
+    ]
+
+
+def _alert_count_totals(records: Sequence[AlertCount]) -> dict[str, int]:
+    return {
+        "alerts_open": sum(r.alerts for r in records if r.status in OPEN_ALERT_STATUSES),
+        "alerts_left_out": sum(r.left_out for r in records),
+    }
+
+
+ALERT_COUNTS = Section(
+    "alert_counts",
+    AlertCount,
+    (ALERT_ROWS,),
+    identity=lambda r: (r.subscription_id, r.severity.value, r.status.value),
+    derive=_alert_counts,
+    counts=_alert_count_totals,
+)
+ALERTS = Section(
+    "alerts",
+    SecurityAlert,
+    (ALERT_ROWS,),
+    identity=lambda r: (r.alert_id,),
+    derive=_open_alerts,
+)
+
 # In the order of the hashed content (after tenant, completeness and the carried assessments,
 # which are not record sections: see canonical.SECTIONS).
 REGISTRY: tuple[Section[Any], ...] = (
@@ -198,6 +259,8 @@ REGISTRY: tuple[Section[Any], ...] = (
     SECURE_SCORE_CONTROLS,
     HARDENING,
     ASSIGNMENTS,
+    ALERT_COUNTS,
+    ALERTS,
 )
 
 
@@ -219,7 +282,8 @@ def queries(registry: Sequence[Section[Any]] = REGISTRY) -> dict[str, str]:
     out = {}
     for group, kinds in groups.items():
         # Values are our own constants (types, GUID keys), never caller input.
-        types = ", ".join(f"'{kind.graph_type}'" for kind in kinds)
+        unique = dict.fromkeys(kind.graph_type for kind in kinds)  # a kind may feed two sections
+        types = ", ".join(f"'{graph_type}'" for graph_type in unique)
         where = "".join(dict.fromkeys(kind.where for kind in kinds))
         out[group] = (
             f"securityresources | where type in~ ({types}){where} "

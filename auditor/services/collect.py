@@ -23,6 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -399,7 +400,14 @@ class Collector:
             duration_seconds=round(time.monotonic() - started, 3),
             **completeness_counts,
         )
-        context = Derivation(frozenset(collected), metadata=metadata, jit_covered_vms=jit)
+        context = Derivation(
+            frozenset(collected),
+            metadata=metadata,
+            jit_covered_vms=jit,
+            now=datetime.now(UTC),
+            caps={"alerts": self.settings.alerts_max_per_tenant},
+            lookback_days=self.settings.alerts_lookback_days,
+        )
         return posture_of(empty_posture(tenant, completeness), batch.derive(context))
 
 

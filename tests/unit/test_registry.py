@@ -52,8 +52,8 @@ def test_canonical_hashes_of_every_format_1_section_are_unchanged_by_the_registr
     )
 
 
-def test_the_section_order_is_the_format_1_order() -> None:
-    assert canonical.SECTIONS == (
+def test_the_section_order_is_the_format_1_order_then_later_sections() -> None:
+    assert canonical.SECTIONS[:11] == (
         "tenant",
         "completeness",
         "compliance",
@@ -66,6 +66,8 @@ def test_the_section_order_is_the_format_1_order() -> None:
         "hardening",
         "assignments",
     )
+    assert canonical.SECTIONS[11:] == ("alert_counts", "alerts")
+    assert set(canonical.SECTIONS[:11]) == canonical.ALWAYS_HASHED
 
 
 def test_the_collector_reads_every_registered_type_in_one_query_per_group() -> None:
