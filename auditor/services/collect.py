@@ -202,8 +202,11 @@ class Collector:
         graph: ResourceGraph | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rest_backoff_base: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        # "Now" of the data read (look-backs count from it): the wall clock against Azure.
+        self._clock = clock
         self.limits = settings.collect_limits
         self._credential = credential or build_credential()
         self.graph = graph or ResourceGraph(
@@ -404,7 +407,7 @@ class Collector:
             frozenset(collected),
             metadata=metadata,
             jit_covered_vms=jit,
-            now=datetime.now(UTC),
+            now=self._clock(),
             caps={"alerts": self.settings.alerts_max_per_tenant},
             lookback_days=self.settings.alerts_lookback_days,
         )
