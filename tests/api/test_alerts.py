@@ -7,7 +7,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -16,21 +15,17 @@ from auditor.adapters.tables.store import SnapshotStore
 from auditor.api import create_app
 from auditor.core import registry
 from auditor.core.access import AccessPolicy, Principal, parse_policy
-from auditor.core.normalize import T_ALERT
-from auditor.core.registry import Batch, Derivation
 from auditor.core.snapshot import slot_of
 from auditor.services.history import SnapshotHistory
 from tests.api.conftest import TestClient, principal_header
 from tests.api.helpers import as_csv_row, csv_rows, problem
-from tests.fixtures import body
+from tests.fixtures.alert_sections import HOSTILE, with_alerts
 from tools.devservices import Azurite
 from tools.posture_factory import make_posture
 
 TENANT = "d0000000-0000-4000-8000-00000000000d"
 DAY1, DAY2 = "20261127T020000Z", "20261128T020000Z"
-FIXTURE_SUB = "6f0c2d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f"
 ALERTS = f"/api/tenants/{TENANT}/alerts"
-HOSTILE = '=HYPERLINK("https://evil.example","open")'
 
 
 @dataclass(frozen=True)
@@ -38,23 +33,6 @@ class Stored:
     client: TestClient
     history: SnapshotHistory
     sub: str
-
-
-def with_alerts(posture_sub: str) -> dict[str, tuple[object, ...]]:
-    """The own alert fixture moved into the posture's first subscription (Resource Graph's
-    dress: lower-case type, subscriptionId column), one display name hostile."""
-    text = json.dumps(body("alerts")).replace(FIXTURE_SUB, posture_sub)
-    rows = json.loads(text)["value"]
-    for row in rows:
-        row["type"] = T_ALERT
-        row["subscriptionId"] = row["id"].split("/")[2]
-    rows[0]["properties"]["alertDisplayName"] = HOSTILE
-    batch = Batch()
-    batch.extend(rows)
-    sections = batch.derive(
-        Derivation(frozenset({posture_sub}), now=datetime(2026, 11, 28, 2, tzinfo=UTC))
-    )
-    return {name: sections[name] for name in ("alert_counts", "alerts")}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from auditor.core.model import TenantPosture
 from auditor.core.workbook import ALERTS, pack_layout
 from auditor.core.workbook_alerts import NOT_COLLECTED
 from auditor.core.workbook_writer import write_workbook
-from tests.api.test_alerts import HOSTILE, with_alerts
+from tests.fixtures.alert_sections import HOSTILE, with_alerts
 from tests.reports.packs import pack_inputs, read_calamine
 from tools.posture_factory import make_posture, tenant_id_for
 
