@@ -108,6 +108,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "30",
         "Resolved and dismissed alerts that ended within this many days are counted.",
     ),
+    SettingSpec(
+        "AUDITOR_RECOMMENDATION_MAX_RESOURCES",
+        "200",
+        "Cap on the unhealthy resource ids listed per subscription and recommendation "
+        "(all are counted).",
+    ),
 )
 
 # Settings that exist only for local runs and tests; infra does not set them.
@@ -176,6 +182,7 @@ class Settings:
     role: str = "all"
     alerts_max_per_tenant: int = 1000
     alerts_lookback_days: int = 30
+    recommendation_max_resources: int = 200
 
     @property
     def arm_scope(self) -> str:
@@ -291,6 +298,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         role=load_role(env),
         alerts_max_per_tenant=_int(env, "AUDITOR_ALERTS_MAX_PER_TENANT", 0),
         alerts_lookback_days=_int(env, "AUDITOR_ALERTS_LOOKBACK_DAYS", 1),
+        recommendation_max_resources=_int(env, "AUDITOR_RECOMMENDATION_MAX_RESOURCES", 0),
     )
 
 

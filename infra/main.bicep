@@ -729,6 +729,10 @@ var auditorSettings = [
     name: 'AUDITOR_ALERTS_LOOKBACK_DAYS'
     value: '30'
   }
+  {
+    name: 'AUDITOR_RECOMMENDATION_MAX_RESOURCES'
+    value: '200'
+  }
 ]
 
 // Per app: its role, and its identity for storage, the host and telemetry (DefaultAzureCredential

@@ -148,6 +148,43 @@ class RecommendationMetadata:
     remediation: str = ""
     categories: tuple[str, ...] = ()
     description: str = ""
+    threats: tuple[str, ...] = ()
+    user_impact: str = ""  # Low | Moderate | High
+    implementation_effort: str = ""  # Low | Moderate | High
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentResult:
+    """One resource-level Defender assessment row (microsoft.security/assessments)."""
+
+    subscription_id: str
+    key: str  # assessment key (the recommendation), lower-case
+    code: str  # Healthy | Unhealthy | NotApplicable
+    resource_id: str  # lower-case
+    cause: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationSummary:
+    """Per subscription and recommendation: resources by status, with the metadata joined and
+    the unhealthy resources (listed up to a cap per recommendation; ``unhealthy_left_out``
+    counts the rest, never silently)."""
+
+    subscription_id: str
+    recommendation: str  # assessment key
+    display_name: str
+    healthy: int
+    unhealthy: int
+    not_applicable: int
+    severity: str = ""
+    unhealthy_resources: tuple[str, ...] = ()
+    unhealthy_left_out: int = 0
+    remediation: str = ""
+    categories: tuple[str, ...] = ()
+    threats: tuple[str, ...] = ()
+    user_impact: str = ""
+    implementation_effort: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from typing import Any
 from auditor.core.model import (
     AlertSeverity,
     AlertStatus,
+    AssessmentResult,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
@@ -72,6 +73,7 @@ _STANDARD_ID = re.compile(
     _SUB + r"/providers/Microsoft\.Security/regulatoryComplianceStandards/(?P<standard>[^/]+)$",
     re.IGNORECASE,
 )
+_ASSESSMENT_SUFFIX = re.compile(r"/providers/Microsoft\.Security/assessments/[^/]+$", re.IGNORECASE)
 _SUB_PREFIX = re.compile(r"^" + _SUB + r"(/|$)", re.IGNORECASE)
 
 MAX_WARNINGS = 50
@@ -343,16 +345,36 @@ def standard_assignment(row: Row) -> StandardAssignment:
     )
 
 
-def recommendation(row: Row) -> tuple[str, str, str]:
-    """(subscription, assessment key, status code) of one per-resource recommendation row."""
+def recommendation(row: Row) -> AssessmentResult:
+    """One resource-level assessment row: subscription, key, status code, resource."""
     props = _props(row)
     status = props.get("status")
     if not isinstance(status, Mapping):
         raise Malformed("missing status")
     code = _str(status, "code")
     if code not in ("Healthy", "Unhealthy", "NotApplicable"):
-        raise Malformed(f"unknown status code {code!r}")
-    return (subscription_of(row), _str(row, "name").lower(), code)
+        raise Malformed(f"unknown status code {quote(code)!r}")
+    details = _object(props, "resourceDetails")
+    # The REST API spells it "id"; Resource Graph rows also come as "Id" (or "ResourceId").
+    resource = next(
+        (
+            _str(details, name, required=False)
+            for name in ("id", "Id", "ResourceId")
+            if details.get(name)
+        ),
+        "",
+    )
+    if not resource:
+        # The assessment's own id is the resource's id followed by its provider segment.
+        resource = _ASSESSMENT_SUFFIX.sub("", _str(row, "id"))
+    return AssessmentResult(
+        subscription_id=subscription_of(row),
+        key=_shared(_str(row, "name").lower()),
+        code=_shared(code),
+        resource_id=resource.lower(),
+        cause=_shared(_str(status, "cause", required=False)),
+        description=_str(status, "description", required=False),
+    )
 
 
 _ALERT_SEVERITIES = {severity.value: severity for severity in AlertSeverity}

@@ -37,12 +37,14 @@ from auditor.core.model import (
     AlertCount,
     AlertSeverity,
     AlertStatus,
+    AssessmentResult,
     Completeness,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
     HardeningCoverage,
     RecommendationMetadata,
+    RecommendationSummary,
     SecureScore,
     SecureScoreControl,
     SecurityAlert,
@@ -58,7 +60,6 @@ R = TypeVar("R")
 Row = normalize.Row
 
 POSTURE_QUERY = "posture"  # the query group of every type read in full
-HARDENING_QUERY = "hardening"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +113,57 @@ def _compliance_counts(records: Sequence[ComplianceRecord]) -> dict[str, int]:
     return {f"compliance_{state.value.lower()}": states.get(state, 0) for state in State}
 
 
-def _hardening(rows: Sequence[Any], context: Derivation) -> list[HardeningCoverage]:
+def _hardening(rows: Sequence[AssessmentResult], context: Derivation) -> list[HardeningCoverage]:
+    """The hardening coverage: a view over the resource-level assessments (the catalogue of
+    keys is data, auditor/core/hardening.py)."""
+    collected = context.collected
     return hardening.rollup(
-        context.collected,
-        (r for r in rows if r[0] in context.collected),
+        collected,
+        (
+            (r.subscription_id, r.key, r.code)
+            for r in rows
+            if r.subscription_id in context.collected
+        ),
         context.metadata,
         context.jit_covered_vms,
     )
+
+
+def _recommendations(
+    rows: Sequence[AssessmentResult], context: Derivation
+) -> list[RecommendationSummary]:
+    """Per (subscription, recommendation): resources by status, metadata joined, unhealthy
+    resource ids listed up to the cap per recommendation and the rest counted."""
+    cap = context.caps.get("recommendations")
+    grouped: dict[tuple[str, str], list[AssessmentResult]] = {}
+    for row in rows:
+        if row.subscription_id in context.collected:
+            grouped.setdefault((row.subscription_id, row.key), []).append(row)
+    out = []
+    for (sub, key), results in sorted(grouped.items()):
+        codes = Counter(r.code for r in results)
+        unhealthy = sorted(r.resource_id for r in results if r.code == "Unhealthy")
+        listed = unhealthy if cap is None else unhealthy[:cap]
+        meta = context.metadata.get(key)
+        out.append(
+            RecommendationSummary(
+                subscription_id=sub,
+                recommendation=key,
+                display_name=meta.display_name if meta else key,
+                healthy=codes["Healthy"],
+                unhealthy=codes["Unhealthy"],
+                not_applicable=codes["NotApplicable"],
+                severity=meta.severity if meta else "",
+                unhealthy_resources=tuple(listed),
+                unhealthy_left_out=len(unhealthy) - len(listed),
+                remediation=meta.remediation if meta else "",
+                categories=meta.categories if meta else (),
+                threats=meta.threats if meta else (),
+                user_impact=meta.user_impact if meta else "",
+                implementation_effort=meta.implementation_effort if meta else "",
+            )
+        )
+    return out
 
 
 COMPLIANCE = Section(
@@ -170,18 +215,13 @@ SECURE_SCORE_CONTROLS = Section(
     identity=lambda r: (r.subscription_id, r.control_id),
     legacy=True,
 )
+# Every resource-level assessment, read in the posture query: the hardening coverage and the
+# recommendations are two views over the same rows.
+ASSESSMENT_ROWS = RowKind("recommendations", normalize.T_RECOMMENDATION, normalize.recommendation)
 HARDENING = Section(
     "hardening",
     HardeningCoverage,
-    (
-        RowKind(
-            "recommendations",
-            normalize.T_RECOMMENDATION,
-            normalize.recommendation,
-            query=HARDENING_QUERY,
-            where=f" and name in~ ({', '.join(repr(k) for k in hardening.HARDENING_KEYS)})",
-        ),
-    ),
+    (ASSESSMENT_ROWS,),
     identity=lambda r: (r.subscription_id, r.recommendation),
     derive=_hardening,
     legacy=True,
@@ -192,6 +232,15 @@ ASSIGNMENTS = Section(
     (RowKind("assignments", normalize.T_STANDARD_ASSIGNMENT, normalize.standard_assignment),),
     identity=lambda r: (r.subscription_id, r.assignment_id),
     legacy=True,
+)
+
+RECOMMENDATIONS = Section(
+    "recommendations",
+    RecommendationSummary,
+    (ASSESSMENT_ROWS,),
+    identity=lambda r: (r.subscription_id, r.recommendation),
+    derive=_recommendations,
+    counts=lambda records: {"recommendations_unhealthy": sum(1 for r in records if r.unhealthy)},
 )
 
 ALERT_ROWS = RowKind("alerts", normalize.T_ALERT, normalize.security_alert)
@@ -261,6 +310,7 @@ REGISTRY: tuple[Section[Any], ...] = (
     ASSIGNMENTS,
     ALERT_COUNTS,
     ALERTS,
+    RECOMMENDATIONS,
 )
 
 

@@ -408,7 +408,10 @@ class Collector:
             metadata=metadata,
             jit_covered_vms=jit,
             now=self._clock(),
-            caps={"alerts": self.settings.alerts_max_per_tenant},
+            caps={
+                "alerts": self.settings.alerts_max_per_tenant,
+                "recommendations": self.settings.recommendation_max_resources,
+            },
             lookback_days=self.settings.alerts_lookback_days,
         )
         return posture_of(empty_posture(tenant, completeness), batch.derive(context))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from auditor.core.model import State
+from auditor.core.model import AssessmentResult, State
 from auditor.core.normalize import (
     T_ASSESSMENT,
     T_CONTROL,
@@ -158,13 +158,23 @@ def test_attestation_keeps_evidence_links() -> None:
     assert attestation.evidence[0].source_url == "https://x/y.pdf"
 
 
-def test_recommendations_are_reduced_to_subscription_key_status() -> None:
+def test_resource_assessments_keep_subscription_key_status_resource_and_cause() -> None:
     batch = Batch()
     batch.extend(as_arg_rows(values("assessments"), T_RECOMMENDATION))
 
+    vm = f"/subscriptions/{OTHER_SUB}/resourcegroups/rg-web/providers/microsoft.compute/"
+    vm += "virtualmachines"
+    key = "805651bc-6ecd-4c73-9b55-97a19d0582d0"
     assert batch["recommendations"] == [
-        (OTHER_SUB, "805651bc-6ecd-4c73-9b55-97a19d0582d0", "Unhealthy"),
-        (OTHER_SUB, "805651bc-6ecd-4c73-9b55-97a19d0582d0", "NotApplicable"),
+        AssessmentResult(OTHER_SUB, key, "Unhealthy", f"{vm}/vm-web-01"),
+        AssessmentResult(
+            OTHER_SUB,
+            key,
+            "NotApplicable",
+            f"{vm}/vm-web-02",
+            cause="Exempt",
+            description="The resource is exempted from this recommendation",
+        ),
     ]
 
 

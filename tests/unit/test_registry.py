@@ -66,7 +66,7 @@ def test_the_section_order_is_the_format_1_order_then_later_sections() -> None:
         "hardening",
         "assignments",
     )
-    assert canonical.SECTIONS[11:] == ("alert_counts", "alerts")
+    assert canonical.SECTIONS[11:] == ("alert_counts", "alerts", "recommendations")
     assert set(canonical.SECTIONS[:11]) == canonical.ALWAYS_HASHED
 
 
@@ -75,8 +75,9 @@ def test_the_collector_reads_every_registered_type_in_one_query_per_group() -> N
     for section in registry.REGISTRY:
         for kind in section.kinds:
             assert f"'{kind.graph_type}'" in collect.TENANT_QUERIES[kind.query]
-    assert "'microsoft.security/assessments'" not in posture_query  # read filtered by key
-    assert list(collect.TENANT_QUERIES) == ["posture", "hardening"]
+    # One query reads every type: hardening and recommendations are views over one kind.
+    assert posture_query.count("'microsoft.security/assessments'") == 1
+    assert list(collect.TENANT_QUERIES) == ["posture"]
 
 
 # --- adding a section in a test: one entry, one pure normalizer, nothing else touched --------
