@@ -313,3 +313,34 @@ class AlertsDocument(Strict):
     counts: list[AlertCountItem]
     leftOut: int = Field(description="Open alerts the per-tenant cap left out of `value`.")
     value: list[AlertItem] = Field(description="Open alerts, most severe and newest first.")
+
+
+class RankedTenant(Strict):
+    tenantId: str
+    tenantName: str
+    unhealthyResources: int
+    subscriptions: int = Field(description="Subscriptions of the tenant the item applies to.")
+
+
+class RankedItem(Strict):
+    rank: int = Field(description="1 for the first place to act, over every page.")
+    kind: Literal["recommendation", "control"]
+    key: str = Field(description="Assessment key, or standard/control.")
+    displayName: str
+    severity: str = Field(description="High, Medium, Low, or empty when unknown.")
+    unhealthyResources: int = Field(
+        description="Unhealthy resources (recommendation) or failed resources (control)."
+    )
+    tenantCount: int
+    remediation: str
+    tenants: list[RankedTenant] = Field(description="Most unhealthy resources first.")
+
+
+class WhereToAct(Strict):
+    total: int = Field(description="Items over every tenant the caller may see.")
+    tenantsRanked: int
+    tenantsNotCollected: list[str] = Field(
+        description="Visible tenants whose latest snapshot predates recommendations."
+    )
+    value: list[RankedItem]
+    nextLink: str | None
