@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from auditor.api import documents, paging
+from auditor.api import paging
 from auditor.api.answer import answer_hashed, choose
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.params import (
@@ -21,6 +21,7 @@ from auditor.api.params import (
 from auditor.api.problems import documented, tenant_not_found
 from auditor.api.representation import columns_of
 from auditor.api.schemas import SnapshotList, TenantList
+from auditor.core import documents
 from auditor.core.access import Principal
 from auditor.core.snapshot import TENANT_ID, slot_of
 
