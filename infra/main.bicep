@@ -952,6 +952,18 @@ var auditorSettings = [
     value: '1000'
   }
   {
+    name: 'AUDITOR_ALERTS_MAX_PER_TENANT'
+    value: '1000'
+  }
+  {
+    name: 'AUDITOR_ALERTS_LOOKBACK_DAYS'
+    value: '30'
+  }
+  {
+    name: 'AUDITOR_RECOMMENDATION_MAX_RESOURCES'
+    value: '200'
+  }
+  {
     name: 'AUDITOR_STALE_SLOTS'
     value: string(staleSlots)
   }
