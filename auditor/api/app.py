@@ -97,6 +97,8 @@ def create_app(
     extra: Mapping[str, Any] | None = None,
     trust_principal_header: bool = True,
     local_base_url: str | None = None,
+    dashboard: bool = True,
+    snapshot_schedule: str | None = None,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
@@ -106,7 +108,8 @@ def create_app(
     ignores that header (App Service Authentication off: a client could have forged it), so
     every request is 401. `local_base_url` (``serve``: the bound address, e.g.
     ``http://127.0.0.1:7071``) makes the app answer only loopback Host headers and build its
-    links from that address (auditor/api/guard.py).
+    links from that address (auditor/api/guard.py). `dashboard` mounts the web dashboard at
+    ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -136,6 +139,15 @@ def create_app(
 
         app.include_router(routes_reports.router, dependencies=checks)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if dashboard:
+        from auditor import web
+
+        web.install(
+            app,
+            sign_in_redirect=local is None and trust_principal_header,
+            secure_cookies=local is None,
+            snapshot_schedule=snapshot_schedule,
+        )
     # Outermost last: the audit record covers every answer, the guards' refusals included.
     app.add_middleware(BodyLimit)
     if local_base_url:

@@ -28,6 +28,7 @@ from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
 from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
+from auditor.web.operations import StoreOperations
 
 
 def access_policy(settings: Settings, *, default: AccessPolicy) -> AccessPolicy:
@@ -87,8 +88,12 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
     return create_app(
         reader,
         policy,
-        extra={"reports": api_report_service(checked, reader)},
+        extra={
+            "reports": api_report_service(checked, reader),
+            "operations": StoreOperations(checked),
+        },
         trust_principal_header=app_service_authentication_enabled(),
+        snapshot_schedule=checked.snapshot_schedule,
     )
 
 
@@ -117,7 +122,8 @@ def local_app(
         store,
         policy,
         local_principal=principal,
-        extra={"reports": reports},
+        extra={"reports": reports, "operations": StoreOperations(settings)},
         local_base_url=base_url,
+        snapshot_schedule=settings.snapshot_schedule,
     )
     return app, store
