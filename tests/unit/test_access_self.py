@@ -7,8 +7,8 @@ import json
 import pytest
 
 from auditor.core.access import (
-    Principal,
     PolicyError,
+    Principal,
     encode_client_principal,
     parse_policy,
     read_client_principal,

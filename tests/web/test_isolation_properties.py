@@ -126,7 +126,7 @@ def test_a_hidden_tenants_pages_answer_exactly_like_an_unknown_tenants(
         )
         for t in (spelled, nowhere)
     ]
-    assert [(r.status_code, r.content) for r in posted][0] == (
+    assert (posted[0].status_code, posted[0].content) == (
         posted[1].status_code,
         posted[1].content,
     )
