@@ -99,7 +99,11 @@ Sums = Annotated[TenantSummaries, Depends(summaries)]
 
 
 def is_operator(ctx: ApiContext, who: Principal) -> bool:
-    return ctx.local or (not who.app_only and OPERATOR_ROLE in who.roles)
+    """Operations is for callers with the app role ``operator``; locally (no roles) for a
+    principal that may see every tenant."""
+    if ctx.local:
+        return ctx.policy.scope_of(who).everything
+    return not who.app_only and OPERATOR_ROLE in who.roles
 
 
 def page(
