@@ -1,4 +1,5 @@
-"""Jinja2 templates of the dashboard, autoescaped: customer text is hostile in HTML too."""
+"""Jinja2 templates of the dashboard, autoescaped and stripped of control characters:
+customer text is hostile in HTML too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from auditor.core.text import plain_text
 
@@ -28,9 +30,18 @@ def _signed(value: float | None) -> str:
     return "±0" if value == 0 else f"{value:+.1f}"
 
 
+def _finalize(value: Any) -> Any:
+    # Every string a template prints is stripped of control and bidi characters (customer text
+    # such as names and standards); markup the app built itself (charts) is left alone.
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return plain_text(value)
+    return value
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
+        finalize=_finalize,
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
