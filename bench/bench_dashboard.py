@@ -105,7 +105,9 @@ def main(argv: list[str]) -> int:
         control = httpx.QueryParams({"standard": failing.standard, "control": failing.control})
         pages = {
             "portfolio /": ("/", "/api/tenants?$top=1000", PORTFOLIO_TARGET_MS),
-            "tenant page": (f"/tenants/{LARGE}", f"/api/tenants/{LARGE}/snapshots", TENANT_TARGET_MS),
+            "tenant page": (
+                f"/tenants/{LARGE}", f"/api/tenants/{LARGE}/snapshots", TENANT_TARGET_MS
+            ),
             "tenant page, one control's failing assessments": (
                 f"/tenants/{LARGE}?{control}",
                 f"/api/tenants/{LARGE}/snapshots",
