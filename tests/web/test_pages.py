@@ -121,10 +121,13 @@ def test_each_page_view_writes_one_audit_record_naming_the_caller_and_the_tenant
     client = hosted(AccessPolicy.allow_all())
     with caplog.at_level(logging.INFO, logger="auditor.audit"):
         client.get(f"/tenants/{TENANT_B}", headers=principal_header(USER))
+        for asset in ("dashboard.css", "dashboard.js", "favicon.svg"):
+            assert client.get(f"/static/{asset}").status_code == 200
     records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "auditor.audit"]
     assert len(records) == 1
     assert records[0]["principal"] == USER.object_id
     assert records[0]["route"] == "/tenants/{tenant}"
+    assert records[0]["tenant"] == TENANT_B
     assert records[0]["status"] == 200
 
 
