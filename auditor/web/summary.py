@@ -8,8 +8,9 @@ snapshot id and content hash it derives from (``TenantSummary.source``). Nothing
 new mutable table, nothing to tamper with; rebuilding one is reading the snapshot again.
 
 The index-level figures (status, compliance per standard, counts) are read from the anchored
-index entries themselves; a tenant's recent entries are cached under its latest entry (and for
-at most HISTORY_TTL, so a late backfill of an older slot shows within minutes).
+index entries themselves: the latest row of every tenant at most once per LATEST_TTL (a new
+snapshot shows within a minute), a tenant's recent entries under its latest entry (and for at
+most HISTORY_TTL, so a late backfill of an older slot shows within minutes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from auditor.services.history import SnapshotHistory
 PAID_TIER = "Standard"
 SPARKLINE_DAYS = 30
 HISTORY_TTL = 300.0  # seconds
+# The latest row of every tenant (one table query, each row checked against its anchor: about
+# 0.9 s for 1,000 tenants on Azurite) is read at most this often for the pages.
+LATEST_TTL = 60.0  # seconds
 MAX_SUMMARIES = 20_000  # summaries are small (a few KB); failing rows are weighed below
 
 
@@ -206,6 +210,17 @@ class TenantSummaries:
         )
         self._recent: dict[str, tuple[tuple[str, str, str, str], float, Recent]] = {}
         self._lock = threading.Lock()
+        self._latest: tuple[float, list[SnapshotIndexEntry]] | None = None
+        self._latest_lock = threading.Lock()
+
+    def latest_entries(self) -> list[SnapshotIndexEntry]:
+        """Every tenant's latest committed snapshot (all tenants: callers filter by grant),
+        read from the anchored store at most once per LATEST_TTL."""
+        with self._latest_lock:
+            now = time.monotonic()
+            if self._latest is None or now - self._latest[0] >= LATEST_TTL:
+                self._latest = (now, self.history.list_tenants())
+            return list(self._latest[1])
 
     def summary(self, entry: SnapshotIndexEntry) -> TenantSummary | None:
         """The summary of `entry` (None for a failed snapshot, which holds no content)."""
