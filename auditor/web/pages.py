@@ -32,6 +32,7 @@ from auditor.core.diff import ChangeKind, Level
 from auditor.core.schedule import ScheduleError, latest_occurrence
 from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, is_tenant_id, slot_of
 from auditor.services.history import SnapshotRef
+from auditor.services.verify import check_link
 from auditor.web import charts
 from auditor.web.render import render
 from auditor.web.security import csrf_token
@@ -236,16 +237,15 @@ def tenant_page(
     )  # fmt: skip
 
 
-def chain_links(entries: list[SnapshotIndexEntry]) -> dict[str, bool | None]:
-    """Per snapshot (oldest first given): whether it names its predecessor's hash (None when
-    the predecessor is outside the list)."""
-    out: dict[str, bool | None] = {}
-    by_id = {e.snapshot_id: e for e in entries}
-    for entry in entries:
-        before = by_id.get(entry.previous_snapshot_id or "")
-        out[entry.snapshot_id] = (
-            None if before is None else entry.previous_hash == before.content_hash
-        )
+def chain_links(entries: list[SnapshotIndexEntry]) -> dict[str, str | None]:
+    """Per snapshot (given oldest first): `verify`'s own link check against the snapshot before
+    it ("" when it holds; None when that predecessor lies before the listed period)."""
+    out: dict[str, str | None] = {}
+    for previous, entry in zip([None, *entries], entries, strict=False):
+        if previous is None and entry.previous_snapshot_id is not None:
+            out[entry.snapshot_id] = None
+            continue
+        out[entry.snapshot_id] = check_link(entry, previous) or ""
     return out
 
 

@@ -53,3 +53,15 @@ def test_change_since_previous_and_staleness(scenario: Scenario) -> None:
     assert stale(a3, a3.scheduled_at) is False
     assert stale(a2, a3.scheduled_at) is True
     assert stale(a2, None) is False
+
+
+def test_the_chain_column_uses_verifys_link_check(scenario: Scenario) -> None:
+    from dataclasses import replace
+
+    from auditor.web.pages import chain_links
+
+    a1, a2, a3 = scenario.a
+    assert chain_links([a1, a2, a3]) == {a1.snapshot_id: "", a2.snapshot_id: "", a3.snapshot_id: ""}
+    assert chain_links([a2, a3])[a2.snapshot_id] is None  # its predecessor is outside the list
+    broken = chain_links([a1, replace(a2, previous_hash="0" * 64)])[a2.snapshot_id]
+    assert broken is not None and "differs from" in broken
