@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from auditor.web.pages import install_handlers, router
-from auditor.web.render import TEMPLATES
+from auditor.web.render import TEMPLATES, RowCache
 from auditor.web.security import FormCSRF, SecurityHeaders
 from auditor.web.summary import TenantSummaries
 
@@ -43,6 +43,7 @@ def install(
     app.state.snapshot_schedule = snapshot_schedule
     app.state.run_grace = run_grace if run_grace is not None else grace()
     app.state.summaries = TenantSummaries(app.state.context.history)
+    app.state.portfolio_rows = RowCache("portfolio_row.html")
     app.state.csrf_secret = secrets.token_urlsafe(32)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from auditor.adapters.queues import run_deadline
 from auditor.api import routes_diff, routes_reports
@@ -34,7 +35,7 @@ from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, is_tenan
 from auditor.services.history import SnapshotRef
 from auditor.services.verify import check_link
 from auditor.web import charts
-from auditor.web.render import render
+from auditor.web.render import RowCache, render
 from auditor.web.security import csrf_token
 from auditor.web.summary import TenantSummaries
 from auditor.web.views import (
@@ -178,8 +179,14 @@ def portfolio(
         sort=_choice("sort", sort, SORTS) or "name",
         descending=_choice("order", order, ("asc", "desc")) == "desc",
     )
+    rows_html: RowCache = request.app.state.portfolio_rows
+
+    def row_html(row: PortfolioRow) -> Markup:
+        return rows_html(row.key, row=row, spark=charts.sparkline)
+
     return page(
         request, ctx, who, "portfolio.html", view=view, statuses=STATUSES, sorts=SORTS,
+        row_html=row_html,
         chosen={"status": status or "", "standard": standard or "", "name": name or "",
                 "sort": sort, "order": order},
         spark=charts.sparkline,

@@ -3,6 +3,7 @@ customer text is hostile in HTML too."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from auditor.core.text import plain_text
+from auditor.services.bounded_cache import BoundedCache
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -54,3 +56,22 @@ def environment() -> Environment:
 
 def render(template: str, **values: Any) -> str:
     return environment().get_template(template).render(**values)
+
+
+class RowCache:
+    """Rendered table rows, reused while what they show is unchanged.
+
+    A portfolio row shows only immutable snapshot data plus its status, regressions and
+    sparkline: keyed by those, its HTML is rendered once, and a page of 1,000 tenants joins
+    cached fragments instead of rendering 100,000 template nodes per view.
+    """
+
+    def __init__(self, template: str, max_rows: int = 20_000) -> None:
+        self._template = template
+        self._rows: BoundedCache[Hashable, Markup] = BoundedCache(max_rows, lambda _: 1)
+
+    def __call__(self, key: Hashable, **values: Any) -> Markup:
+        return self._rows.get_or_load(
+            key,
+            lambda: Markup(environment().get_template(self._template).render(**values)),  # noqa: S704 - an autoescaped template's output
+        )

@@ -41,6 +41,13 @@ class PortfolioRow:
         return self.entry.tenant_name or self.entry.tenant_id
 
     @property
+    def key(self) -> tuple[object, ...]:
+        """Everything the row shows: equal keys render the same HTML."""
+        e = self.entry
+        return (e.tenant_id, e.snapshot_id, e.attempt, e.content_hash, self.status,
+                self.standards, self.regressions, self.spark)  # fmt: skip
+
+    @property
     def mean_compliance(self) -> float | None:
         values = [c.value for c in self.standards if c.value is not None]
         return round(sum(values) / len(values), 2) if values else None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from auditor.web.charts import sparkline, trend_chart
-from auditor.web.render import render
+from auditor.web.render import RowCache, render
 from auditor.web.views import PortfolioRow, StandardCell, build_portfolio
 from tests.api.scenario import Scenario
 
@@ -25,6 +25,7 @@ def test_a_hostile_tenant_name_and_standard_render_escaped_in_the_portfolio(
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
     html = render("portfolio.html", request=request, operator=False, caller="x", csrf="",
                   view=view, statuses=(), sorts=("name",), spark=sparkline,
+                  row_html=lambda r: RowCache("portfolio_row.html")(r.key, row=r, spark=sparkline),
                   chosen={"status": "", "standard": "", "name": "", "sort": "name",
                           "order": "asc"})  # fmt: skip
     assert "<script>alert" not in html and "<img src=x" not in html
