@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -189,7 +190,6 @@ def portfolio(
         row_html=row_html,
         chosen={"status": status or "", "standard": standard or "", "name": name or "",
                 "sort": sort, "order": order},
-        spark=charts.sparkline,
     )  # fmt: skip
 
 
@@ -273,17 +273,25 @@ def _snapshot(
         ) from None
 
 
+@dataclass(frozen=True)
+class ChangeQuery:
+    """The filters of a comparison (``from`` is read from the query: a Python keyword)."""
+
+    to: str | None = None
+    change: str | None = None
+    level: str | None = None
+    standard: str | None = None
+
+
 @router.get("/tenants/{tenant}/changes", response_class=HTMLResponse)
 def changes_page(
     request: Request,
     tenant: str,
     ctx: Ctx,
     who: Who,
-    to: str | None = None,
-    change: str | None = None,
-    level: str | None = None,
-    standard: str | None = None,
+    asked: Annotated[ChangeQuery, Depends()],
 ) -> HTMLResponse:
+    to, change, level, standard = asked.to, asked.change, asked.level, asked.standard
     latest = latest_visible(ctx, who, tenant)
     start_id = request.query_params.get("from")
     after = _snapshot(ctx, latest.tenant_id, "to", to) or latest
@@ -327,12 +335,10 @@ def changes_csv(
     tenant: str,
     ctx: Ctx,
     who: Who,
-    to: str | None = None,
-    change: str | None = None,
-    level: str | None = None,
-    standard: str | None = None,
+    asked: Annotated[ChangeQuery, Depends()],
 ) -> Response:
     """The API's own diff CSV (same rows, columns and sanitising), for a signed-in browser."""
+    to, change, level, standard = asked.to, asked.change, asked.level, asked.standard
     latest_visible(ctx, who, tenant)
     try:
         return routes_diff.get_diff(

@@ -17,11 +17,8 @@ from hypothesis import strategies as st
 from auditor.core.access import Principal, parse_policy
 from tests.api.conftest import HostedClient, TestClient, principal_header
 from tests.api.scenario import DAY1, DAY2, DAY3, TENANT_A, TENANT_B, TENANT_C, Scenario
+from tests.api.test_access_properties import ALICE, BOB, EXISTING, GROUP
 
-EXISTING = (TENANT_A, TENANT_B, TENANT_C)
-ALICE = "a11ce000-0000-4000-8000-000000000001"
-BOB = "b0b00000-0000-4000-8000-000000000002"
-GROUP = "60000000-0000-4000-8000-000000000006"
 COOKIE = {"csrftoken": "fixed-token-so-no-response-sets-a-new-one"}
 
 selectors = st.sampled_from(["*", ALICE, BOB, "role:Auditor", "role:operator", f"group:{GROUP}"])
