@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from auditor import __version__
 from auditor.commands.output import PlainTextStream
@@ -23,7 +25,9 @@ COMMANDS: tuple[str, ...] = (
     "snapshot",
     "tenants",
     "snapshots",
+    "diff",
     "serve",
+    "worker",
     "report",
     "verify",
 )
@@ -34,8 +38,19 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 2  # storage or the control plane could not be reached (one line, no trace)
 
 
+class UsageError(Exception):
+    """A command line argparse refuses: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # One line in words instead of the usage block (bad input gets a clear error, no noise);
+    # `--help` still prints the whole usage.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(re.sub(r"^argument ([^:]+): ", r"\1: ", message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m auditor",
         description=(
             "Daily, evidenced Defender for Cloud compliance of Lighthouse-delegated tenants."
@@ -54,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {plain_text(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -37,7 +37,8 @@ def evidence_pack_steps(env: dict[str, str], run: Run, folder: Path) -> Path:
     out = folder / "evidence-pack.xlsx"
     out.unlink(missing_ok=True)
     run(
-        "Write the first tenant's evidence pack and store it write-once (workbook + manifest)",
+        "Write the first tenant's evidence pack and store it write-once "
+        "(workbook + OSCAL + manifest)",
         ["report", "--tenant", tenants[0], "--out", str(out)],
         env,
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -56,14 +56,35 @@ def _duration(text: str) -> timedelta:
 def run_deadline(host_json: Path = HOST_JSON) -> timedelta:
     """How long after planning every job of a run has either run or been given up by the host:
     maxDequeueCount × (functionTimeout + the queues' visibilityTimeout), from host.json."""
-    try:
-        config = json.loads(host_json.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        config = {}
-    queues = config.get("extensions", {}).get("queues", {})
-    timeout = _duration(str(config.get("functionTimeout") or "00:30:00"))
-    visibility = _duration(str(queues.get("visibilityTimeout") or "00:00:00"))
-    return max_dequeue_count(host_json) * (timeout + visibility)
+    host = HostQueueOptions.from_host_json(host_json)
+    return host.max_dequeue_count * timedelta(seconds=host.hold_seconds + host.retry_delay_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class HostQueueOptions:
+    """How the Functions host works a queue, from host.json: a failed message is retried after
+    `retry_delay_seconds` (``visibilityTimeout``) and poisoned after `max_dequeue_count` tries;
+    a message in hand stays hidden for `hold_seconds` (``functionTimeout``, the longest a
+    function may run), so one whose worker died is retried after that."""
+
+    max_dequeue_count: int
+    retry_delay_seconds: int
+    hold_seconds: int
+
+    @classmethod
+    def from_host_json(cls, host_json: Path = HOST_JSON) -> HostQueueOptions:
+        try:
+            config = json.loads(host_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            config = {}
+        queues = config.get("extensions", {}).get("queues", {})
+        timeout = _duration(str(config.get("functionTimeout") or "00:30:00"))
+        visibility = _duration(str(queues.get("visibilityTimeout") or "00:00:00"))
+        return cls(
+            max_dequeue_count=max_dequeue_count(host_json),
+            retry_delay_seconds=int(visibility.total_seconds()),
+            hold_seconds=int(timeout.total_seconds()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +96,30 @@ class ReceivedJob:
     message: QueueMessage
 
 
-class SnapshotQueue:
-    """Send and receive snapshot jobs (the producer side of the queue trigger)."""
+class WorkQueue:
+    """A queue a trigger works, and its poison queue: receive, delete, retry later, poison."""
 
     def __init__(self, queue: QueueClient, poison: QueueClient) -> None:
         self._queue = queue
         self._poison = poison
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, credential: TokenCredential | None = None, **options: Any
-    ) -> SnapshotQueue:
+    def named(
+        cls,
+        settings: Settings,
+        queue_name: str,
+        credential: TokenCredential | None = None,
+        **options: Any,
+    ) -> Self:
+        """The queue `queue_name` of the configured storage (Base64, as triggers expect)."""
         storage = require_storage(settings)
         codec = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
         }
         return cls(
-            queue_client(storage, settings.snapshot_queue, credential, **codec, **options),
-            queue_client(
-                storage, poison_queue_name(settings.snapshot_queue), credential, **codec, **options
-            ),
+            queue_client(storage, queue_name, credential, **codec, **options),
+            queue_client(storage, poison_queue_name(queue_name), credential, **codec, **options),
         )
 
     @property
@@ -106,7 +130,7 @@ class SnapshotQueue:
         self._queue.close()
         self._poison.close()
 
-    def __enter__(self) -> SnapshotQueue:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -117,9 +141,6 @@ class SnapshotQueue:
         for client in (self._queue, self._poison):
             with contextlib.suppress(ResourceExistsError):
                 client.create_queue()
-
-    def send_job(self, job: SnapshotJob) -> None:
-        self._queue.send_message(encode_job(job))
 
     def receive_jobs(self, max_messages: int, visibility_timeout: int) -> list[ReceivedJob]:
         """Up to `max_messages` visible messages, hidden from others for `visibility_timeout` s."""
@@ -140,14 +161,10 @@ class SnapshotQueue:
 
     def move_to_poison(self, job: ReceivedJob) -> None:
         """As the host does after the last failed dequeue: keep the message in the poison queue."""
-        self._poison.send_message(job.text)
-        self._queue.delete_message(job.message)
-
-    def reject(self, text: str, reason: str, rejected_at: str) -> None:
-        """Refuse a job before any work: it goes to the poison queue wrapped with its reason."""
         with contextlib.suppress(ResourceExistsError):
             self._poison.create_queue()
-        self._poison.send_message(rejected_job_document(text, reason, rejected_at))
+        self._poison.send_message(job.text)
+        self._queue.delete_message(job.message)
 
     def approximate_count(self) -> int:
         """Messages in the queue, invisible ones (being processed or awaiting retry) included."""
@@ -164,3 +181,22 @@ class SnapshotQueue:
                 yield str(message.content)
         except ResourceNotFoundError:
             return
+
+
+class SnapshotQueue(WorkQueue):
+    """Send and receive snapshot jobs (the producer side of the queue trigger)."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, credential: TokenCredential | None = None, **options: Any
+    ) -> SnapshotQueue:
+        return cls.named(settings, settings.snapshot_queue, credential, **options)
+
+    def send_job(self, job: SnapshotJob) -> None:
+        self._queue.send_message(encode_job(job))
+
+    def reject(self, text: str, reason: str, rejected_at: str) -> None:
+        """Refuse a job before any work: it goes to the poison queue wrapped with its reason."""
+        with contextlib.suppress(ResourceExistsError):
+            self._poison.create_queue()
+        self._poison.send_message(rejected_job_document(text, reason, rejected_at))

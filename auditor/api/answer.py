@@ -21,6 +21,13 @@ from auditor.api.representation import (
 )
 
 Columns = Callable[[list[dict[str, Any]]], Sequence[str]]
+# The CSV rows of a document (default: its `value` array).
+Rows = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+def value_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = document["value"]
+    return rows
 
 
 def choose(request: Request, format_param: Format | None, *, csv_offered: bool) -> Format:
@@ -32,12 +39,14 @@ def choose(request: Request, format_param: Format | None, *, csv_offered: bool) 
         raise ApiProblem(406, NOT_ACCEPTABLE, f"This resource is available as {offered}.") from None
 
 
-def render(document: dict[str, Any], fmt: Format, columns: Columns | None) -> tuple[bytes, str]:
-    """(body, media type): the JSON document, or the CSV of its ``value`` rows."""
+def render(
+    document: dict[str, Any], fmt: Format, columns: Columns | None, rows: Rows = value_rows
+) -> tuple[bytes, str]:
+    """(body, media type): the JSON document, or the CSV of its rows (``value`` by default)."""
     if fmt is Format.CSV:
         assert columns is not None, "CSV offered without columns"
-        rows: list[dict[str, Any]] = document["value"]
-        return render_csv(rows, columns(rows)), CSV_MEDIA_TYPE
+        table = rows(document)
+        return render_csv(table, columns(table)), CSV_MEDIA_TYPE
     return dump_json(document), JSON
 
 
@@ -61,12 +70,13 @@ def answer_derived(
     build: Callable[[], dict[str, Any]],
     fmt: Format,
     columns: Columns | None = None,
+    rows: Rows = value_rows,
 ) -> Response:
     """Answer a response whose ETag is known before building it: 304 when it matches."""
     if etags.matches(request, etag):
         return etags.not_modified(etag)
     document = build()
-    body, media_type = render(document, fmt, columns)
+    body, media_type = render(document, fmt, columns, rows)
     return respond(body, media_type, etag, next_link=document.get("nextLink"))
 
 

@@ -26,14 +26,14 @@ from auditor.api import problems
 from auditor.api.audit import AuditMiddleware
 from auditor.api.context import ApiContext
 from auditor.api.guard import BodyLimit, LoopbackHostOnly, require_json_for_changes
-from auditor.api.params import reject_unknown_query
+from auditor.api.params import WORDS, reject_unknown_query
 from auditor.api.problems import Problem
 from auditor.core.access import AccessPolicy, Principal
 from auditor.core.snapshot import SnapshotReader
 from auditor.services.history import SnapshotHistory
 
 # Order is the order of the OpenAPI document.
-ROUTERS: tuple[str, ...] = ("tenants", "diff", "coverage", "trend", "health")
+ROUTERS: tuple[str, ...] = ("tenants", "diff", "coverage", "trend", "health", "docs")
 
 OPENAPI_URL = "/api/openapi.json"
 LOCAL_PRINCIPAL = "local-dev"
@@ -43,7 +43,8 @@ Per-tenant Defender for Cloud regulatory compliance history of Lighthouse-delega
 what changed between two daily snapshots, coverage, and trends.
 
 **Access.** In Azure every request needs the function key (`x-functions-key` header or `code`
-parameter) and an identity from App Service Authentication; the access policy
+parameter, security schemes `functionKey` / `functionKeyQuery`) and an Entra ID bearer token,
+validated by App Service Authentication (scheme `entraId`); the access policy
 (`AUDITOR_ACCESS_POLICY`) grants tenants to principals, roles and groups. A tenant outside the
 caller's grant answers exactly like a tenant that does not exist (404).
 
@@ -68,8 +69,48 @@ async def _on_storage_error(_: Request, exc: Exception) -> Response:
     )
 
 
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "entraId": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An Entra ID access token for the API's app registration (user or "
+        "application), validated by App Service Authentication in front of the app, which "
+        "hands the app the caller's identity. Requests without one are refused with 401.",
+    },
+    "functionKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-functions-key",
+        "description": "The Function App's function key, checked by the Functions host "
+        "(preferred over the query parameter: links never carry it).",
+    },
+    "functionKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "code",
+        "description": "The function key as a query parameter, for clients that cannot set "
+        "headers.",
+    },
+}
+# In Azure both are needed: the key and a signed-in caller.
+SECURITY: list[dict[str, list[str]]] = [
+    {"entraId": [], "functionKey": []},
+    {"entraId": [], "functionKeyQuery": []},
+]
+
+
+def _servers(app: FastAPI) -> list[dict[str, str]]:
+    base = app.state.link_base or app.state.public_base
+    if base:
+        return [{"url": base, "description": "This deployment."}]
+    return [{"url": "/", "description": "The host that serves this document."}]
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document with our error contract: no 422 (validation is a 400 problem)."""
+    """FastAPI's document with our error contract (no 422: validation is a 400 problem), the
+    servers it is answered on and its security schemes (required in Azure; local mode has no
+    authentication, so its document requires none)."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -77,7 +118,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        servers=_servers(app),
     )
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    if not app.state.context.local:
+        document["security"] = SECURITY
     components = document.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name in ("HTTPValidationError", "ValidationError"):
@@ -97,6 +142,7 @@ def create_app(
     extra: Mapping[str, Any] | None = None,
     trust_principal_header: bool = True,
     local_base_url: str | None = None,
+    public_base_url: str | None = None,
     dashboard: bool = True,
     snapshot_schedule: str | None = None,
 ) -> FastAPI:
@@ -108,8 +154,9 @@ def create_app(
     ignores that header (App Service Authentication off: a client could have forged it), so
     every request is 401. `local_base_url` (``serve``: the bound address, e.g.
     ``http://127.0.0.1:7071``) makes the app answer only loopback Host headers and build its
-    links from that address (auditor/api/guard.py). `dashboard` mounts the web dashboard at
-    ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
+    links from that address (auditor/api/guard.py). `public_base_url` (Azure: the app's
+    ``https://`` host name) is the server the OpenAPI document names. `dashboard` mounts the
+    web dashboard at ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -124,10 +171,11 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.link_base = local_base_url.rstrip("/") if local_base_url else None
+    app.state.public_base = public_base_url.rstrip("/") if public_base_url else None
     app.state.context = ApiContext(
         history=history, policy=policy, local_principal=local, extra=dict(extra or {})
     )
-    problems.install(app)
+    problems.install(app, WORDS)
     app.add_exception_handler(AzureError, _on_storage_error)
     checks = [Depends(reject_unknown_query), Depends(require_json_for_changes)]
     for name in ROUTERS:

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import Request
 
-from auditor.api.documents import instant
 from auditor.api.problems import (
     INVALID_PARAMETER,
     UNAUTHENTICATED,
@@ -22,7 +21,8 @@ from auditor.api.problems import (
     tenant_not_found,
 )
 from auditor.core.access import AccessPolicy, Principal
-from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound
+from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.services.diff_query import DiffQueryError, EndNotFound, TenantUnknown, resolve_end
 from auditor.services.history import SnapshotHistory, SnapshotRef
 
 CALLER_SCOPE_KEY = "auditor.caller"
@@ -55,18 +55,18 @@ class ApiContext:
         known tenant without a matching snapshot is a snapshot-not-found problem.
         """
         try:
-            return self.history.resolve(tenant_id, ref)
-        except SnapshotNotFound:
-            pass
-        if not self.history.has_snapshots(tenant_id):
-            raise tenant_not_found()
-        if ref is None:  # pragma: no cover - a tenant with snapshots has a latest one
-            raise tenant_not_found()
-        if ref.snapshot_id is not None:
-            raise snapshot_not_found(f"{name}: no committed snapshot {ref.snapshot_id}")
-        raise snapshot_not_found(
-            f"{name}: no committed snapshot at or before {instant(ref.moment)}"
-        )
+            return resolve_end(self.history, tenant_id, ref, name)
+        except DiffQueryError as exc:
+            raise as_problem(exc) from None
+
+
+def as_problem(exc: DiffQueryError) -> ApiProblem:
+    """The problem a diff query's error answers (the same words the command line prints)."""
+    if isinstance(exc, TenantUnknown):
+        return tenant_not_found()
+    if isinstance(exc, EndNotFound):
+        return snapshot_not_found(exc.detail)
+    return ApiProblem(400, INVALID_PARAMETER, exc.detail, parameter=exc.parameter)
 
 
 def context(request: Request) -> ApiContext:

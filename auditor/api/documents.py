@@ -1,4 +1,9 @@
-"""Records to the API's JSON documents (see schemas.py for their contract) and CSV columns."""
+"""Records to the product's JSON documents and CSV columns: one serializer per shape.
+
+The API answers these documents (auditor/api/schemas.py is their OpenAPI contract) and the
+command line's ``--json`` and ``--csv`` print the same ones, so a field has one name and one
+unit everywhere (``compliance``, percentages 0-100, times as ``2026-11-27T02:00:00Z``).
+"""
 
 from __future__ import annotations
 
@@ -162,6 +167,24 @@ CHANGE_COLUMNS = (
 )
 
 
+def _end(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    return {"snapshotId": entry.snapshot_id, "contentHash": entry.content_hash}
+
+
+# A CSV row stands alone (a spreadsheet loses the envelope): every row names both snapshots.
+DIFF_END_COLUMNS = ("from.snapshotId", "from.contentHash", "to.snapshotId", "to.contentHash")
+DIFF_CSV_COLUMNS = (*CHANGE_COLUMNS, *DIFF_END_COLUMNS)
+
+
+def diff_csv_rows(page: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CSV rows of a diff page: its changes, each with both ends' ids and hashes."""
+    ends = {
+        "from": {k: page["from"][k] for k in ("snapshotId", "contentHash")},
+        "to": {k: page["to"][k] for k in ("snapshotId", "contentHash")},
+    }
+    return [{**item, **ends} for item in page["value"]]
+
+
 def diff_summary(summary: DiffSummary) -> dict[str, Any]:
     return {
         "posture": {kind.value: count for kind, count in summary.posture.items()},
@@ -280,6 +303,46 @@ def coverage(snapshot: Snapshot) -> dict[str, Any]:
             for s in sorted(posture.secure_scores, key=lambda s: s.subscription_id)
         ],
     }
+
+
+_COVERAGE_TABLES = (("hardening", "hardening"), ("plans", "plan"), ("secureScores", "secureScore"))
+COVERAGE_COLUMNS = (
+    "table",
+    "subscriptionId",
+    "recommendation",
+    "feature",
+    "displayName",
+    "status",
+    "healthy",
+    "unhealthy",
+    "notApplicable",
+    "severity",
+    "remediation",
+    "jitCoveredVms",
+    "plan",
+    "tier",
+    "subPlan",
+    "deprecated",
+    "replacedBy",
+    "enablementTime",
+    "current",
+    "maximum",
+    "percentage",
+    "weight",
+    "snapshot.snapshotId",
+    "snapshot.contentHash",
+)
+
+
+def coverage_csv_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CSV rows of a coverage document: its three tables in one, each row saying its
+    `table` (hardening, plan, secureScore) and the snapshot's id and hash."""
+    snapshot = {k: document["snapshot"][k] for k in ("snapshotId", "contentHash")}
+    return [
+        {"table": kind, **item, "snapshot": snapshot}
+        for field, kind in _COVERAGE_TABLES
+        for item in document[field]
+    ]
 
 
 def trend_point(entry: SnapshotIndexEntry, standard: str) -> dict[str, Any]:

@@ -93,8 +93,17 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
             "operations": StoreOperations(checked),
         },
         trust_principal_header=app_service_authentication_enabled(),
+        public_base_url=public_base_url(),
         snapshot_schedule=checked.snapshot_schedule,
     )
+
+
+def public_base_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The app's own address in Azure (the platform sets WEBSITE_HOSTNAME), for the OpenAPI
+    document's `servers`; None elsewhere."""
+    env = os.environ if env is None else env
+    host = env.get("WEBSITE_HOSTNAME", "").strip()
+    return f"https://{host}" if host else None
 
 
 def app_service_authentication_enabled(env: Mapping[str, str] | None = None) -> bool:

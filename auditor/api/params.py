@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -21,25 +21,27 @@ from fastapi.routing import APIRoute
 
 from auditor.api.problems import invalid
 from auditor.api.representation import Format
+from auditor.core import wording
+from auditor.core.diff import ChangeKind, Level
 from auditor.core.snapshot import SNAPSHOT_ID, TENANT_ID, slot_of
+from auditor.services import diff_query
 from auditor.services.history import SnapshotRef
 
 FUNCTION_KEY_PARAMETER = "code"  # the Functions host's key; never ours to interpret or echo
 
-MAX_STANDARD_LENGTH = 256
-MAX_FILTER_VALUES = 100
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+REF_WORDS = wording.SNAPSHOT_REF
 
 E = TypeVar("E", bound=StrEnum)
+T = TypeVar("T")
 
 
 def tenant_id(value: str) -> str:
     """A tenant id (GUID), lower-cased."""
     if not TENANT_ID.match(value):
-        raise invalid("tenantId", "tenantId must be a tenant id (GUID)")
+        raise invalid("tenantId", f"tenantId: {wording.TENANT_ID}")
     return value.lower()
 
 
@@ -52,67 +54,42 @@ def snapshot_ref(name: str, value: str | None) -> SnapshotRef | None:
         try:
             slot_of(text)
         except ValueError:
-            raise invalid(name, f"{name}: {text!r} is not a valid snapshot id") from None
+            raise invalid(
+                name, f"{name}: {text!r} names no real time; {name} {REF_WORDS}"
+            ) from None
         return SnapshotRef(snapshot_id=text)
     # An unencoded '+' in a query string arrives as a space: take it back.
     if " " in text[19:]:
         text = text[:19] + text[19:].replace(" ", "+")
     if not _RFC3339.match(text):
-        raise invalid(
-            name,
-            f"{name} must be a snapshot id (YYYYMMDDTHHMMSSZ) or an RFC 3339 instant with a "
-            f"zone, e.g. 2026-11-27T02:00:00Z; got {value!r}",
-        )
+        raise invalid(name, f"{name}: {REF_WORDS}")
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError:
-        raise invalid(name, f"{name}: {value!r} is not a valid instant") from None
+        raise invalid(name, f"{name}: {value!r} names no real time; {name} {REF_WORDS}") from None
     return SnapshotRef(instant=moment.astimezone(UTC))
 
 
-def _values(name: str, raw: Iterable[str] | None, *, split: bool) -> list[str]:
-    out: list[str] = []
-    for value in raw or ():
-        parts = value.split(",") if split else [value]
-        out.extend(part.strip() for part in parts)
-    if len(out) > MAX_FILTER_VALUES:
-        raise invalid(name, f"{name}: at most {MAX_FILTER_VALUES} values")
-    for value in out:
-        if not value:
-            raise invalid(name, f"{name}: empty value")
-    return out
+def _checked(check: Callable[[], T]) -> T:
+    """`check()`, its BadValue as the 400 problem naming the parameter (same words)."""
+    try:
+        return check()
+    except diff_query.BadValue as exc:
+        raise invalid(exc.parameter or "request", exc.detail) from None
 
 
 def choices(name: str, raw: Iterable[str] | None, kind: type[E]) -> frozenset[E]:
     """Values of an enumerated filter (comma-separated or repeated)."""
-    allowed = {member.value: member for member in kind}
-    out = set()
-    for value in _values(name, raw, split=True):
-        if value not in allowed:
-            raise invalid(
-                name, f"{name}: unknown value {value!r}; expected one of {', '.join(allowed)}"
-            )
-        out.add(allowed[value])
-    return frozenset(out)
+    return _checked(lambda: diff_query.choices(name, raw, kind))
 
 
 def subscriptions(raw: Iterable[str] | None) -> frozenset[str]:
-    out = set()
-    for value in _values("subscription", raw, split=True):
-        if not TENANT_ID.match(value):
-            raise invalid("subscription", f"subscription: {value!r} is not a subscription id")
-        out.add(value.lower())
-    return frozenset(out)
+    return _checked(lambda: diff_query.subscriptions(raw))
 
 
 def standards(raw: Iterable[str] | None) -> frozenset[str]:
     """Standard names, matched exactly (repeat the parameter for several; no splitting)."""
-    out = set()
-    for value in _values("standard", raw, split=False):
-        if len(value) > MAX_STANDARD_LENGTH or _CONTROL_CHARS.search(value):
-            raise invalid("standard", "standard: not a standard name")
-        out.add(value)
-    return frozenset(out)
+    return _checked(lambda: diff_query.standards(raw))
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -160,7 +137,9 @@ async def reject_unknown_query(request: Request) -> None:
         if name == FUNCTION_KEY_PARAMETER:
             continue
         if name not in names:
-            raise invalid(name[:64], f"unknown query parameter {name[:64]!r}")
+            shown = name[:64]
+            takes = wording.listing(names) if names else "no query parameters"
+            raise invalid(shown, f"{shown}: unknown query parameter; this route takes {takes}")
         if name in seen and name not in repeatable:
             raise invalid(name, f"{name} may be given only once")
         seen.add(name)
@@ -173,13 +152,33 @@ REF_REGEX = (
     r"^(\d{8}T\d{6}Z|\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+ -]\d{2}:\d{2}))$"
 )
 REF_HELP = (
-    "A snapshot id (YYYYMMDDTHHMMSSZ) or an RFC 3339 instant with a zone, meaning the latest "
-    "committed snapshot at or before it."
+    f"A snapshot id like {wording.SNAPSHOT_ID_EXAMPLE} (exactly that snapshot) or an instant "
+    f"with a zone like {wording.INSTANT_EXAMPLE} (the latest committed snapshot at or before "
+    "it; a date alone or a time without a zone is refused as ambiguous)."
 )
+
+# What a parameter with a declared pattern must be, in words: FastAPI's own validation error
+# quotes the regular expression, which is for machines (it stays in the OpenAPI schema).
+WORDS: dict[str, str] = {
+    "from": REF_WORDS,
+    "to": REF_WORDS,
+    "snapshot": REF_WORDS,
+    "body.from": REF_WORDS,
+    "body.to": REF_WORDS,
+    "tenantId": wording.TENANT_ID,
+    "subscription": wording.SUBSCRIPTION_IDS,
+    "change": wording.one_of(kind.value for kind in ChangeKind),
+    "level": wording.one_of(level.value for level in Level),
+    "reportId": wording.REPORT_ID,
+}
 
 TenantIdPath = Annotated[
     str,
-    Path(alias="tenantId", pattern=GUID_REGEX, description="Entra ID tenant id (GUID)."),
+    Path(
+        alias="tenantId",
+        pattern=GUID_REGEX,
+        description=f"Entra ID tenant id, a GUID like {wording.GUID_EXAMPLE} (any case).",
+    ),
 ]
 FormatQuery = Annotated[
     Format | None,

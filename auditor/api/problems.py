@@ -8,6 +8,7 @@ storage error, setting) ever reaches a response body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,8 @@ from auditor.core.snapshot import SnapshotTampered
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 INVALID_PARAMETER = "urn:auditor:problem:invalid-parameter"
 TENANT_NOT_FOUND = "urn:auditor:problem:tenant-not-found"
@@ -126,10 +129,16 @@ def _parameter_of(error: dict[str, Any]) -> str:
     return ".".join(loc) or "request"
 
 
-def _validation_detail(parameter: str, error: dict[str, Any]) -> str:
+def validation_detail(
+    parameter: str, error: Mapping[str, Any], words: Mapping[str, str] | None = None
+) -> str:
+    """A validation error in words: what the parameter must be, never the pattern it failed
+    (pydantic's message for a pattern quotes the regular expression)."""
     kind = str(error.get("type", ""))
     if kind == "missing":
         return f"{parameter} is required"
+    if kind == "string_pattern_mismatch":
+        return f"{parameter}: {(words or {}).get(parameter, 'is not in the documented form')}"
     message = str(error.get("msg", "is invalid"))
     return f"{parameter}: {message}"
 
@@ -139,12 +148,15 @@ async def _on_api_problem(_: Request, exc: Exception) -> Response:
     return problem_response(exc)
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    first = errors[0] if errors else {}
-    parameter = _parameter_of(first)
-    return problem_response(invalid(parameter, _validation_detail(parameter, first)))
+def _on_validation_error(words: Mapping[str, str]) -> Handler:
+    async def handle(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        first = errors[0] if errors else {}
+        parameter = _parameter_of(first)
+        return problem_response(invalid(parameter, validation_detail(parameter, first, words)))
+
+    return handle
 
 
 async def _on_http_exception(_: Request, exc: Exception) -> Response:
@@ -186,10 +198,11 @@ async def _on_unexpected(_: Request, exc: Exception) -> Response:
     return problem_response(ApiProblem(500, INTERNAL, "The request could not be answered."))
 
 
-def install(app: FastAPI) -> None:
-    """Make every error of `app` (ours, FastAPI's validation, routing, crashes) a problem."""
+def install(app: FastAPI, words: Mapping[str, str] | None = None) -> None:
+    """Make every error of `app` (ours, FastAPI's validation, routing, crashes) a problem;
+    `words` says per parameter what a value failing its declared pattern must be."""
     app.add_exception_handler(ApiProblem, _on_api_problem)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error(dict(words or {})))
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(SnapshotTampered, _on_failed_verification)
     app.add_exception_handler(CorruptSnapshot, _on_failed_verification)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,7 +10,7 @@ from pydantic import Field
 
 from auditor.api import documents, paging
 from auditor.api.answer import answer_derived, choose
-from auditor.api.context import ApiContext, caller, context
+from auditor.api.context import ApiContext, as_problem, caller, context
 from auditor.api.etags import derived_etag
 from auditor.api.params import (
     GUID_REGEX,
@@ -27,12 +26,13 @@ from auditor.api.params import (
     tenant_id,
     top_query,
 )
-from auditor.api.problems import documented, invalid, snapshot_not_found
+from auditor.api.problems import documented, invalid
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import DiffPage
 from auditor.core.access import Principal
-from auditor.core.diff import Change, ChangeKind, Diff, Level
-from auditor.core.snapshot import SnapshotNotFound
+from auditor.core.diff import ChangeKind, Level
+from auditor.services import diff_query
+from auditor.services.diff_query import ChangeFilter
 
 router = APIRouter(tags=["diff"])
 
@@ -44,37 +44,15 @@ _LEVELS = "|".join(level.value for level in Level)
 _GUID = GUID_REGEX.strip("^$")
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeFilter:
-    standards: frozenset[str]
-    subscriptions: frozenset[str]
-    kinds: frozenset[ChangeKind]
-    levels: frozenset[Level]
-
-    def __bool__(self) -> bool:
-        return bool(self.standards or self.subscriptions or self.kinds or self.levels)
-
-    def keep(self, change: Change) -> bool:
-        return (
-            (not self.standards or change.standard in self.standards)
-            and (not self.subscriptions or change.subscription_id in self.subscriptions)
-            and (not self.kinds or change.change in self.kinds)
-            and (not self.levels or change.level in self.levels)
-        )
-
-    def canonical(self) -> list[list[str]]:
-        return [
-            sorted(self.standards),
-            sorted(self.subscriptions),
-            sorted(k.value for k in self.kinds),
-            sorted(level.value for level in self.levels),
-        ]
+def _documented(pattern: str) -> Any:
+    """A comma-separated value whose pattern the OpenAPI schema shows; checked by our own
+    validators (auditor/services/diff_query.py), whose 400 names the value in words."""
+    return Field(json_schema_extra={"pattern": pattern})
 
 
-def _matching(diff: Diff, wanted: ChangeFilter) -> tuple[Change, ...] | list[Change]:
-    if not wanted:
-        return diff.changes
-    return [change for change in diff.changes if wanted.keep(change)]
+_SUBSCRIPTIONS = _documented(rf"^{_GUID}(,{_GUID})*$")
+_CHANGES = _documented(rf"^({_KINDS})(,({_KINDS}))*$")
+_LEVEL_VALUES = _documented(rf"^({_LEVELS})(,({_LEVELS}))*$")
 
 
 @router.get(
@@ -91,8 +69,9 @@ def _matching(diff: Diff, wanted: ChangeFilter) -> tuple[Change, ...] | list[Cha
         "level `subscription`, the subscription entered or left the delegated scope), and "
         "`incomparable` (a subscription in scope at both ends whose data either snapshot "
         "lacks). Scope changes never count as posture changes. CSV on request: one row per "
-        "change of the page (`before.*` and `after.*` columns); the next page is in the "
-        "`Link` header."
+        "change of the page (`before.*` and `after.*` columns), each ending with both "
+        "snapshots' ids and content hashes (`from.snapshotId`, `from.contentHash`, "
+        "`to.snapshotId`, `to.contentHash`); the next page is in the `Link` header."
     ),
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
@@ -121,18 +100,21 @@ def get_diff(
         list[Annotated[str, Field(min_length=1, max_length=256)]] | None,
         Query(
             max_length=100,
-            description="Only changes of these standards (exact names; repeat the parameter).",
+            description="Only changes of these standards (exact names; repeat the parameter). "
+            "A name that neither snapshot has is a 400 listing the ones they have.",
         ),
     ] = None,
     subscription: Annotated[
-        list[Annotated[str, Field(pattern=rf"^{_GUID}(,{_GUID})*$")]] | None,
+        list[Annotated[str, _SUBSCRIPTIONS]] | None,
         Query(
             max_length=100,
-            description="Only changes in these subscriptions (ids; repeat or comma-separate).",
+            description="Only changes in these subscriptions (ids; repeat or comma-separate). "
+            "A subscription that neither snapshot has in scope is a 400 listing the ones "
+            "they have.",
         ),
     ] = None,
     change: Annotated[
-        list[Annotated[str, Field(pattern=rf"^({_KINDS})(,({_KINDS}))*$")]] | None,
+        list[Annotated[str, _CHANGES]] | None,
         Query(
             max_length=100,
             description=f"Only these categories ({', '.join(k.value for k in ChangeKind)}); "
@@ -140,7 +122,7 @@ def get_diff(
         ),
     ] = None,
     level: Annotated[
-        list[Annotated[str, Field(pattern=rf"^({_LEVELS})(,({_LEVELS}))*$")]] | None,
+        list[Annotated[str, _LEVEL_VALUES]] | None,
         Query(
             max_length=100,
             description=f"Only these levels ({', '.join(v.value for v in Level)}); "
@@ -165,19 +147,11 @@ def get_diff(
     if start is not None and end is not None and start.moment > end.moment:
         raise invalid("from", "from is after to")
     ctx.visible_tenant(who, tenant)
-
-    after = ctx.resolve(tenant, end, "to")
-    if start is None:
-        try:
-            before = ctx.history.previous(after)
-        except SnapshotNotFound:
-            raise snapshot_not_found(
-                f"from: no committed snapshot before {after.snapshot_id}; give from"
-            ) from None
-    else:
-        before = ctx.resolve(tenant, start, "from")
-    if before.scheduled_at > after.scheduled_at:
-        raise invalid("from", f"from ({before.snapshot_id}) is after to ({after.snapshot_id})")
+    try:
+        before, after = diff_query.resolve_ends(ctx.history, tenant, start, end)
+        wanted.check_known(before, after)
+    except diff_query.DiffQueryError as exc:
+        raise as_problem(exc) from None
 
     query = paging.fingerprint(
         "diff", tenant, before.snapshot_id, before.content_hash, after.snapshot_id,
@@ -192,7 +166,7 @@ def get_diff(
 
     def build() -> dict[str, Any]:
         diff = ctx.history.diff(before, after)
-        matching = _matching(diff, wanted)
+        matching = diff_query.matching(diff, wanted)
         page = list(matching[position.offset : position.offset + top])
         link = None
         if position.offset + top < len(matching):
@@ -203,4 +177,6 @@ def get_diff(
         summary = documents.diff_summary(diff.summary)
         return documents.diff_page(diff, summary, page, len(matching), link, warnings)
 
-    return answer_derived(request, etag, build, fmt, lambda _: documents.CHANGE_COLUMNS)
+    return answer_derived(
+        request, etag, build, fmt, lambda _: documents.DIFF_CSV_COLUMNS, documents.diff_csv_rows
+    )

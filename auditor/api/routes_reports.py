@@ -5,7 +5,8 @@
 - ``GET /api/tenants/{tenantId}/reports/{reportId}`` gives a pack's status, hashes, snapshots and
   download link: a short-lived read-only user-delegation SAS URL in Azure, the streamed
   ``/workbook`` route below when storage is a connection string (local runs);
-- ``GET /api/tenants/{tenantId}/reports/{reportId}/workbook`` streams the workbook.
+- ``GET /api/tenants/{tenantId}/reports/{reportId}/workbook`` streams the workbook;
+- ``GET /api/tenants/{tenantId}/reports/{reportId}/oscal`` streams its OSCAL assessment results.
 
 Same access policy as the diff: a tenant outside the caller's grant answers exactly as one that
 does not exist. The service comes from ``create_app(extra={"reports": ...})``.
@@ -20,10 +21,18 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ConfigDict, Field, ValidationError
 
-from auditor.adapters.blobs import READ_LINK_LIFETIME, XLSX_TYPE
+from auditor.adapters.blobs import JSON_TYPE, READ_LINK_LIFETIME, XLSX_TYPE
+from auditor.adapters.pack_repository import PackStatus
 from auditor.api import documents
 from auditor.api.context import ApiContext, caller, context
-from auditor.api.params import REF_HELP, REF_REGEX, TenantIdPath, snapshot_ref, tenant_id
+from auditor.api.params import (
+    REF_HELP,
+    REF_REGEX,
+    WORDS,
+    TenantIdPath,
+    snapshot_ref,
+    tenant_id,
+)
 from auditor.api.problems import (
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
@@ -31,19 +40,14 @@ from auditor.api.problems import (
     documented,
     invalid,
     tenant_not_found,
+    validation_detail,
 )
 from auditor.api.representation import dump_json
 from auditor.api.schemas import Strict
 from auditor.core import jsonlimits
 from auditor.core.access import Principal
-from auditor.core.evidence import REPORT_ID, iso, parse_iso
-from auditor.services.report import (
-    QUEUED,
-    SUCCEEDED,
-    LazyReportService,
-    PackStatus,
-    ReportService,
-)
+from auditor.core.evidence import REPORT_ID, StoredFile, iso
+from auditor.services.report import QUEUED, SUCCEEDED, LazyReportService, ReportService
 
 router = APIRouter(tags=["evidence packs"])
 
@@ -95,7 +99,7 @@ async def pack_request(request: Request) -> PackRequest:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
         parameter = f"body.{where}" if where else "body"
-        raise invalid(parameter, f"{parameter}: {error.get('msg', 'invalid')}") from None
+        raise invalid(parameter, validation_detail(parameter, error, WORDS)) from None
 
 
 class PackSnapshot(Strict):
@@ -108,7 +112,7 @@ class PackSnapshot(Strict):
 
 
 class Download(Strict):
-    url: str = Field(description="Where to read the workbook.")
+    url: str = Field(description="Where to read the file.")
     kind: str = Field(description="`sas`: a read-only URL of the blob; `stream`: this API.")
     expiresAt: datetime | None = Field(description="When a `sas` URL stops working.")
 
@@ -136,13 +140,22 @@ class PackItem(Strict):
     workbookSha256: str | None
     workbookBytes: int | None
     workbookBlob: str | None
+    oscalSha256: str | None = Field(
+        description="SHA-256 of the pack's OSCAL assessment results; null in packs made "
+        "before OSCAL."
+    )
+    oscalBytes: int | None
+    oscalBlob: str | None
     manifestBlob: str | None
     failure: Failure | None
 
 
 class PackDetail(PackItem):
     snapshots: list[PackSnapshot]
-    download: Download | None
+    download: Download | None = Field(description="Where to read the workbook.")
+    oscalDownload: Download | None = Field(
+        description="Where to read the OSCAL assessment results (null when the pack has none)."
+    )
 
 
 class PackList(Strict):
@@ -174,42 +187,42 @@ def _status_url(tenant: str, report_id: str) -> str:
     return f"/api/tenants/{tenant}/reports/{report_id}"
 
 
-def _time(value: Any) -> str | None:
-    return documents.instant(parse_iso(str(value))) if value else None
+def _time(value: datetime | None) -> str | None:
+    return documents.instant(value) if value else None
 
 
 def _item(status: PackStatus) -> dict[str, Any]:
-    pack = (status.manifest or {}).get("pack") or {}
-    workbook = (status.manifest or {}).get("workbook") or {}
-    request = status.request or {}
-    period = pack.get("period") or {}
-    failure = None
-    if status.failure is not None:
-        failure = {
-            "reason": str(status.failure.get("reason", "")),
-            "failedAt": _time(status.failure.get("failedAt")),
-            "supersededBy": status.failure.get("supersededBy"),
-        }
-        request = request or status.failure
+    stored, request, failure = status.stored, status.request, status.failure
+    pack = stored.manifest if stored else None
+    oscal = stored.oscal if stored else None
     return {
         "reportId": status.report_id,
         "tenantId": status.tenant_id,
         "status": status.status,
         "statusUrl": _status_url(status.tenant_id, status.report_id),
-        "requestedAt": _time(request.get("requestedAt")),
-        "requestedBy": request.get("requestedBy"),
-        "periodFrom": _time(period.get("from") or request.get("from")),
-        "periodTo": _time(period.get("to") or request.get("to")),
-        "startSnapshotId": pack.get("startSnapshotId"),
-        "endSnapshotId": pack.get("endSnapshotId"),
-        "generatedAt": _time(pack.get("generatedAt")),
-        "generatorVersion": pack.get("generatorVersion"),
-        "packSha256": (status.manifest or {}).get("packSha256"),
-        "workbookSha256": workbook.get("sha256"),
-        "workbookBytes": workbook.get("bytes"),
-        "workbookBlob": workbook.get("blob"),
+        "requestedAt": _time(request.requested_at) if request else None,
+        "requestedBy": request.requested_by if request else None,
+        "periodFrom": _time(pack.period_from if pack else request.period_from if request else None),
+        "periodTo": _time(pack.period_to if pack else request.period_to if request else None),
+        "startSnapshotId": pack.start if pack else None,
+        "endSnapshotId": pack.end if pack else None,
+        "generatedAt": _time(pack.generated_at) if pack else None,
+        "generatorVersion": pack.generator_version if pack else None,
+        "packSha256": stored.pack_sha256 if stored else None,
+        "workbookSha256": stored.workbook.sha256 if stored else None,
+        "workbookBytes": stored.workbook.bytes if stored else None,
+        "workbookBlob": stored.workbook.blob if stored else None,
+        "oscalSha256": oscal.sha256 if oscal else None,
+        "oscalBytes": oscal.bytes if oscal else None,
+        "oscalBlob": oscal.blob if oscal else None,
         "manifestBlob": status.manifest_blob,
-        "failure": failure,
+        "failure": None
+        if failure is None
+        else {
+            "reason": failure.reason,
+            "failedAt": _time(failure.failed_at),
+            "supersededBy": failure.superseded_by,
+        },
     }
 
 
@@ -334,35 +347,56 @@ def get_pack(
     tenant = _visible(ctx, who, tenant)
     status = _pack(service, tenant, report)
     document = _item(status)
-    pack = (status.manifest or {}).get("pack") or {}
+    pack = status.stored.manifest if status.stored else None
     document["snapshots"] = [
         {
-            "snapshotId": s["snapshotId"],
-            "scheduledAt": _time(s["scheduledAt"]),
-            "status": s["status"],
-            "contentHash": s["contentHash"],
-            "previousSnapshotId": s.get("previousSnapshotId"),
-            "previousHash": s.get("previousHash"),
+            "snapshotId": s.snapshot_id,
+            "scheduledAt": documents.instant(s.scheduled_at),
+            "status": s.status,
+            "contentHash": s.content_hash,
+            "previousSnapshotId": s.previous_snapshot_id,
+            "previousHash": s.previous_hash,
         }
-        for s in pack.get("snapshots", [])
+        for s in (pack.snapshots if pack else ())
     ]
-    document["download"] = None
-    if status.status == SUCCEEDED and status.workbook_blob:
-        if service.evidence.identity_based:
-            now = datetime.now(UTC)
-            document["download"] = {
-                "url": service.evidence.read_link(status.workbook_blob, now),
-                "kind": "sas",
-                "expiresAt": documents.instant(now + READ_LINK_LIFETIME),
-            }
-        else:
-            document["download"] = {
-                "url": f"{_status_url(tenant, report)}/workbook",
-                "kind": "stream",
-                "expiresAt": None,
-            }
+    document["download"] = _download(service, status, status.workbook_blob, "workbook")
+    document["oscalDownload"] = _download(service, status, status.oscal_blob, "oscal")
     headers = {"Retry-After": "30"} if status.status == QUEUED else {}
     return _json(document, headers=headers)
+
+
+def _download(
+    service: ReportService, status: PackStatus, blob: str | None, route: str
+) -> dict[str, Any] | None:
+    """Where to read one stored file of a pack: a SAS URL in Azure, else this API's route."""
+    if status.status != SUCCEEDED or blob is None:
+        return None
+    if service.evidence.identity_based:
+        now = datetime.now(UTC)
+        return {
+            "url": service.evidence.read_link(blob, now),
+            "kind": "sas",
+            "expiresAt": documents.instant(now + READ_LINK_LIFETIME),
+        }
+    return {
+        "url": f"{_status_url(status.tenant_id, status.report_id)}/{route}",
+        "kind": "stream",
+        "expiresAt": None,
+    }
+
+
+def _stream(service: ReportService, file: StoredFile, media_type: str, filename: str) -> Response:
+    """A stored file as it downloads, byte for byte, named and typed."""
+    return StreamingResponse(
+        service.evidence.iter_chunks(file.blob),
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(file.bytes),
+            "ETag": f'"{file.sha256}"',
+            "Cache-Control": "private, max-age=3600, immutable",
+        },
+    )
 
 
 @router.get(
@@ -383,17 +417,37 @@ def download_pack(
 ) -> Response:
     tenant = _visible(ctx, who, tenant)
     status = _pack(service, tenant, report)
-    blob = status.workbook_blob
-    if status.status != SUCCEEDED or blob is None:
+    if status.status != SUCCEEDED or status.stored is None:
         raise ApiProblem(404, NOT_FOUND, "This evidence pack has no stored workbook (yet).")
-    workbook = (status.manifest or {}).get("workbook") or {}
-    return StreamingResponse(
-        service.evidence.iter_chunks(blob),
-        media_type=XLSX_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{report}.xlsx"',
-            "Content-Length": str(int(workbook["bytes"])),
-            "ETag": f'"{workbook["sha256"]}"',
-            "Cache-Control": "private, max-age=3600, immutable",
-        },
-    )
+    return _stream(service, status.stored.workbook, XLSX_TYPE, f"{report}.xlsx")
+
+
+@router.get(
+    "/api/tenants/{tenantId}/reports/{reportId}/oscal",
+    summary="Download an evidence pack's OSCAL assessment results",
+    description=(
+        "The stored NIST OSCAL assessment-results document (JSON) of the pack's period, one "
+        "result per snapshot, streamed byte for byte from the evidence container (its SHA-256 "
+        "is the pack's `oscalSha256`). Packs made before OSCAL have none: 404."
+    ),
+    responses={
+        200: {"content": {JSON_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+        **documented(400, 401, 404, 500, 503),
+    },
+)
+def download_oscal(
+    tenant: TenantIdPath,
+    report: ReportIdPath,
+    ctx: Annotated[ApiContext, Depends(context)],
+    who: Annotated[Principal, Depends(caller)],
+    service: Annotated[ReportService, Depends(reports)],
+) -> Response:
+    tenant = _visible(ctx, who, tenant)
+    status = _pack(service, tenant, report)
+    if status.status != SUCCEEDED or status.stored is None:
+        raise ApiProblem(404, NOT_FOUND, "This evidence pack has no stored OSCAL document (yet).")
+    if status.stored.oscal is None:
+        raise ApiProblem(
+            404, NOT_FOUND, "There is no OSCAL document in this pack (made before OSCAL)."
+        )
+    return _stream(service, status.stored.oscal, JSON_TYPE, f"{report}.oscal.json")

@@ -23,14 +23,16 @@ from auditor.api.params import (
 from auditor.api.problems import documented, invalid, snapshot_not_found, tenant_not_found
 from auditor.api.routes_tenants import CONDITIONAL
 from auditor.api.schemas import Trend
+from auditor.core import wording
 from auditor.core.access import Principal
 from auditor.core.snapshot import SnapshotNotFound
 
 router = APIRouter(tags=["trend"])
 
 _BOUND_HELP = (
-    "A snapshot id (that snapshot) or an RFC 3339 instant with a zone; the series holds the "
-    "snapshots scheduled within [from, to]."
+    f"A snapshot id like {wording.SNAPSHOT_ID_EXAMPLE} (that snapshot, which must exist) or an "
+    f"instant with a zone like {wording.INSTANT_EXAMPLE}; the series holds the snapshots "
+    "scheduled within [from, to]."
 )
 
 
@@ -56,7 +58,11 @@ def get_trend(
     who: Annotated[Principal, Depends(caller)],
     standard: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=256)]] | None,
-        Query(max_length=100, description="Only these standards (repeat the parameter)."),
+        Query(
+            max_length=100,
+            description="Only these standards (exact names; repeat the parameter). A name "
+            "that no snapshot of the period has is a 400 listing the ones it has.",
+        ),
     ] = None,
     from_: Annotated[
         str | None,
@@ -93,11 +99,18 @@ def get_trend(
     if not entries and not ctx.history.has_snapshots(tenant):
         raise tenant_not_found()
     entries.reverse()  # oldest first
-    series = (
-        sorted(wanted)
-        if wanted
-        else sorted({s for entry in entries for s in entry.compliance_by_standard})
-    )
+    seen = {s for entry in entries for s in entry.compliance_by_standard}
+    for value in sorted(wanted - seen):
+        raise invalid(
+            "standard",
+            wording.unknown_value(
+                "standard",
+                value,
+                seen,
+                "the standards of this tenant's snapshots in the period are",
+            ),
+        )
+    series = sorted(wanted) if wanted else sorted(seen)
     etag = derived_etag(
         request,
         "trend",

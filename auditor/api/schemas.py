@@ -1,8 +1,8 @@
 """Response schemas of the API: they are the OpenAPI document's contract.
 
-Routes build plain dicts (auditor/api/documents.py) for speed; these models describe exactly
-those dicts, and the schema tests (schemathesis) check every response against them. Names are
-camelCase on the wire; times are RFC 3339 UTC (``2026-11-27T02:00:00Z``).
+Routes (and the command line) build plain dicts (auditor/api/documents.py) for speed; these
+models describe exactly those dicts, and the schema tests (schemathesis) check every response
+against them. Names are camelCase on the wire; times are RFC 3339 UTC (``2026-11-27T02:00:00Z``).
 """
 
 from __future__ import annotations

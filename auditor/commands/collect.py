@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+from auditor.commands import progress
 from auditor.commands.output import shown
 from auditor.core.model import TenantPosture
 from auditor.core.snapshot import is_tenant_id
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --tenant must be a tenant id (GUID), got {args.tenant!r}", file=sys.stderr)
         return 2
     settings = load_settings()
-    progress = sys.stderr.isatty() and not args.json
+    shows = progress.Progress("collecting") if not args.json else None
     summaries: list[dict[str, Any]] = []
     with Collector(settings) as collector:
         try:
@@ -118,21 +119,15 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 1
         for number, tenant in enumerate(tenants, start=1):
-            if progress:
-                print(
-                    f"\rcollecting tenant {number}/{len(tenants)} {tenant.tenant_id} "
-                    f"({len(tenant.subscriptions)} subscriptions)...",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if shows is not None:
+                shows(number, len(tenants), tenant)
             try:
                 summary = summarize(collector.collect(tenant))
             except TransientCollectionError as exc:
                 summary = failed_summary(tenant.tenant_id, str(exc))
             summaries.append(summary)
-            if progress:
-                print("\r\033[K", end="", file=sys.stderr)
+            if shows is not None:
+                shows.done()
             if not args.json:
                 print(_line(summary), flush=True)
     if args.json:

@@ -15,16 +15,21 @@ from auditor.services.report import BuiltPack, ReportError, open_report_service
 from auditor.settings import load_settings
 
 DEFAULT_OUT = Path("out")
+# What --out receives: the workbook (default) or the OSCAL assessment results.
+SUFFIXES = {"xlsx": ".xlsx", "oscal": ".oscal.json"}
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="build a tenant's evidence pack (Excel) for a period and store it write-once",
+        help="build a tenant's evidence pack (Excel + OSCAL) for a period and store it write-once",
         description=(
             "Compare the period's first and last committed snapshot of a tenant and write the "
-            "evidence pack workbook. Unless --no-upload, store it write-once in the evidence "
-            "container as {tenantId}/{yyyy}/{mm}/{reportId}.xlsx beside its JSON manifest. "
+            "evidence pack: its workbook and its OSCAL assessment results (JSON, one result per "
+            "snapshot of the period). --format says which of the two --out receives. Unless "
+            "--no-upload, store both write-once in the evidence container as "
+            "{tenantId}/{yyyy}/{mm}/{reportId}.xlsx and {reportId}.oscal.json beside the JSON "
+            "manifest that records their SHA-256. "
             "S is a snapshot id (YYYYMMDDTHHMMSSZ) or an instant with a zone "
             "(2025-01-31T23:59:59Z). Exit code 1 when no pack could be built."
         ),
@@ -41,7 +46,17 @@ def register(subparsers: Any) -> None:
         "--to", dest="end", metavar="S", help="end of the period (default: the latest snapshot)"
     )
     parser.add_argument(
-        "--out", metavar="PATH", type=Path, help="workbook path (default: out/<reportId>.xlsx)"
+        "--format",
+        choices=sorted(SUFFIXES),
+        default="xlsx",
+        help="what --out receives: the Excel workbook (xlsx, default) or the OSCAL "
+        "assessment-results JSON (oscal); the pack stored has both",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        type=Path,
+        help="where to write it (default: out/<reportId>.xlsx or out/<reportId>.oscal.json)",
     )
     parser.add_argument(
         "--no-upload", action="store_true", help="only write the workbook locally; store nothing"
@@ -50,14 +65,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def summary(pack: BuiltPack, uploaded: bool, container: str) -> dict[str, Any]:
+def summary(pack: BuiltPack, uploaded: bool, container: str, form: str) -> dict[str, Any]:
     m = pack.manifest
     return {
         "reportId": m.report_id,
         "tenantId": m.tenant_id,
-        "path": str(pack.path),
+        "format": form,
+        "path": str(pack.oscal_path if form == "oscal" else pack.path),
         "workbookSha256": pack.sha256,
         "bytes": pack.size,
+        "oscalSha256": pack.oscal.sha256,
+        "oscalBytes": pack.oscal.bytes,
         "packSha256": m.sha256,
         "start": m.start,
         "end": m.end,
@@ -65,7 +83,12 @@ def summary(pack: BuiltPack, uploaded: bool, container: str) -> dict[str, Any]:
         "endStatus": m.end_snapshot.status,
         "sheets": [{"title": s.title, "rows": s.rows} for s in pack.stats.sheets],
         "stored": (
-            {"container": container, "workbook": pack.workbook_blob, "manifest": pack.manifest_blob}
+            {
+                "container": container,
+                "workbook": pack.workbook_blob,
+                "oscal": pack.oscal_blob,
+                "manifest": pack.manifest_blob,
+            }
             if uploaded
             else None
         ),
@@ -84,14 +107,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        out = args.out or DEFAULT_OUT / f"{job.report_id}.xlsx"
+        out = args.out or DEFAULT_OUT / f"{job.report_id}{SUFFIXES[args.format]}"
+        paths = {"oscal_out": out} if args.format == "oscal" else {"out": out}
         try:
-            pack = service.run(job, out=out, upload=upload)
+            pack = service.run(job, upload=upload, **paths)
         except ReportError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     assert pack is not None  # a new job is never already done
-    result = summary(pack, upload, settings.evidence_container)
+    result = summary(pack, upload, settings.evidence_container, args.format)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
@@ -100,12 +124,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"  snapshots {result['start']} → {result['end']} ({result['snapshots']} in period)")
     if result["endStatus"] != CollectionStatus.COMPLETE.value:
         print(f"  WARNING: the end snapshot is {result['endStatus']} (see the Cover)")
-    print(f"  workbook  {result['path']} ({result['bytes']:,} bytes)")
-    print(f"  SHA-256   {result['workbookSha256']}")
+    if args.format == "oscal":
+        print(f"  OSCAL     {result['path']} ({result['oscalBytes']:,} bytes)")
+        print(f"  SHA-256   {result['oscalSha256']}")
+    else:
+        print(f"  workbook  {result['path']} ({result['bytes']:,} bytes)")
+        print(f"  SHA-256   {result['workbookSha256']}")
     print(f"  pack hash {result['packSha256']}")
     if result["stored"]:
         stored = result["stored"]
         print(f"  stored    {stored['container']}/{stored['workbook']}")
+        print(f"  OSCAL     {stored['container']}/{stored['oscal']}")
         print(f"  manifest  {stored['container']}/{stored['manifest']}")
     else:
         print("  not stored (--no-upload)")

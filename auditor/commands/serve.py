@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
+import threading
+from contextlib import ExitStack
 from typing import Any
 
 from auditor.api.app import LOCAL_PRINCIPAL
@@ -26,7 +30,8 @@ def register(subparsers: Any) -> None:
             "policy applies exactly as in Azure. Binds to a loopback address only and answers "
             "only requests addressed to a loopback host; links are built from the bound "
             "address. State-changing requests must be application/json; bodies are capped at "
-            "1 MiB. OpenAPI: /api/openapi.json."
+            "1 MiB. OpenAPI: /api/openapi.json; reference: /api/docs. A background thread works "
+            "the report queue as `worker --queues reports` does, so requested packs complete."
         ),
     )
     parser.add_argument(
@@ -56,14 +61,59 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"error: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
+    address = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
+    try:
+        # Bound before anything is printed or loaded: a taken port is one line, and the
+        # socket handed to uvicorn is the one checked (no window for another server).
+        sock = listen(args.host.strip("[]"), args.port)
+    except OSError as exc:
+        reason = "taken by another program" if exc.errno == errno.EADDRINUSE else exc.strerror
+        print(
+            f"error: cannot listen on {address}:{args.port}: {reason}; choose another --port",
+            file=sys.stderr,
+        )
+        return 2
+    with sock:
+        return _serve(args, sock, f"http://{address}:{args.port}")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on a loopback `host` and `port` (OSError when it cannot be)."""
+    family, kind, proto, _, where = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICSERV
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        sock.bind(where)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
     import uvicorn
 
+    from auditor.adapters.queues import HostQueueOptions
     from auditor.api.hosting import local_app
+    from auditor.services.worker import Worker, open_lanes
+    from auditor.settings import load_settings
 
-    address = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
-    base_url = f"http://{address}:{args.port}"
-    app, store = local_app(principal=args.principal, base_url=base_url)
+    settings = load_settings()
+    app, store = local_app(settings, principal=args.principal, base_url=base_url)
     store.create_tables()
+    lanes = ExitStack()
+    # The report queue is worked here, as the collector app's trigger does in Azure, so that
+    # POST /reports completes locally (the snapshot queue is left to `worker`: taking
+    # snapshots is the collector's business, not the API's).
+    worker = Worker(
+        open_lanes(settings, ["reports"], lanes),
+        HostQueueOptions.from_host_json(),
+        until_empty=False,
+    )
+    working = threading.Thread(target=worker.run, name="auditor-serve-worker", daemon=True)
     audit = logging.getLogger("auditor.audit")
     audit.setLevel(logging.INFO)
     if not audit.handlers:
@@ -72,10 +122,18 @@ def run(args: argparse.Namespace) -> int:
         audit.addHandler(handler)
         audit.propagate = False
     print(
-        f"auditor API on {base_url}/api (principal {args.principal})",
+        f"auditor API on {base_url}/api (principal {args.principal}); reference {base_url}"
+        "/api/docs; working the report queue",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    store.close()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    working.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        worker.stop()  # finishes a pack in hand; queued ones wait for the next start
+        working.join()
+        lanes.close()
+        store.close()
     return 0

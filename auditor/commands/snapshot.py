@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.queues import max_dequeue_count
-from auditor.commands.snapshots import index_json, parse_instant
+from auditor.api import documents
+from auditor.commands import progress, when
 from auditor.core.schedule import SlotError, check_slot, latest_occurrence
 from auditor.core.snapshot import is_tenant_id, snapshot_id_for
 from auditor.services.snapshot import (
@@ -45,8 +46,10 @@ def register(subparsers: Any) -> None:
     scope.add_argument("--tenant", metavar="ID", help="one tenant (its Entra tenant id)")
     parser.add_argument(
         "--at",
-        metavar="ISO",
-        help="the scheduled slot, an ISO-8601 UTC time (e.g. 2024-05-01T02:00:00Z); a moment "
+        metavar="WHEN",
+        type=when.instant,
+        help="the scheduled slot, an instant with a zone like 2026-11-27T02:00:00Z (a date "
+        "like 2026-11-27 means 00:00Z that day); a moment "
         "AUDITOR_SNAPSHOT_SCHEDULE names, at or before the current one",
     )
     parser.add_argument(
@@ -65,7 +68,7 @@ def outcome_json(outcome: TenantOutcome) -> dict[str, Any]:
         "durationSeconds": outcome.duration_seconds,
     }
     if outcome.entry is not None:
-        body["snapshot"] = index_json(outcome.entry)
+        body["snapshot"] = documents.snapshot_detail(outcome.entry)
     return body
 
 
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         slot = latest_occurrence(settings.snapshot_schedule, now)
         if args.at:
-            slot = parse_instant(args.at, "--at")
+            slot = args.at
             check_slot(settings.snapshot_schedule, slot, now)
     except SlotError as exc:
         print(f"error: --at: {exc}", file=sys.stderr)
@@ -117,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
                 if tenant_ids is None:
                     outcomes.extend(service.left_outcomes(manifest))
             else:
-                outcomes = service.run_inline(slot, tenant_ids)
+                shows = progress.Progress("snapshotting") if not args.json else None
+                try:
+                    outcomes = service.run_inline(slot, tenant_ids, shows)
+                finally:
+                    if shows is not None:
+                        shows.done()
         except TenantNotDelegated:
             print(f"error: tenant {args.tenant} is not delegated to this identity", file=sys.stderr)
             return 1

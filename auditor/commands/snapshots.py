@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.api import documents
+from auditor.commands import when
 from auditor.commands.output import shown
 from auditor.core.snapshot import SnapshotIndexEntry, is_tenant_id
 from auditor.settings import load_settings
@@ -25,46 +26,21 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--tenant", metavar="ID", required=True, help="tenant id (GUID)")
-    parser.add_argument("--since", metavar="ISO", help="only slots at or after (e.g. 2024-05-01Z)")
-    parser.add_argument("--until", metavar="ISO", help="only slots at or before")
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        type=when.instant,
+        help=f"only slots at or after it: {when.INSTANT_HELP}",
+    )
+    parser.add_argument(
+        "--until", metavar="WHEN", type=when.instant, help="only slots at or before it (as --since)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for machines (each snapshot as the API's snapshot list gives it)",
+    )
     parser.set_defaults(handler=run)
-
-
-def parse_instant(text: str, option: str) -> datetime:
-    """An ISO-8601 instant with its zone (Z or an offset), as UTC; ValueError naming the option."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{option} must be an ISO-8601 time, got {text!r}") from None
-    if value.tzinfo is None:
-        raise ValueError(f"{option} must name its zone, e.g. {text}Z for UTC")
-    return value.astimezone(UTC)
-
-
-def index_json(entry: SnapshotIndexEntry) -> dict[str, Any]:
-    """An index entry as plain JSON (the --json shape of `snapshots`, `tenants`, `snapshot`)."""
-    return {
-        "tenantId": entry.tenant_id,
-        "tenantName": entry.tenant_name,
-        "snapshotId": entry.snapshot_id,
-        "scheduledAt": entry.scheduled_at.isoformat(),
-        "finishedAt": entry.finished_at.isoformat(),
-        "status": entry.status.value,
-        "reasons": list(entry.reasons),
-        "expectedSubscriptions": list(entry.expected_subscriptions),
-        "collectedSubscriptions": list(entry.collected_subscriptions),
-        "counts": entry.counts,
-        "complianceByStandard": entry.compliance_by_standard,
-        "collectorVersion": entry.collector_version,
-        "contentHash": entry.content_hash,
-        "previousSnapshotId": entry.previous_snapshot_id,
-        "previousHash": entry.previous_hash,
-        "attempt": entry.attempt,
-        "backfill": entry.backfill,
-        "supersedes": entry.supersedes or None,
-        "historyBreak": entry.history_break or None,
-    }
 
 
 def index_line(entry: SnapshotIndexEntry) -> str:
@@ -84,16 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if not is_tenant_id(args.tenant):
         print(f"error: --tenant must be a tenant id (GUID), got {args.tenant!r}", file=sys.stderr)
         return 2
-    try:
-        since = parse_instant(args.since, "--since") if args.since else None
-        until = parse_instant(args.until, "--until") if args.until else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     with SnapshotStore.from_settings(load_settings()) as store:
-        entries = store.list_snapshots(args.tenant.lower(), since=since, until=until)
+        entries = store.list_snapshots(args.tenant.lower(), since=args.since, until=args.until)
     if args.json:
-        json.dump({"snapshots": [index_json(e) for e in entries]}, sys.stdout, indent=2)
+        body = {"snapshots": [documents.snapshot_summary(e) for e in entries]}
+        json.dump(body, sys.stdout, indent=2)
         print()
         return 0
     if not entries:

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.adapters.tables import SnapshotStore
+from auditor.api import documents
 from auditor.commands.output import shown
-from auditor.commands.snapshots import index_json
-from auditor.core.runs import Delegation
 from auditor.core.snapshot import SnapshotIndexEntry
 from auditor.settings import load_settings
 
@@ -29,7 +28,11 @@ def register(subparsers: Any) -> None:
             "(see `verify`)."
         ),
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for machines (each tenant as the API's tenant list gives it)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -38,17 +41,6 @@ def _compliance(by_standard: dict[str, float | None]) -> str:
         f"{shown(standard)} {'n/a' if value is None else f'{value:g}%'}"
         for standard, value in sorted(by_standard.items())
     )
-
-
-def _delegation_json(entry: SnapshotIndexEntry, delegation: Delegation | None) -> dict[str, Any]:
-    if delegation is None:
-        return {"delegated": None, "leftDelegationAt": None, "snapshotAgeDays": None}
-    delegated = delegation.delegated(entry.tenant_id)
-    return {
-        "delegated": delegated,
-        "leftDelegationAt": None if delegated else delegation.left_at.get(entry.tenant_id),
-        "snapshotAgeDays": None if delegated else _age_days(entry),
-    }
 
 
 def _age_days(entry: SnapshotIndexEntry) -> int:
@@ -60,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         entries = store.list_tenants()  # verified: a tenant that fails is left out and logged
         delegation = store.delegation()
     if args.json:
-        body = [{**index_json(e), **_delegation_json(e, delegation)} for e in entries]
+        body = [documents.tenant_item(e, delegation) for e in entries]
         json.dump({"tenants": body}, sys.stdout, indent=2)
         print()
         return 0

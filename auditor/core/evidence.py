@@ -43,6 +43,7 @@ META_REPORT_ID = "reportid"
 META_TENANT_ID = "tenantid"
 META_PACK_SHA256 = "packsha256"
 META_WORKBOOK_SHA256 = "workbooksha256"
+META_OSCAL_SHA256 = "oscalsha256"
 META_START_SNAPSHOT = "startsnapshot"
 META_END_SNAPSHOT = "endsnapshot"
 META_SNAPSHOT_HASHES = "snapshothashes"
@@ -115,6 +116,15 @@ def manifest_blob_name(tenant_id: str, period_end: datetime, report_id: str) -> 
     return f"{pack_folder(tenant_id, period_end)}/{report_id}.json"
 
 
+# The OSCAL assessment results beside the workbook. Not a ``{reportId}.json`` name, so nothing
+# that looks for manifests ever takes it for one.
+OSCAL_SUFFIX = ".oscal.json"
+
+
+def oscal_blob_name(tenant_id: str, period_end: datetime, report_id: str) -> str:
+    return f"{pack_folder(tenant_id, period_end)}/{report_id}{OSCAL_SUFFIX}"
+
+
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -168,12 +178,27 @@ def workbook_of_manifest(tenant_id: str, report_id: str, manifest_blob: str) -> 
     return f"{manifest_blob.removesuffix('.json')}.xlsx"
 
 
+def oscal_of_manifest(tenant_id: str, report_id: str, manifest_blob: str) -> str:
+    """The OSCAL document beside a stored manifest, derived like its workbook's name."""
+    workbook = workbook_of_manifest(tenant_id, report_id, manifest_blob)
+    return f"{workbook.removesuffix('.xlsx')}{OSCAL_SUFFIX}"
+
+
 def manifest_redirect(tenant_id: str, report_id: str, manifest_blob: str, named: Any) -> str | None:
     """Why a manifest's `workbook.blob` is refused (None when it names its own workbook)."""
     expected = workbook_of_manifest(tenant_id, report_id, manifest_blob)
     if named != expected:
         return f"manifest names workbook {named!r}, not its own {expected!r}: refused"
     return None
+
+
+def pack_file_of(blob_name: str) -> tuple[str, str] | None:
+    """(report id, kind) of a pack blob: kind ``json`` (manifest), ``xlsx`` or ``oscal``."""
+    leaf = blob_name.rsplit("/", 1)[-1]
+    if leaf.endswith(OSCAL_SUFFIX) and is_report_id(leaf.removesuffix(OSCAL_SUFFIX)):
+        return leaf.removesuffix(OSCAL_SUFFIX), "oscal"
+    report_id = report_id_of(blob_name)
+    return None if report_id is None else (report_id, leaf.rsplit(".", 1)[-1])
 
 
 def report_id_of(blob_name: str) -> str | None:
@@ -313,16 +338,35 @@ class PackManifest:
         return next(ref for ref in self.snapshots if ref.snapshot_id == self.end)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One stored file of a pack as its manifest names it: blob name, SHA-256 and size."""
+
+    blob: str
+    sha256: str
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"blob": self.blob, "sha256": self.sha256, "bytes": self.bytes}
+
+
 def stored_manifest(
-    pack: PackManifest, workbook_blob: str, workbook_sha256: str, workbook_bytes: int
+    pack: PackManifest,
+    workbook_blob: str,
+    workbook_sha256: str,
+    workbook_bytes: int,
+    oscal: StoredFile | None = None,
 ) -> dict[str, Any]:
-    """The JSON document stored beside the workbook."""
-    return {
+    """The JSON document stored beside the workbook (packs before OSCAL have no ``oscal``)."""
+    document: dict[str, Any] = {
         "schema": PACK_SCHEMA,
         "pack": pack.to_json(),
         "packSha256": pack.sha256,
         "workbook": {"blob": workbook_blob, "sha256": workbook_sha256, "bytes": workbook_bytes},
     }
+    if oscal is not None:
+        document["oscal"] = oscal.to_json()
+    return document
 
 
 def snapshot_hashes_text(pack: PackManifest) -> str:
@@ -334,9 +378,13 @@ def snapshot_hashes_text(pack: PackManifest) -> str:
     return ",".join(f"{ref.snapshot_id}:{ref.content_hash}" for ref in refs)
 
 
-def pack_metadata(pack: PackManifest, workbook_sha256: str) -> dict[str, str]:
-    """Blob metadata of both pack blobs: the hashes again, readable without opening anything."""
+def pack_metadata(
+    pack: PackManifest, workbook_sha256: str, oscal_sha256: str | None = None
+) -> dict[str, str]:
+    """Blob metadata of every pack blob: the hashes again, readable without opening anything."""
+    oscal = {META_OSCAL_SHA256: oscal_sha256} if oscal_sha256 else {}
     return {
+        **oscal,
         META_REPORT_ID: pack.report_id,
         META_TENANT_ID: pack.tenant_id,
         META_PACK_SHA256: pack.sha256,

@@ -52,9 +52,20 @@ _MANUAL_TYPES = frozenset({"manual", "customermanaged"})
 _OBSERVATION_TYPES = {State.FAILED: "finding", State.PASSED: "control-objective"}
 
 
+_UUID_PREFIX = _UUID_NAMESPACE.bytes
+
+
 def stable_uuid(*parts: str) -> str:
-    """A UUID (v5) of `parts`: the same parts always give the same UUID."""
-    return str(uuid.uuid5(_UUID_NAMESPACE, "/".join(parts)))
+    """A UUID (v5) of `parts`: the same parts always give the same UUID.
+
+    Exactly ``str(uuid.uuid5(namespace, "/".join(parts)))`` (a test holds it to that), spelt
+    from the SHA-1 digest directly: a pack has one per observation, and building ``uuid.UUID``
+    objects was a fifth of the document's time."""
+    digest = hashlib.sha1(
+        _UUID_PREFIX + "/".join(parts).encode("utf-8"), usedforsecurity=False
+    ).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 0x3]
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
 
 
 def nist_control_id(control: str) -> str | None:
@@ -71,6 +82,9 @@ def is_nist_800_53_r5(standard: str) -> bool:
     return standard.strip().lower() in NIST_800_53_R5
 
 
+# Cached: a snapshot repeats the same assessment keys, states and descriptions once per
+# subscription, and a period repeats them once per snapshot.
+@functools.lru_cache(maxsize=1 << 16)
 def _text(value: str) -> str:
     """Customer text as an OSCAL string: no control characters, no outer or repeated whitespace."""
     return " ".join(_CONTROL.sub(" ", value).split())
@@ -78,12 +92,13 @@ def _text(value: str) -> str:
 
 def _props(pairs: Iterable[tuple[str, str | int]]) -> list[dict[str, str]]:
     """Properties in our namespace (a value that is empty once cleaned is left out)."""
-    out = []
-    for name, value in pairs:
-        text = str(value) if isinstance(value, int) else _text(value)
-        if text:
-            out.append({"name": name, "ns": NAMESPACE, "value": text})
-    return out
+    return [prop for name, value in pairs if (prop := _prop(name, value)) is not None]
+
+
+@functools.lru_cache(maxsize=1 << 16)  # shared, never changed: only ever serialised
+def _prop(name: str, value: str | int) -> dict[str, str] | None:
+    text = str(value) if isinstance(value, int) else _text(value)
+    return {"name": name, "ns": NAMESPACE, "value": text} if text else None
 
 
 @functools.lru_cache(maxsize=64)  # a document repeats a few instants (slots) many times
@@ -248,8 +263,9 @@ def _result_head(
 class _Stream:
     """A JSON array written item by item: what the document skeleton holds in its place."""
 
-    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, items: Iterator[dict[str, Any]], *, nested: bool = False) -> None:
         self.items = items
+        self.nested = nested  # items hold streams of their own (results)
 
 
 def _result_parts(snapshot: Snapshot, stats: OscalStats) -> tuple[dict[str, Any], _Stream, _Stream]:
@@ -294,15 +310,15 @@ class OscalStats:
 
 
 def _document_head(
-    snapshots: Sequence[Snapshot],
+    entries: Sequence[SnapshotIndexEntry],
     generator: str,
     period: tuple[datetime, datetime],
     results: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The document without observations and findings (OSCAL JSON; validated by trestle)."""
-    first, last = snapshots[0].index, snapshots[-1].index
+    first, last = entries[0], entries[-1]
     plan = stable_uuid("method", first.tenant_id)
-    keys = [f"{s.index.snapshot_id}:{s.index.content_hash}" for s in snapshots]
+    keys = [f"{e.snapshot_id}:{e.content_hash}" for e in entries]
     return {
         "uuid": stable_uuid("assessment-results", first.tenant_id, *keys),
         "metadata": {
@@ -346,26 +362,58 @@ def write_assessment_results(
     generator: str,
     period: tuple[datetime, datetime],
 ) -> OscalStats:
-    """Write the OSCAL assessment results of one tenant's `snapshots` (oldest first) to `out`.
+    """Write the OSCAL assessment results of one tenant's `snapshots` (oldest first) to `out`."""
+    by_id = {s.index.snapshot_id: s for s in snapshots}
+    return write_period_results(
+        [s.index for s in snapshots],
+        lambda entry: by_id[entry.snapshot_id],
+        out,
+        generator=generator,
+        period=period,
+    )
 
-    The document's frame (metadata, results, inventory, back matter) is built and validated with
-    compliance-trestle's models; observations and findings, one per assessment and per control,
-    are streamed in the same JSON shape (trestle's per-object serialisation measured about
-    120 µs an observation, 12 s for a 100,000-record snapshot: too slow for a pack).
+
+def write_period_results(
+    entries: Sequence[SnapshotIndexEntry],
+    load: Callable[[SnapshotIndexEntry], Snapshot],
+    out: BinaryIO,
+    *,
+    generator: str,
+    period: tuple[datetime, datetime],
+) -> OscalStats:
+    """Write the OSCAL assessment results of the snapshots `entries` name (oldest first) to
+    `out`, loading each with `load` when its result is written: one snapshot at a time in
+    memory, whatever the period's length.
+
+    The document's frame (metadata, back matter) and each result's head (inventory, props) are
+    built and validated with compliance-trestle's models; observations and findings, one per
+    assessment and per control, are streamed in the same JSON shape (trestle's per-object
+    serialisation measured about 120 µs an observation, 12 s for a 100,000-record snapshot: too
+    slow for a pack).
     """
-    if not snapshots:
+    if not entries:
         raise ValueError("assessment results need at least one snapshot")
     stats = OscalStats()
-    parts = [_result_parts(snapshot, stats) for snapshot in snapshots]
-    head = _document_head(snapshots, generator, period, [result for result, _, _ in parts])
-    # The frame goes through trestle's models: validated, and spelt as trestle spells it.
-    document = ar.AssessmentResults.model_validate(head).oscal_dict()
-    for result, (_, observations, findings) in zip(
-        document["assessment-results"]["results"], parts, strict=True
-    ):
-        result["observations"] = observations
-        result["findings"] = findings
-    stats.results = len(parts)
+    head = _document_head(entries, generator, period, [])
+
+    def result(entry: SnapshotIndexEntry) -> dict[str, Any]:
+        snapshot = load(entry)
+        result_head, observations, findings = _result_parts(snapshot, stats)
+        # Validated in a one-result frame: spelt exactly as trestle spells a result there.
+        frame = ar.AssessmentResults.model_validate({**head, "results": [result_head]})
+        spelt: dict[str, Any] = frame.oscal_dict()["assessment-results"]["results"][0]
+        spelt["observations"] = observations
+        spelt["findings"] = findings
+        stats.results += 1
+        return spelt
+
+    # The frame goes through trestle's models with the first result (OSCAL needs one).
+    document = ar.AssessmentResults.model_validate(
+        {**head, "results": [_placeholder_result(entries[0])]}
+    ).oscal_dict()
+    document["assessment-results"]["results"] = _Stream(
+        (result(entry) for entry in entries), nested=True
+    )
     digest = hashlib.sha256()
 
     def emit(chunk: bytes) -> None:
@@ -376,6 +424,20 @@ def write_assessment_results(
     _write_json(document, emit)
     stats.sha256 = digest.hexdigest()
     return stats
+
+
+def _placeholder_result(entry: SnapshotIndexEntry) -> dict[str, Any]:
+    """A minimal valid result: lets trestle check the frame before any snapshot is loaded."""
+    return {
+        "uuid": stable_uuid("placeholder", entry.tenant_id),
+        "title": "placeholder",
+        "description": "placeholder",
+        "start": _time(entry.scheduled_at),
+        "reviewed-controls": {"control-selections": [{"include-all": {}}]},
+    }
+
+
+_BATCH = 512
 
 
 def _write_json(value: Any, emit: Callable[[bytes], None]) -> None:
@@ -395,11 +457,25 @@ def _write_json(value: Any, emit: Callable[[bytes], None]) -> None:
             emit(orjson.dumps(key) + b":")
             _write_json(item, emit)
         emit(b"}")
-    elif isinstance(value, _Stream):
+    elif isinstance(value, _Stream) and value.nested:
         emit(b"[")
         for n, item in enumerate(value.items):
-            emit(b"," + orjson.dumps(item) if n else orjson.dumps(item))
+            if n:
+                emit(b",")
+            _write_json(item, emit)
         emit(b"]")
+    elif isinstance(value, _Stream):
+        # Items are serialised one by one and written in batches (one write per batch).
+        batch = [b"["]
+        for n, item in enumerate(value.items):
+            if n:
+                batch.append(b",")
+            batch.append(orjson.dumps(item))
+            if len(batch) >= _BATCH:
+                emit(b"".join(batch))
+                batch = []
+        batch.append(b"]")
+        emit(b"".join(batch))
     elif isinstance(value, list):
         emit(b"[")
         for n, item in enumerate(value):
@@ -417,4 +493,4 @@ def _peeked(stream: _Stream) -> _Stream | None:
         first = next(stream.items)
     except StopIteration:
         return None
-    return _Stream(itertools.chain((first,), stream.items))
+    return _Stream(itertools.chain((first,), stream.items), nested=stream.nested)

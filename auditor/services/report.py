@@ -4,14 +4,16 @@ A pack compares two committed snapshots of a tenant, the period's first and last
 every snapshot in between in its trend. The reader is the anchored store: every snapshot the
 pack uses is checked against the anchor its own attempt wrote, and one that fails (or has none)
 makes the pack fail for good (nothing here ever anchors anything). Building reads the two
-snapshots, diffs them, writes the workbook to a file (streaming), hashes it, and stores it
-write-once beside its manifest. Nothing here formats cells or talks HTTP.
+snapshots, diffs them, writes the workbook to a file (streaming), then the OSCAL assessment
+results of every snapshot of the period (read one at a time), hashes both, and stores them
+write-once beside the manifest that records the hashes. Nothing here formats cells or talks
+HTTP, and pack records are read through the typed repository (adapters/pack_repository.py).
 
 Report ids are chosen when a pack is requested, so the caller can ask for its status at once;
 the request record (``requests/...``) is written first, then the queue message. A retry of the
-same job finds the manifest and stops; one interrupted between the workbook and its manifest
-cannot reuse the workbook's name (write-once), so it records the failure, pointing to a new
-report id, and builds again under that id.
+same job finds the manifest and stops; one interrupted between the workbook (or the OSCAL
+document) and its manifest cannot reuse the file's name (write-once), so it records the
+failure, pointing to a new report id, and builds again under that id.
 """
 
 from __future__ import annotations
@@ -28,41 +30,34 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.adapters.blobs import (
-    JSON_TYPE,
-    EvidenceExists,
-    EvidenceStore,
-    StoredBlob,
-    document_bytes,
-)
+from auditor.adapters import pack_repository
+from auditor.adapters.blobs import JSON_TYPE, EvidenceExists, EvidenceStore, document_bytes
+from auditor.adapters.pack_repository import PackRepository, PackStatus
 from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.core.diff import diff_snapshots
 from auditor.core.evidence import (
-    FAILURE_PREFIX,
     FAILURE_SCHEMA,
     PERIOD_REF,
-    REQUEST_PREFIX,
     REQUEST_SCHEMA,
     PackManifest,
     ReportJob,
     SnapshotRef,
-    failure_blob_name,
+    StoredFile,
     iso,
     manifest_blob_name,
-    manifest_redirect,
     new_report_id,
+    oscal_blob_name,
     pack_metadata,
     parse_iso,
     previous_month,
-    report_id_of,
-    request_blob_name,
     stored_manifest,
     workbook_blob_name,
-    workbook_of_manifest,
 )
+from auditor.core.oscal import OscalStats, write_period_results
 from auditor.core.portal import PUBLIC_PORTAL
 from auditor.core.snapshot import (
     SNAPSHOT_ID,
+    Snapshot,
     SnapshotIndexEntry,
     SnapshotNotFound,
     SnapshotReader,
@@ -82,6 +77,12 @@ from auditor.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = f"auditor-evidence/{__version__}"
+# A pack's states (the repository's), for the service's callers.
+QUEUED, SUCCEEDED, FAILED = (
+    pack_repository.QUEUED,
+    pack_repository.SUCCEEDED,
+    pack_repository.FAILED,
+)
 # Default period when only its end is given: the 30 days before it.
 DEFAULT_PERIOD = timedelta(days=30)
 
@@ -213,11 +214,15 @@ def resolve_period(
 
 @dataclass(frozen=True, slots=True)
 class BuiltPack:
+    """A pack's two files, written: the workbook and the OSCAL assessment results."""
+
     manifest: PackManifest
     path: Path
     sha256: str
     size: int
     stats: WorkbookStats
+    oscal_path: Path
+    oscal: OscalStats
 
     @property
     def workbook_blob(self) -> str:
@@ -229,8 +234,14 @@ class BuiltPack:
         m = self.manifest
         return manifest_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
 
+    @property
+    def oscal_blob(self) -> str:
+        m = self.manifest
+        return oscal_blob_name(m.tenant_id, m.end_snapshot.scheduled_at, m.report_id)
+
     def stored_manifest(self) -> dict[str, Any]:
-        return stored_manifest(self.manifest, self.workbook_blob, self.sha256, self.size)
+        oscal = StoredFile(self.oscal_blob, self.oscal.sha256, self.oscal.bytes)
+        return stored_manifest(self.manifest, self.workbook_blob, self.sha256, self.size, oscal)
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -251,11 +262,13 @@ def build_pack(
     report_id: str,
     period: Period,
     out: Path,
+    oscal_out: Path,
     *,
     generated_at: datetime,
     options: PackOptions = DEFAULT_OPTIONS,
 ) -> BuiltPack:
-    """Read the period's two snapshots and write the pack's workbook to `out`."""
+    """Read the period's two snapshots and write the pack's workbook to `out`; then its OSCAL
+    assessment results to `oscal_out`, reading every snapshot of the period one at a time."""
     start = reader.get_snapshot(tenant_id, period.start.snapshot_id)
     end = (
         start
@@ -290,43 +303,44 @@ def build_pack(
         labels=page_labels(inputs),
     )
     sha, size = file_sha256(out)
-    return BuiltPack(manifest, out, sha, size, stats)
+    oscal = write_oscal(reader, period, (start, end), oscal_out)
+    return BuiltPack(manifest, out, sha, size, stats, oscal_out, oscal)
+
+
+def write_oscal(
+    reader: SnapshotReader, period: Period, read: tuple[Snapshot, ...], out: Path
+) -> OscalStats:
+    """The OSCAL assessment results of every snapshot of the period (one result each), read
+    through the anchored reader; the snapshots already read are not read again."""
+    known = {s.index.snapshot_id: s for s in read}
+
+    def load(entry: SnapshotIndexEntry) -> Snapshot:
+        return known.get(entry.snapshot_id) or reader.get_snapshot(
+            entry.tenant_id, entry.snapshot_id
+        )
+
+    with out.open("wb") as stream:
+        return write_period_results(
+            period.entries,
+            load,
+            stream,
+            generator=GENERATOR_VERSION,
+            period=(period.period_from, period.period_to),
+        )
 
 
 def upload_pack(evidence: EvidenceStore, pack: BuiltPack) -> None:
-    """Store the workbook, then its manifest (a manifest marks a complete pack)."""
-    metadata = pack_metadata(pack.manifest, pack.sha256)
+    """Store the workbook and the OSCAL document, then the manifest (a manifest marks a
+    complete pack). Each is write-once: a name already taken raises EvidenceExists."""
+    metadata = pack_metadata(pack.manifest, pack.sha256, pack.oscal.sha256)
     evidence.put_file(pack.workbook_blob, pack.path, metadata)
+    evidence.put_file(pack.oscal_blob, pack.oscal_path, metadata, JSON_TYPE)
     evidence.put_bytes(pack.manifest_blob, document_bytes(pack.stored_manifest()), metadata)
 
 
 # ---------------------------------------------------------------------------------------------
-# Status
+# Service
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PackStatus:
-    """Where a requested pack stands: queued, succeeded (with its manifest) or failed."""
-
-    tenant_id: str
-    report_id: str
-    status: str
-    request: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
-    manifest_blob: str | None = None
-    failure: dict[str, Any] | None = None
-
-    @property
-    def workbook_blob(self) -> str | None:
-        """The workbook beside the manifest: derived from the tenant, the report id and the
-        manifest's location, never read from the manifest."""
-        if self.manifest is None or self.manifest_blob is None:
-            return None
-        return workbook_of_manifest(self.tenant_id, self.report_id, self.manifest_blob)
-
-
-QUEUED, SUCCEEDED, FAILED = "queued", "succeeded", "failed"
 
 
 class ReportService:
@@ -345,6 +359,7 @@ class ReportService:
         self.reader = reader
         self.options = options
         self.evidence = evidence
+        self.packs = PackRepository(evidence)
         self._send = send
         self._clock = clock
         self._token = token
@@ -371,9 +386,8 @@ class ReportService:
         if self._send is None:
             raise RuntimeError("this service has no report queue")
         job = self.new_job(tenant_id, start, end, requested_by)
-        document = {"schema": REQUEST_SCHEMA, **job.to_json()}
-        self.evidence.put_bytes(
-            request_blob_name(job.tenant_id, job.report_id), document_bytes(document), {}
+        self.packs.put_request(
+            job.tenant_id, job.report_id, {"schema": REQUEST_SCHEMA, **job.to_json()}
         )
         self._send(job.encode())
         return job
@@ -399,9 +413,15 @@ class ReportService:
     # -- building ----------------------------------------------------------------------------
 
     def run(
-        self, job: ReportJob, *, out: Path | None = None, upload: bool = True
+        self,
+        job: ReportJob,
+        *,
+        out: Path | None = None,
+        oscal_out: Path | None = None,
+        upload: bool = True,
     ) -> BuiltPack | None:
-        """Build (and store) the pack a job asks for. None when the job was already done
+        """Build (and store) the pack a job asks for; `out` and `oscal_out` keep its workbook
+        and OSCAL document (default: temporary files). None when the job was already done
         (a retried or duplicate message): a stored pack or a recorded failure stands."""
         if upload:
             done = self.status(job.tenant_id, job.report_id)
@@ -410,23 +430,25 @@ class ReportService:
                 return None
         try:
             period = resolve_period(self.reader, job.tenant_id, job.start, job.end)
-            with _workbook_path(out, job.report_id) as path:
+            with _pack_paths(out, oscal_out, job.report_id) as paths:
                 pack = build_pack(
                     self.reader,
                     job.tenant_id,
                     job.report_id,
                     period,
-                    path,
+                    *paths,
                     generated_at=self._clock(),
                     options=self.options,
                 )
                 if upload:
-                    pack = self._store(job, pack, period, path)
+                    pack = self._store(job, pack, period, paths)
                 return pack
         except (SnapshotTampered, CorruptSnapshot) as exc:
             raise ReportError(str(exc)) from None
 
-    def _store(self, job: ReportJob, pack: BuiltPack, period: Period, path: Path) -> BuiltPack:
+    def _store(
+        self, job: ReportJob, pack: BuiltPack, period: Period, paths: tuple[Path, Path]
+    ) -> BuiltPack:
         """Upload the pack; returns the pack stored (rebuilt under a new id if need be)."""
         try:
             upload_pack(self.evidence, pack)
@@ -449,7 +471,7 @@ class ReportService:
                 retry.tenant_id,
                 retry.report_id,
                 period,
-                path,
+                *paths,
                 generated_at=self._clock(),
                 options=self.options,
             )
@@ -469,105 +491,33 @@ class ReportService:
         }
         if superseded_by:
             document["supersededBy"] = superseded_by
-        try:
-            self.evidence.put_bytes(
-                failure_blob_name(job.tenant_id, job.report_id),
-                document_bytes(document),
-                {},
-                JSON_TYPE,
-            )
-        except EvidenceExists:
-            log.info("failure of %s already recorded", job.report_id)
+        self.packs.put_failure(job.tenant_id, job.report_id, document)
 
     # -- lookups -----------------------------------------------------------------------------
 
-    def stored_packs(self, tenant_id: str) -> dict[str, StoredBlob]:
-        """Manifest blobs of a tenant's stored packs, by report id."""
-        out = {}
-        for blob in self.evidence.list_blobs(f"{tenant_id}/"):
-            report_id = report_id_of(blob.name)
-            if report_id and blob.name.endswith(".json"):
-                out[report_id] = blob
-        return out
-
     def status(self, tenant_id: str, report_id: str) -> PackStatus | None:
         """A pack's status; None when no such pack was ever requested or stored."""
-        manifest = self.stored_packs(tenant_id).get(report_id)
-        request = self.evidence.get_json(request_blob_name(tenant_id, report_id))
-        if manifest is not None:
-            return self._stored(tenant_id, report_id, manifest.name, request)
-        failure = self.evidence.get_json(failure_blob_name(tenant_id, report_id))
-        if failure is not None:
-            return PackStatus(tenant_id, report_id, FAILED, request=request, failure=failure)
-        if request is not None:
-            return PackStatus(tenant_id, report_id, QUEUED, request=request)
-        return None
-
-    def _stored(
-        self, tenant_id: str, report_id: str, manifest_blob: str, request: dict[str, Any] | None
-    ) -> PackStatus:
-        """A stored pack's status; failed when its manifest names a workbook other than its
-        own (a manifest cannot redirect a download)."""
-        manifest = self.evidence.get_json(manifest_blob)
-        named = ((manifest or {}).get("workbook") or {}).get("blob")
-        problem = manifest_redirect(tenant_id, report_id, manifest_blob, named)
-        if problem is None:
-            return PackStatus(
-                tenant_id,
-                report_id,
-                SUCCEEDED,
-                request=request,
-                manifest=manifest,
-                manifest_blob=manifest_blob,
-            )
-        log.error("pack %s of tenant %s: %s", report_id, tenant_id, problem)
-        generated = ((manifest or {}).get("pack") or {}).get("generatedAt")
-        return PackStatus(
-            tenant_id,
-            report_id,
-            FAILED,
-            request=request,
-            failure={"reason": problem, "failedAt": generated or iso(self._clock())},
-        )
+        return self.packs.status(tenant_id, report_id, now=self._clock())
 
     def list_packs(self, tenant_id: str) -> list[PackStatus]:
         """Every pack of a tenant: stored, failed and still queued, newest report id first."""
-        stored = self.stored_packs(tenant_id)
-        out = [
-            self._stored(tenant_id, report_id, blob.name, None)
-            for report_id, blob in stored.items()
-        ]
-        failed = {
-            b.name.rsplit("/", 1)[-1].removesuffix(".json"): b
-            for b in self.evidence.list_blobs(f"{FAILURE_PREFIX}{tenant_id}/")
-        }
-        for report_id, blob in failed.items():
-            if report_id not in stored:
-                out.append(
-                    PackStatus(
-                        tenant_id, report_id, FAILED, failure=self.evidence.get_json(blob.name)
-                    )
-                )
-        for blob in self.evidence.list_blobs(f"{REQUEST_PREFIX}{tenant_id}/"):
-            report_id = blob.name.rsplit("/", 1)[-1].removesuffix(".json")
-            if report_id not in stored and report_id not in failed:
-                out.append(
-                    PackStatus(
-                        tenant_id, report_id, QUEUED, request=self.evidence.get_json(blob.name)
-                    )
-                )
-        return sorted(out, key=lambda s: s.report_id, reverse=True)
+        return self.packs.list(tenant_id, now=self._clock())
 
 
 @contextmanager
-def _workbook_path(out: Path | None, report_id: str) -> Iterator[Path]:
-    """`out`, or a temporary file removed afterwards."""
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        yield out
-        return
+def _pack_paths(
+    out: Path | None, oscal_out: Path | None, report_id: str
+) -> Iterator[tuple[Path, Path]]:
+    """Where the workbook and the OSCAL document are written: the paths given, else temporary
+    files removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="auditor-pack-") as folder:
-        yield Path(folder) / f"{report_id}.xlsx"
+        paths = (
+            out or Path(folder) / f"{report_id}.xlsx",
+            oscal_out or Path(folder) / f"{report_id}.oscal.json",
+        )
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield paths
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from auditor.adapters.queues import SnapshotQueue, max_dequeue_count, run_deadline
+from auditor.adapters.queues import (
+    HostQueueOptions,
+    SnapshotQueue,
+    max_dequeue_count,
+    run_deadline,
+)
 from auditor.adapters.tables import SlotBusy, SnapshotStore, SnapshotSuperseded
 from auditor.adapters.tables.rows import is_committed
 from auditor.adapters.tables.runs import RunStore
@@ -343,16 +348,21 @@ class SnapshotService:
     # Runs
 
     def run_inline(
-        self, scheduled_at: datetime, tenant_ids: Collection[str] | None = None
+        self,
+        scheduled_at: datetime,
+        tenant_ids: Collection[str] | None = None,
+        progress: Callable[[int, int, Tenant], None] | None = None,
     ) -> list[TenantOutcome]:
-        """Plan the run (manifest only) and snapshot its tenants one after another."""
+        """Plan the run (manifest only) and snapshot its tenants one after another;
+        `progress(number, total, tenant)` is told before each (the command line's terminal)."""
         started = time.monotonic()
         manifest = self.plan_run(scheduled_at, enqueue=False, tenant_ids=tenant_ids)
         wanted = None if tenant_ids is None else {t.lower() for t in tenant_ids}
+        tenants = [t for t in manifest.tenants if wanted is None or t.tenant_id.lower() in wanted]
         outcomes = []
-        for tenant in manifest.tenants:
-            if wanted is not None and tenant.tenant_id.lower() not in wanted:
-                continue
+        for number, tenant in enumerate(tenants, start=1):
+            if progress is not None:
+                progress(number, len(tenants), tenant)
             try:
                 outcomes.append(self.snapshot_tenant(tenant, scheduled_at))
             except Exception as exc:  # storage down: record it, go on with the others
@@ -390,37 +400,32 @@ class SnapshotService:
         retry_delay_seconds: int = 1,
         visibility_timeout: int = 300,
         deadline_seconds: float = 3600.0,
-        wait: Callable[[float], None] = time.sleep,
     ) -> list[TenantOutcome]:
-        """Work the queue until it is empty, as the Functions host would (for --via-queue)."""
-        started = time.monotonic()
-        queue = self._queue()
+        """Work the queue until it is empty, as the Functions host would (for --via-queue):
+        the worker's loop (auditor/services/worker.py), then sweep the runs it saw."""
+        from auditor.services.worker import Lane, Worker
+
         outcomes: list[TenantOutcome] = []
         slots: set[str] = set()
-        while time.monotonic() - started < deadline_seconds:
-            jobs = queue.receive_jobs(max_messages=16, visibility_timeout=visibility_timeout)
-            if not jobs:
-                if queue.approximate_count() == 0:
-                    break
-                wait(retry_delay_seconds)  # messages are hidden, awaiting their retry
-                continue
-            for job in jobs:
-                parsed = poisoned_job(job.text)
-                if parsed is not None:
-                    slots.add(parsed.snapshot_id)
-                if job.dequeue_count > max_dequeues:
-                    # As the host does: a message past its last dequeue is not run again.
-                    queue.move_to_poison(job)
-                    continue
-                try:
-                    outcomes.append(self.process_job(job.text, job.dequeue_count, max_dequeues))
-                    queue.delete(job)
-                except Exception as exc:
-                    if job.dequeue_count >= max_dequeues:
-                        queue.move_to_poison(job)
-                        outcomes.append(_failed_outcome(job.text, describe(exc)))
-                    else:
-                        queue.release(job, retry_delay_seconds * job.dequeue_count)
+
+        def seen(text: str) -> None:
+            parsed = poisoned_job(text)
+            if parsed is not None:
+                slots.add(parsed.snapshot_id)
+
+        def handle(text: str, dequeue_count: int) -> TenantOutcome:
+            try:
+                outcome = self.process_job(text, dequeue_count, max_dequeues)
+            except Exception as exc:
+                if dequeue_count >= max_dequeues:  # the worker poisons it: say so
+                    outcomes.append(_failed_outcome(text, describe(exc)))
+                raise
+            outcomes.append(outcome)
+            return outcome
+
+        options = HostQueueOptions(max_dequeues, retry_delay_seconds, visibility_timeout)
+        lane = Lane("snapshots", self._queue(), handle)
+        Worker([lane], options, deadline_seconds=deadline_seconds, on_receive=seen).run()
         for slot in sorted(slots):
             outcomes.extend(self.sweep_run(slot))
         return outcomes

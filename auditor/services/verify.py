@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import AzureError
 
@@ -27,13 +28,17 @@ from auditor.core.canonical import snapshot_content_hash
 from auditor.core.evidence import (
     ANCHOR_PREFIX,
     FAILURE_PREFIX,
+    META_OSCAL_SHA256,
     META_PACK_SHA256,
     META_WORKBOOK_SHA256,
     Anchor,
     PackManifest,
+    StoredFile,
     anchor_mismatch,
     iso,
     manifest_redirect,
+    oscal_of_manifest,
+    pack_file_of,
     report_id_of,
     workbook_of_manifest,
 )
@@ -218,10 +223,10 @@ def verify_packs(
     by_report: dict[str, dict[str, str]] = {}
     metadata: dict[str, dict[str, str]] = {}
     for blob in blobs:
-        report_id = report_id_of(blob.name)
-        if report_id is None:
+        pack_file = pack_file_of(blob.name)
+        if pack_file is None:
             continue
-        by_report.setdefault(report_id, {})[blob.name.rsplit(".", 1)[-1]] = blob.name
+        by_report.setdefault(pack_file[0], {})[pack_file[1]] = blob.name
         metadata[blob.name] = blob.metadata
     failed = {
         b.name.rsplit("/", 1)[-1].removesuffix(".json")
@@ -235,7 +240,10 @@ def verify_packs(
         subject = f"pack {report_id}"
         if "json" not in names:
             if report_id not in failed:
-                result.findings.append(Finding(tenant_id, subject, "workbook without a manifest"))
+                what = " and ".join(
+                    {"xlsx": "workbook", "oscal": "OSCAL document"}[k] for k in sorted(names)
+                )
+                result.findings.append(Finding(tenant_id, subject, f"{what} without a manifest"))
             continue
         result.packs += 1
         for problem in _pack_problems(evidence, names, metadata, known):
@@ -267,7 +275,15 @@ def _pack_problems(
         yield redirect
     if pack.sha256 != recorded_pack:
         yield f"manifest content hashes to {pack.sha256}, the manifest says {recorded_pack}"
-    for name in (manifest_name, workbook_name):
+    oscal_name = oscal_of_manifest(pack.tenant_id, report_id, manifest_name)
+    try:
+        oscal = _named_oscal(document)
+    except (ValueError, KeyError, TypeError) as exc:
+        yield f"manifest {manifest_name}'s oscal entry is unreadable: {type(exc).__name__}: {exc}"
+        return
+    oscal_sha = oscal.sha256 if oscal else None
+    pack_blobs = [manifest_name, workbook_name] + ([oscal_name] if oscal else [])
+    for name in pack_blobs:
         meta = metadata.get(name)
         if meta is None:
             yield f"{name} is missing"
@@ -276,13 +292,17 @@ def _pack_problems(
             yield f"{name}: metadata pack hash {meta.get(META_PACK_SHA256)} ≠ manifest's"
         if meta.get(META_WORKBOOK_SHA256) != workbook_sha:
             yield f"{name}: metadata workbook hash {meta.get(META_WORKBOOK_SHA256)} ≠ manifest's"
+        if meta.get(META_OSCAL_SHA256) != oscal_sha:
+            yield f"{name}: metadata OSCAL hash {meta.get(META_OSCAL_SHA256)} ≠ manifest's"
     if workbook_name in metadata:
-        actual, size = evidence.sha256(workbook_name)
-        if actual != workbook_sha or size != workbook_size:
-            yield (
-                f"workbook {workbook_name} hashes to {actual} ({size} bytes), the manifest says "
-                f"{workbook_sha} ({workbook_size} bytes)"
-            )
+        yield from _file_problems(evidence, "workbook", workbook_name, workbook_sha, workbook_size)
+    if oscal is None:
+        if oscal_name in metadata:
+            yield f"OSCAL document {oscal_name} is stored, but the manifest names none"
+    elif oscal.blob != oscal_name:
+        yield f"manifest names OSCAL document {oscal.blob!r}, not its own {oscal_name!r}: refused"
+    elif oscal_name in metadata:
+        yield from _file_problems(evidence, "OSCAL document", oscal_name, oscal.sha256, oscal.bytes)
     for ref in pack.snapshots:
         stored = known.get(ref.snapshot_id)
         if stored is None:
@@ -292,6 +312,26 @@ def _pack_problems(
                 f"names snapshot {ref.snapshot_id} with hash {ref.content_hash}, the store says "
                 f"{stored}"
             )
+
+
+def _named_oscal(document: dict[str, Any]) -> StoredFile | None:
+    """The OSCAL document a manifest names (None in packs made before OSCAL)."""
+    named = document.get("oscal")
+    if named is None:
+        return None
+    return StoredFile(str(named["blob"]), str(named["sha256"]), int(named["bytes"]))
+
+
+def _file_problems(
+    evidence: EvidenceStore, what: str, name: str, sha256: str, size: int
+) -> Iterable[str]:
+    """A stored file hashed again as it streams, against what its manifest says."""
+    actual, actual_size = evidence.sha256(name)
+    if actual != sha256 or actual_size != size:
+        yield (
+            f"{what} {name} hashes to {actual} ({actual_size} bytes), the manifest says "
+            f"{sha256} ({size} bytes)"
+        )
 
 
 def anchored_tenants(evidence: EvidenceStore) -> set[str]:

@@ -33,6 +33,7 @@ from auditor.core.access import Principal
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.schedule import ScheduleError, latest_occurrence
 from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, is_tenant_id, slot_of
+from auditor.services import diff_query
 from auditor.services.history import SnapshotRef
 from auditor.services.verify import check_link
 from auditor.web import charts
@@ -311,13 +312,13 @@ def changes_page(
     if before.scheduled_at > after.scheduled_at:
         raise PageError(400, "Bad request", "from is after to.")
     diff = ctx.history.diff(before, after)
-    wanted = routes_diff.ChangeFilter(
+    wanted = diff_query.ChangeFilter(
         standards=frozenset({standard}) if standard else frozenset(),
         subscriptions=frozenset(),
         kinds=frozenset({ChangeKind(kinds)}) if kinds else frozenset(),
         levels=frozenset({Level(levels)}) if levels else frozenset(),
     )
-    matching = routes_diff._matching(diff, wanted)
+    matching = diff_query.matching(diff, wanted)
     query = {k: v for k, v in (("from", before.snapshot_id), ("to", after.snapshot_id),
              ("change", kinds), ("level", levels), ("standard", standard)) if v}  # fmt: skip
     return page(
@@ -404,6 +405,17 @@ def download(request: Request, tenant: str, report: str, ctx: Ctx, who: Who) -> 
         raise not_found()
     try:
         return routes_reports.download_pack(latest.tenant_id, report, ctx, who, _reports(ctx))
+    except ApiProblem as problem:
+        raise PageError(problem.status, "Not found", problem.detail) from None
+
+
+@router.get("/tenants/{tenant}/evidence/{report}.oscal.json")
+def download_oscal(request: Request, tenant: str, report: str, ctx: Ctx, who: Who) -> Response:
+    latest = latest_visible(ctx, who, tenant)
+    if not _REPORT_ID.match(report):
+        raise not_found()
+    try:
+        return routes_reports.download_oscal(latest.tenant_id, report, ctx, who, _reports(ctx))
     except ApiProblem as problem:
         raise PageError(problem.status, "Not found", problem.detail) from None
 

@@ -224,13 +224,27 @@ def test_diff_as_csv_has_the_rows_of_the_json_page(
     local_client: TestClient, scenario: Scenario
 ) -> None:
     params = {"from": DAY1, "to": DAY2, "$top": 6}
-    items = get(local_client, **params)["value"]
+    page = get(local_client, **params)
     response = local_client.get(DIFF, params={**params, "format": "csv"})
     rows = csv_rows(response)
     assert list(rows[0])[:6] == ["subscriptionId", "level", "change", "standard", "control",
                                  "assessment"]  # fmt: skip
-    assert rows == [as_csv_row(item, list(rows[0])) for item in items]
+    ends = {end: {k: page[end][k] for k in ("snapshotId", "contentHash")} for end in ("from", "to")}
+    assert rows == [as_csv_row({**item, **ends}, list(rows[0])) for item in page["value"]]
     assert response.headers["link"].endswith('>; rel="next"')
+
+
+def test_every_diff_csv_row_names_both_snapshots_by_id_and_hash(
+    local_client: TestClient, scenario: Scenario
+) -> None:
+    # Issue 11: a CSV saved alone did not say which two snapshots it compared.
+    rows = csv_rows(local_client.get(DIFF, params={"from": DAY1, "to": DAY2, "format": "csv"}))
+    assert rows and list(rows[0])[-4:] == ["from.snapshotId", "from.contentHash",
+                                           "to.snapshotId", "to.contentHash"]  # fmt: skip
+    before, after = scenario.a[0], scenario.a[1]
+    for row in rows:
+        assert (row["from.snapshotId"], row["from.contentHash"]) == (DAY1, before.content_hash)
+        assert (row["to.snapshotId"], row["to.contentHash"]) == (DAY2, after.content_hash)
 
 
 def test_diff_has_a_strong_etag_from_hashes_and_query_and_honours_if_none_match(

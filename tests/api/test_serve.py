@@ -106,6 +106,7 @@ def test_serve_refuses_a_cross_site_text_plain_post(
     azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
 ) -> None:
     with serving(azurite, api_store) as base:
+        before = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports").json()["value"]
         response = httpx.post(
             f"{base}/api/tenants/{TENANT_A}/reports",
             content=b'{"to": "2026-11-27T02:00:00Z"}',
@@ -114,4 +115,87 @@ def test_serve_refuses_a_cross_site_text_plain_post(
         assert response.status_code == 415
         assert "application/json" in response.json()["detail"]
         listed = httpx.get(f"{base}/api/tenants/{TENANT_A}/reports")
-        assert listed.status_code == 200 and listed.json()["value"] == []
+        assert listed.status_code == 200 and listed.json()["value"] == before
+
+
+def test_serve_reports_a_taken_port_in_one_line_before_printing_its_address(
+    azurite: Azurite, api_store: SnapshotStore
+) -> None:
+    # Issue 11: serve printed "auditor API on http://127.0.0.1:7071/api", then uvicorn's
+    # traceback-like "address already in use" lines, and exited 1.
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_TABLE_PREFIX": api_store.tables.prefix}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "auditor", "serve", "--port", str(port)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: taken by another program; "
+        "choose another --port\n"
+    )
+
+
+def test_a_pack_requested_from_serve_completes_and_downloads(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # Issue 11/15: locally nothing worked the report queue, so a requested pack stayed queued.
+    import hashlib
+    import time
+
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_TABLE_PREFIX": api_store.tables.prefix,
+           "AUDITOR_REPORT_QUEUE": f"r{api_store.tables.prefix}"}  # fmt: skip
+    env.pop("AUDITOR_ACCESS_POLICY", None)
+    with serve_api(env, timeout=30) as base:
+        answer = httpx.post(
+            f"{base}/api/tenants/{TENANT_A}/reports", json={"to": "2026-11-27T02:00:00Z"}
+        )
+        assert answer.status_code == 202, answer.text
+        url = f"{base}{answer.json()['statusUrl']}"
+        deadline = time.monotonic() + 180
+        status = httpx.get(url).json()
+        while status["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the status URL, as a client does (Retry-After)
+            status = httpx.get(url).json()
+        assert status["status"] == "succeeded", status
+        workbook = httpx.get(f"{base}{status['download']['url']}")
+        assert workbook.status_code == 200
+        assert hashlib.sha256(workbook.content).hexdigest() == status["workbookSha256"]
+
+
+def test_the_reference_renders_in_chromium_with_nothing_fetched_from_elsewhere(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # Issue 11: no /api/docs; FastAPI's default would load Swagger UI from a CDN.
+    from playwright.sync_api import sync_playwright
+
+    with serving(azurite, api_store) as base, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path="/usr/bin/chromium")
+        try:
+            page = browser.new_page()
+            requested: list[str] = []
+            problems: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("console", lambda message: problems.append(message.text))
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            answer = page.goto(f"{base}/api/docs")
+            assert answer is not None and answer.status == 200
+            assert page.title() == "Lighthouse compliance auditor API reference"
+            width = page.evaluate("getComputedStyle(document.body).maxWidth")
+            assert width != "none"  # the stylesheet loaded under the page's CSP
+            assert page.locator("section.op").count() >= 8
+        finally:
+            browser.close()
+    assert requested and all(url.startswith(f"{base}/api/docs") for url in requested), requested
+    assert problems == []

@@ -31,7 +31,7 @@ from tests.integration.helpers import (
     truth_tenants,
 )
 from tools.azure_sim.launcher import Simulator
-from tools.devservices import REPO
+from tools.devservices import REPO, Azurite
 
 
 def test_discovers_every_delegated_tenant_and_its_subscriptions(fresh: Simulator) -> None:
@@ -276,18 +276,19 @@ def test_the_time_bound_stops_a_slow_collection(fresh: Simulator) -> None:
     assert 1 <= stats.pages < 6  # stopped early: the estate needs more pages than that
 
 
-def test_collect_shows_progress_only_on_a_terminal(fresh: Simulator) -> None:
+def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout through a pipe, what the terminal on stderr showed)."""
     main, child = pty.openpty()
     with subprocess.Popen(
-        [sys.executable, "-m", "auditor", "collect", "--all"],
+        [sys.executable, "-m", "auditor", *argv],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=child,
         cwd=REPO,
-        env=dict(os.environ),
+        env=env or dict(os.environ),
     ) as proc:
         os.close(child)
-        stdout, _ = proc.communicate(timeout=120)
+        stdout, _ = proc.communicate(timeout=180)
         seen = b""
         while True:
             try:
@@ -298,6 +299,26 @@ def test_collect_shows_progress_only_on_a_terminal(fresh: Simulator) -> None:
                 break
             seen += chunk
     os.close(main)
-    assert proc.returncode == 1  # one tenant incomplete (malformed rows); all were collected
+    return proc.returncode, stdout, seen
+
+
+def test_snapshot_shows_progress_on_a_terminal_like_collect(
+    fresh: Simulator, azurite: Azurite, table_prefix: str
+) -> None:
+    # Issue 11: `snapshot` was silent on a terminal until every tenant was done.
+    env = {**os.environ, "AUDITOR_STORAGE": azurite.connection_string,
+           "AUDITOR_TABLE_PREFIX": table_prefix}  # fmt: skip
+    code, stdout, seen = on_a_terminal("snapshot", "--all", env=env)
+    assert code in (0, 1)
+    assert b"snapshotting tenant 1/2" in seen and b"snapshotting tenant 2/2" in seen
+    assert seen.rstrip().endswith(b"\x1b[K")  # the progress line is erased at the end
+    assert b"snapshotting" not in stdout and stdout.splitlines()[-1].startswith(b"slot ")
+    _, _, quiet = on_a_terminal("snapshot", "--all", "--json", env=env)
+    assert b"snapshotting" not in quiet  # JSON for machines: no progress, even on a terminal
+
+
+def test_collect_shows_progress_only_on_a_terminal(fresh: Simulator) -> None:
+    code, stdout, seen = on_a_terminal("collect", "--all")
+    assert code == 1  # one tenant incomplete (malformed rows); all were collected
     assert b"collecting tenant 1/2" in seen
     assert b"collecting tenant" not in stdout  # piped output stays clean

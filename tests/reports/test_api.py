@@ -316,3 +316,27 @@ def test_a_manifest_cannot_redirect_the_download(
     assert answer["status"] == "failed" and answer["download"] is None
     assert "refused" in answer["failure"]["reason"]
     assert local.get(f"{url}/workbook").status_code == 404
+
+
+def test_an_unreadable_manifest_makes_the_pack_failed_not_a_server_error(
+    local: TestClient, service: ReportService, queue: ReportQueue, evidence: EvidenceStore
+) -> None:
+    local.post(f"/api/tenants/{TENANT}/reports", headers=JSON)
+    _build_queued(service, queue)
+    (pack,) = service.list_packs(TENANT)
+    assert pack.manifest_blob is not None
+    blob = evidence.container.get_blob_client(pack.manifest_blob)
+    blob.upload_blob(
+        json.dumps({"pack": "edited", "workbook": {"blob": pack.workbook_blob}}).encode(),
+        overwrite=True,
+        metadata=blob.get_blob_properties().metadata,
+    )
+    url = f"/api/tenants/{TENANT}/reports/{pack.report_id}"
+    answer = local.get(url)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "failed" and answer.json()["download"] is None
+    assert "is unreadable" in answer.json()["failure"]["reason"]
+    listed = local.get(f"/api/tenants/{TENANT}/reports")
+    assert listed.status_code == 200
+    assert [p["status"] for p in listed.json()["value"]] == ["failed"]
+    assert local.get(f"{url}/workbook").status_code == 404

@@ -85,10 +85,14 @@ def test_timer_queues_a_pack_per_tenant_and_the_queue_function_stores_it(
     assert job.end is not None and job.start is not None
 
     build(QueueMessage(body=body, dequeue_count=1))
-    manifests = [b for b in evidence.list_blobs(f"{TENANT}/") if b.name.endswith(".json")]
-    assert [m.metadata["reportid"] for m in manifests] == [job.report_id]
+    stored = evidence.list_blobs(f"{TENANT}/")
+    # The workbook, its OSCAL assessment results and the manifest, all of the one job.
+    assert sorted(b.name.rsplit("/", 1)[-1] for b in stored) == [
+        f"{job.report_id}{suffix}" for suffix in (".json", ".oscal.json", ".xlsx")
+    ]
+    assert {b.metadata["reportid"] for b in stored} == {job.report_id}
     build(QueueMessage(body=body, dequeue_count=2))  # duplicate delivery: nothing new
-    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 3
 
 
 def test_a_malformed_message_raises_so_that_the_host_poisons_it(app_env: Settings) -> None:

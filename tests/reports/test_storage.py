@@ -125,13 +125,18 @@ def test_a_rerun_makes_a_new_report_and_nothing_is_overwritten(
     assert first.manifest.report_id != second.manifest.report_id
     names = [b.name for b in evidence.list_blobs(f"{TENANT}/")]
     assert sorted(names) == sorted(
-        [first.workbook_blob, first.manifest_blob, second.workbook_blob, second.manifest_blob]
+        name
+        for pack in (first, second)
+        for name in (pack.workbook_blob, pack.oscal_blob, pack.manifest_blob)
     )
     with pytest.raises(EvidenceExists):
         evidence.put_file(first.workbook_blob, Path(__file__), {})
     with pytest.raises(EvidenceExists):
         evidence.put_bytes(first.manifest_blob, b"{}", {})
+    with pytest.raises(EvidenceExists):
+        evidence.put_bytes(first.oscal_blob, b"{}", {})
     assert evidence.sha256(first.workbook_blob)[0] == first.sha256
+    assert evidence.sha256(first.oscal_blob)[0] == first.oscal.sha256
 
 
 def test_uploads_stream_from_the_file_in_blocks(
@@ -189,9 +194,7 @@ def test_requests_are_queued_then_built_by_the_queue_path(
         job = service.request(TENANT, None, None, "alice@contoso.example")
         status = service.status(TENANT, job.report_id)
         assert status is not None and status.status == QUEUED
-        assert (
-            status.request is not None and status.request["requestedBy"] == "alice@contoso.example"
-        )
+        assert status.request is not None and status.request.requested_by == "alice@contoso.example"
         (text,) = queue.receive_texts()
     assert ReportJob.decode(text) == job
     pack = process_job(service, text, dequeue_count=1, max_dequeues=5)
@@ -199,10 +202,11 @@ def test_requests_are_queued_then_built_by_the_queue_path(
     done = service.status(TENANT, job.report_id)
     assert done is not None and done.status == SUCCEEDED
     assert done.workbook_blob == pack.workbook_blob
-    assert done.manifest is not None and done.manifest["workbook"]["sha256"] == pack.sha256
+    assert done.stored is not None and done.stored.workbook.sha256 == pack.sha256
+    assert done.stored.oscal is not None and done.stored.oscal.sha256 == pack.oscal.sha256
     # The same message again (a host retry) stores nothing new.
     assert process_job(service, text, dequeue_count=2, max_dequeues=5) is None
-    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 3
     assert [s.report_id for s in service.list_packs(TENANT)] == [job.report_id]
 
 
@@ -213,7 +217,7 @@ def test_a_pack_that_cannot_be_built_is_recorded_as_failed_without_retry(
     assert process_job(service, sent[0], dequeue_count=1, max_dequeues=5) is None
     status = service.status(OTHER, job.report_id)
     assert status is not None and status.status == FAILED
-    assert status.failure is not None and "no committed snapshot" in status.failure["reason"]
+    assert status.failure is not None and "no committed snapshot" in status.failure.reason
     assert [(s.report_id, s.status) for s in service.list_packs(OTHER)] == [(job.report_id, FAILED)]
 
 
@@ -287,8 +291,9 @@ def test_a_retry_after_an_interrupted_upload_builds_under_a_new_report_id(
     assert pack is not None
     old = service.status(TENANT, job.report_id)
     assert old is not None and old.status == FAILED and old.failure is not None
-    new_id = old.failure["supersededBy"]
+    new_id = old.failure.superseded_by
     assert new_id != job.report_id
+    assert new_id is not None
     new = service.status(TENANT, new_id)
     assert new is not None and new.status == SUCCEEDED
     assert pack.manifest.report_id == new_id

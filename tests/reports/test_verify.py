@@ -260,7 +260,7 @@ def test_report_command_writes_and_stores_a_pack(
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "not stored (--no-upload)" in done.stdout and local.exists()
-    assert len(evidence.list_blobs(f"{TENANT}/")) == 2
+    assert len(evidence.list_blobs(f"{TENANT}/")) == 3
 
 
 def test_verify_before_the_evidence_container_exists_is_one_line_not_a_traceback(
@@ -296,4 +296,4 @@ def test_a_manifest_that_names_another_blob_is_refused_and_flagged(
     ]
     status = ReportService(store, evidence).status(TENANT, pack.manifest.report_id)
     assert status is not None and status.status == "failed"
-    assert status.failure is not None and "refused" in status.failure["reason"]
+    assert status.failure is not None and "refused" in status.failure.reason

@@ -112,8 +112,14 @@ def test_a_failing_tenant_is_recorded_and_the_command_fails(
     ("argv", "message"),
     [
         (["snapshot", "--tenant", "contoso"], "--tenant must be a tenant id"),
-        (["snapshot", "--all", "--at", "2024-05-01T02:00:00"], "--at must name its zone"),
-        (["snapshot", "--all", "--at", "yesterday"], "--at must be an ISO-8601 time"),
+        (
+            ["snapshot", "--all", "--at", "2024-05-01T02:00:00"],
+            "--at: '2024-05-01T02:00:00' names no zone",
+        ),
+        (
+            ["snapshot", "--all", "--at", "yesterday"],
+            "--at: 'yesterday': must be an instant with a zone like",
+        ),
         (["snapshots", "--tenant", "x"], "--tenant must be a tenant id"),
         (
             ["snapshot", "--tenant", A, "--at", "2099-06-01T02:00:00Z"],
@@ -124,7 +130,7 @@ def test_a_failing_tenant_is_recorded_and_the_command_fails(
             "not a slot of the schedule '0 0 2 * * *'; the nearest are 2024-05-01T02:00:00Z "
             "and 2024-05-02T02:00:00Z",
         ),
-        (["snapshots", "--tenant", A, "--until", "soon"], "--until must be an ISO-8601 time"),
+        (["snapshots", "--tenant", A, "--until", "soon"], "--until: 'soon': must be an instant"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -239,3 +245,36 @@ def test_a_tenant_that_left_the_delegation_is_said_by_snapshot_and_tenants(
     by_id = {t["tenantId"]: t for t in json.loads(out)["tenants"]}
     assert by_id[C]["delegated"] is False and by_id[C]["snapshotId"] == "20240501T020000Z"
     assert by_id[A]["delegated"] is True
+
+
+def _times(node: object) -> list[str]:
+    """Every value of a field named like a time (…At, …Since) in a JSON document."""
+    if isinstance(node, dict):
+        own = [v for k, v in node.items() if k.endswith(("At", "Since")) and isinstance(v, str)]
+        return own + [t for v in node.values() for t in _times(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _times(v)]
+    return []
+
+
+def test_the_command_lines_json_is_the_apis_document_with_z_times(
+    source: FakeSource, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 11/12: the CLI wrote complianceByStandard where the API writes compliance, and
+    # times as +00:00. The API's strict response models (extra fields forbidden) read them now.
+    from auditor.api.schemas import SnapshotDetail, SnapshotSummary, TenantItem
+
+    _, out, _ = run(capsys, "snapshot", "--all", "--at", YESTERDAY, "--json")
+    taken = json.loads(out)["tenants"]
+    for outcome in taken:
+        SnapshotDetail.model_validate(outcome["snapshot"])
+    _, tenants, _ = run(capsys, "tenants", "--json")
+    _, snapshots, _ = run(capsys, "snapshots", "--tenant", A, "--json")
+    for item in json.loads(tenants)["tenants"]:
+        TenantItem.model_validate(item)
+        assert "compliance" in item and "complianceByStandard" not in item
+    for item in json.loads(snapshots)["snapshots"]:
+        SnapshotSummary.model_validate(item)
+    times = _times([taken, json.loads(tenants), json.loads(snapshots)])
+    assert len(times) >= 9
+    assert all(t.endswith("Z") and "+" not in t for t in times), times

@@ -38,7 +38,7 @@ def test_every_other_tenant_completes_whatever_one_tenant_does(settings: Setting
         SnapshotQueue.from_settings(settings),
     )
     service.plan_run(SLOT, enqueue=True)
-    service.drain(5, retry_delay_seconds=0, wait=lambda _: None)
+    service.drain(5, retry_delay_seconds=0)
 
     store = service.store
     status = {t: store.get_index(t, SLOT_ID).status for t in tenants}

@@ -235,3 +235,40 @@ def test_hostile_customer_text_still_gives_a_valid_document(tmp_path: Any) -> No
     observation = back.results[0].observations[0]  # type: ignore[index]
     assert observation.title == "]0;pwned line break tab"
     assert observation.links is None  # only https links are kept
+
+
+def test_stable_uuids_are_exactly_rfc_uuid5_of_the_joined_parts() -> None:
+    # The fast spelling must never change a stored document's UUIDs.
+    import uuid
+
+    from auditor.core.oscal import _UUID_NAMESPACE, stable_uuid
+
+    for parts in [("a",), ("observation", "t", "20261031T020000Z", "x/y"), ("é€", ""), ("",)]:
+        assert stable_uuid(*parts) == str(uuid.uuid5(_UUID_NAMESPACE, "/".join(parts)))
+    for n in range(2000):
+        parts = (f"tenant-{n}", f"{n * 7919:x}", "ü" * (n % 5))
+        assert stable_uuid(*parts) == str(uuid.uuid5(_UUID_NAMESPACE, "/".join(parts)))
+
+
+def test_a_period_is_written_one_snapshot_at_a_time_and_as_from_snapshots_in_memory() -> None:
+    # A monthly pack reads ~30 snapshots: each is loaded only once the one before is written.
+    from auditor.core.oscal import write_period_results
+
+    posture = make_posture(tenant_id_for(3), subscriptions=2, standards=2, controls=2)
+    snapshots = [make_snapshot(posture, "20261001T020000Z")]
+    for day in ("20261002T020000Z", "20261003T020000Z"):
+        snapshots.append(make_snapshot(posture, day, previous=snapshots[-1].index))
+    by_id = {s.index.snapshot_id: s for s in snapshots}
+    out = io.BytesIO()
+    loads: list[tuple[str, int]] = []
+
+    def load(entry: Any) -> Snapshot:
+        loads.append((entry.snapshot_id, out.getvalue().count(b'"findings":')))
+        return by_id[entry.snapshot_id]
+
+    stats = write_period_results(
+        [s.index for s in snapshots], load, out, generator="auditor-evidence/test", period=PERIOD
+    )
+    assert loads == [(s.index.snapshot_id, n) for n, s in enumerate(snapshots)]
+    assert out.getvalue() == _write(snapshots)[0]
+    assert stats.results == 3
