@@ -95,6 +95,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "1000",
         "Cap on the pages of one query or REST list (a $skipToken or nextLink chain).",
     ),
+    # Security alerts: every alert is counted (per subscription, severity and status); the
+    # active and in-progress ones are also listed, up to this cap per tenant, and the count of
+    # those the cap left out is stored beside them (never silently dropped).
+    SettingSpec(
+        "AUDITOR_ALERTS_MAX_PER_TENANT",
+        "1000",
+        "Cap on the active and in-progress security alerts listed per tenant (all are counted).",
+    ),
+    SettingSpec(
+        "AUDITOR_ALERTS_LOOKBACK_DAYS",
+        "30",
+        "Resolved and dismissed alerts that ended within this many days are counted.",
+    ),
+    SettingSpec(
+        "AUDITOR_RECOMMENDATION_MAX_RESOURCES",
+        "200",
+        "Cap on the unhealthy resource ids listed per subscription and recommendation "
+        "(all are counted).",
+    ),
 )
 
 # Settings that exist only for local runs and tests; infra does not set them.
@@ -161,6 +180,9 @@ class Settings:
     collect_timeout_seconds: float
     collect_limits: CollectLimits = field(default_factory=CollectLimits.defaults)
     role: str = "all"
+    alerts_max_per_tenant: int = 1000
+    alerts_lookback_days: int = 30
+    recommendation_max_resources: int = 200
 
     @property
     def arm_scope(self) -> str:
@@ -274,6 +296,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_pages_per_query=_int(env, "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", 2),
         ),
         role=load_role(env),
+        alerts_max_per_tenant=_int(env, "AUDITOR_ALERTS_MAX_PER_TENANT", 0),
+        alerts_lookback_days=_int(env, "AUDITOR_ALERTS_LOOKBACK_DAYS", 1),
+        recommendation_max_resources=_int(env, "AUDITOR_RECOMMENDATION_MAX_RESOURCES", 0),
     )
 
 

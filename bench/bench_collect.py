@@ -155,8 +155,7 @@ def worker_bare() -> dict[str, Any]:
     from auditor.services.collect import (
         DISCOVER_DELEGATIONS,
         DISCOVER_SUBSCRIPTIONS,
-        HARDENING_QUERY,
-        POSTURE_QUERY,
+        TENANT_QUERIES,
     )
 
     started = time.perf_counter()
@@ -169,8 +168,8 @@ def worker_bare() -> dict[str, Any]:
             tenants.setdefault(row["tenantId"], []).append(row["subscriptionId"])
     bare.get_all("/providers/Microsoft.Security/assessmentMetadata?api-version=2021-06-01")
     for tenant_subs in tenants.values():
-        bare.query(POSTURE_QUERY, tenant_subs)
-        bare.query(HARDENING_QUERY, tenant_subs)
+        for query in TENANT_QUERIES.values():
+            bare.query(query, tenant_subs)
         for sub in tenant_subs:
             bare.get_all(
                 f"/subscriptions/{sub}/providers/Microsoft.Security/"

@@ -721,6 +721,18 @@ var auditorSettings = [
     name: 'AUDITOR_COLLECT_MAX_PAGES_PER_QUERY'
     value: '1000'
   }
+  {
+    name: 'AUDITOR_ALERTS_MAX_PER_TENANT'
+    value: '1000'
+  }
+  {
+    name: 'AUDITOR_ALERTS_LOOKBACK_DAYS'
+    value: '30'
+  }
+  {
+    name: 'AUDITOR_RECOMMENDATION_MAX_RESOURCES'
+    value: '200'
+  }
 ]
 
 // Per app: its role, and its identity for storage, the host and telemetry (DefaultAzureCredential

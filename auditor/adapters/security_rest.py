@@ -138,18 +138,23 @@ def _metadata(item: Mapping[str, Any]) -> RecommendationMetadata | None:
     props = item.get("properties")
     props = props if isinstance(props, Mapping) else {}
     categories = props.get("categories")
+    threats = props.get("threats")
 
     def text(name: str) -> str:
         value = props.get(name)
         return value if isinstance(value, str) else ""
+
+    def texts(value: Any) -> tuple[str, ...]:
+        return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
     return RecommendationMetadata(
         key=key.lower(),
         display_name=text("displayName"),
         severity=text("severity"),
         remediation=text("remediationDescription"),
-        categories=tuple(c for c in categories if isinstance(c, str))
-        if isinstance(categories, list)
-        else (),
+        categories=texts(categories),
         description=text("description"),
+        threats=texts(threats),
+        user_impact=text("userImpact"),
+        implementation_effort=text("implementationEffort"),
     )

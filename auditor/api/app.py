@@ -33,7 +33,9 @@ from auditor.core.snapshot import SnapshotReader
 from auditor.services.history import SnapshotHistory
 
 # Order is the order of the OpenAPI document.
-ROUTERS: tuple[str, ...] = ("tenants", "diff", "coverage", "trend", "health", "docs")
+ROUTERS: tuple[str, ...] = (
+    "tenants", "diff", "coverage", "alerts", "ranking", "trend", "health", "docs"
+)  # fmt: skip
 
 OPENAPI_URL = "/api/openapi.json"
 LOCAL_PRINCIPAL = "local-dev"

@@ -271,3 +271,76 @@ class Trend(Strict):
     tenantId: str
     standards: list[str] = Field(description="Standards in the series (the filter, or all seen).")
     value: list[TrendPoint] = Field(description="Oldest first; one point per snapshot×standard.")
+
+
+class AlertItem(Strict):
+    """An open (active or in-progress) security alert."""
+
+    subscriptionId: str
+    alertId: str = Field(description="The alert's resource id, lower-case.")
+    alertType: str
+    displayName: str
+    severity: Literal["High", "Medium", "Low", "Informational"]
+    status: Literal["Active", "InProgress"]
+    startTime: datetime
+    endTime: datetime | None
+    intent: str
+    techniques: str = Field(description="MITRE ATT&CK techniques, space-separated.")
+    compromisedEntity: str
+    resourceIds: str = Field(description="Affected Azure resource ids, space-separated.")
+    product: str
+    portalLink: str = Field(description="The alert in the Azure portal (alertUri).")
+    incident: bool
+
+
+class AlertCountItem(Strict):
+    subscriptionId: str
+    severity: Literal["High", "Medium", "Low", "Informational"]
+    status: Literal["Active", "InProgress", "Resolved", "Dismissed"]
+    alerts: int = Field(description="Alerts counted (resolved, dismissed: within the look-back).")
+    listed: int = Field(description="Of those, listed in `value`.")
+    leftOut: int = Field(description="Open alerts the per-tenant cap left out of `value`.")
+
+
+class AlertsDocument(Strict):
+    tenantId: str
+    snapshot: SnapshotDetail
+    complete: bool
+    collected: bool = Field(
+        description="False when the snapshot was taken before alerts were collected: then "
+        "`counts` and `value` are empty because nothing was read, not because none existed."
+    )
+    counts: list[AlertCountItem]
+    leftOut: int = Field(description="Open alerts the per-tenant cap left out of `value`.")
+    value: list[AlertItem] = Field(description="Open alerts, most severe and newest first.")
+
+
+class RankedTenant(Strict):
+    tenantId: str
+    tenantName: str
+    unhealthyResources: int
+    subscriptions: int = Field(description="Subscriptions of the tenant the item applies to.")
+
+
+class RankedItem(Strict):
+    rank: int = Field(description="1 for the first place to act, over every page.")
+    kind: Literal["recommendation", "control"]
+    key: str = Field(description="Assessment key, or standard/control.")
+    displayName: str
+    severity: str = Field(description="High, Medium, Low, or empty when unknown.")
+    unhealthyResources: int = Field(
+        description="Unhealthy resources (recommendation) or failed resources (control)."
+    )
+    tenantCount: int
+    remediation: str
+    tenants: list[RankedTenant] = Field(description="Most unhealthy resources first.")
+
+
+class WhereToAct(Strict):
+    total: int = Field(description="Items over every tenant the caller may see.")
+    tenantsRanked: int
+    tenantsNotCollected: list[str] = Field(
+        description="Visible tenants whose latest snapshot predates recommendations."
+    )
+    value: list[RankedItem]
+    nextLink: str | None

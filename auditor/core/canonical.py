@@ -31,17 +31,11 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from auditor.core import registry
 from auditor.core.model import (
     CollectionStatus,
     Completeness,
     ComplianceRecord,
-    ControlSummary,
-    DefenderPlan,
-    HardeningCoverage,
-    SecureScore,
-    SecureScoreControl,
-    StandardAssignment,
-    StandardSummary,
     State,
     Tenant,
     TenantPosture,
@@ -52,31 +46,38 @@ FORMAT = "auditor-snapshot/1"
 
 Key = tuple[str, str, str, str]
 
-# Order of sections in the hashed content (and in the store).
-SECTIONS: tuple[str, ...] = (
-    "tenant",
-    "completeness",
-    "compliance",
-    "carried",
-    "standards",
-    "controls",
-    "plans",
-    "secure_scores",
-    "secure_score_controls",
-    "hardening",
-    "assignments",
-)
+Registry = Sequence[registry.Section[Any]]
 
-# TenantPosture field and record type of each list-valued section.
-_RECORD_SECTIONS: dict[str, tuple[str, type]] = {
-    "standards": ("standards", StandardSummary),
-    "controls": ("controls", ControlSummary),
-    "plans": ("plans", DefenderPlan),
-    "secure_scores": ("secure_scores", SecureScore),
-    "secure_score_controls": ("secure_score_controls", SecureScoreControl),
-    "hardening": ("hardening", HardeningCoverage),
-    "assignments": ("assignments", StandardAssignment),
-}
+
+def section_order(sections: Registry = registry.REGISTRY) -> tuple[str, ...]:
+    """Order of sections in the hashed content (and in the store): the tenant, its
+    completeness, the compliance records and the assessments carried beside them, then every
+    other registered section in registry order (auditor/core/registry.py)."""
+    return (
+        "tenant",
+        "completeness",
+        registry.COMPLIANCE.name,
+        "carried",
+        *(section.name for section in sections if section is not registry.COMPLIANCE),
+    )
+
+
+def always_hashed(sections: Registry = registry.REGISTRY) -> frozenset[str]:
+    """Sections hashed even when empty (format 1); any other is hashed only when collected."""
+    return frozenset(
+        {"tenant", "completeness", "carried"}
+        | {section.name for section in sections if section.legacy}
+    )
+
+
+SECTIONS: tuple[str, ...] = section_order()
+ALWAYS_HASHED: frozenset[str] = always_hashed()
+
+
+def _record_sections(sections: Registry) -> Iterator[registry.Section[Any]]:
+    """The list-valued sections besides compliance (which carries transitions)."""
+    return (section for section in sections if section is not registry.COMPLIANCE)
+
 
 # Completeness fields that describe the run, not the tenant: stored beside the content, not hashed.
 OPERATIONAL_FIELDS: tuple[str, ...] = (
@@ -423,8 +424,11 @@ def canonical_sections(
     posture: TenantPosture,
     transitions: Mapping[Key, Transition],
     carried: Mapping[Key, CarriedAssessment],
+    sections_registry: Registry = registry.REGISTRY,
 ) -> dict[str, list[str]]:
-    """Every section's lines, in canonical order. Every compliance record needs a transition."""
+    """Every section's lines, in canonical order. Every compliance record needs a transition.
+
+    A section the posture did not collect (None) has no entry: it is not hashed."""
     missing = [r.key for r in posture.compliance if r.key not in transitions]
     if missing:
         raise ValueError(f"{len(missing)} compliance records have no transition, e.g. {missing[0]}")
@@ -437,8 +441,10 @@ def canonical_sections(
         ],
         "carried": [encode_record(carried[key]) for key in sorted(carried)],
     }
-    for section, (attribute, _) in _RECORD_SECTIONS.items():
-        sections[section] = sorted(encode_record(r) for r in getattr(posture, attribute))
+    for section in _record_sections(sections_registry):
+        records = registry.records_of(posture, section)
+        if records is not None:
+            sections[section.name] = sorted(encode_record(r) for r in records)
     return sections
 
 
@@ -454,9 +460,12 @@ class DecodedContent:
 
 
 def decode_sections(
-    sections: Mapping[str, Iterable[str]], operations: Mapping[str, float] | None = None
+    sections: Mapping[str, Iterable[str]],
+    operations: Mapping[str, float] | None = None,
+    sections_registry: Registry = registry.REGISTRY,
 ) -> DecodedContent:
-    """Records back from their lines (the inverse of canonical_sections)."""
+    """Records back from their lines (the inverse of canonical_sections); a section without an
+    entry in `sections` was not collected (read as None, not as empty)."""
     tenant_lines = list(sections.get("tenant", ()))
     completeness_lines = list(sections.get("completeness", ()))
     if len(tenant_lines) != 1 or len(completeness_lines) != 1:
@@ -471,15 +480,20 @@ def decode_sections(
     for line in sections.get("carried", ()):
         item = decode_record(CarriedAssessment, line)
         carried[item.record.key] = item
-    lists: dict[str, tuple[Any, ...]] = {
-        attribute: tuple(decode_record(cls, line) for line in sections.get(section, ()))
-        for section, (attribute, cls) in _RECORD_SECTIONS.items()
-    }
+    legacy: dict[str, tuple[Any, ...]] = {}
+    later: dict[str, tuple[Any, ...]] = {}
+    for section in _record_sections(sections_registry):
+        lines = sections.get(section.name)
+        if lines is None and not section.legacy:
+            continue  # not collected
+        records = tuple(decode_record(section.record, line) for line in lines or ())
+        (legacy if section.legacy else later)[section.name] = records
     posture = TenantPosture(
         tenant=decode_record(Tenant, tenant_lines[0]),
         compliance=tuple(compliance),
         completeness=decode_completeness(completeness_lines[0], operations),
-        **lists,
+        sections=later,
+        **legacy,
     )
     return DecodedContent(posture, transitions, carried)
 
@@ -519,21 +533,31 @@ class SnapshotHeader:
 
 
 def iter_canonical_bytes(
-    header: SnapshotHeader, sections: Mapping[str, Sequence[str]]
+    header: SnapshotHeader,
+    sections: Mapping[str, Sequence[str]],
+    sections_registry: Registry = registry.REGISTRY,
 ) -> Iterator[bytes]:
-    """The exact bytes hashed: header line, then per section ``#name count`` and its lines."""
+    """The exact bytes hashed: header line, then per section ``#name count`` and its lines
+    (a section added after format 1 only when collected, so older hashes are unchanged)."""
     yield (header.line() + "\n").encode("ascii")
-    for section in SECTIONS:
+    hashed = always_hashed(sections_registry)
+    for section in section_order(sections_registry):
+        if section not in sections and section not in hashed:
+            continue  # not collected
         lines = sections.get(section, ())
         yield f"#{section} {len(lines)}\n".encode("ascii")
         if lines:
             yield ("\n".join(lines) + "\n").encode("ascii")
 
 
-def content_hash(header: SnapshotHeader, sections: Mapping[str, Sequence[str]]) -> str:
+def content_hash(
+    header: SnapshotHeader,
+    sections: Mapping[str, Sequence[str]],
+    sections_registry: Registry = registry.REGISTRY,
+) -> str:
     """SHA-256 (hex) of the canonical content."""
     digest = hashlib.sha256()
-    for chunk in iter_canonical_bytes(header, sections):
+    for chunk in iter_canonical_bytes(header, sections, sections_registry):
         digest.update(chunk)
     return digest.hexdigest()
 

@@ -26,6 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from operator import attrgetter
 
+from auditor.core.alert_diff import AlertDiff, diff_alerts
 from auditor.core.model import (
     ComplianceRecord,
     ControlSummary,
@@ -162,6 +163,8 @@ class DiffSummary:
     plan_downgrades: tuple[PlanDowngrade, ...]
     secure_score_drops: tuple[SecureScoreDrop, ...]
     assignments: tuple[AssignmentChange, ...] = ()  # by subscription, standard
+    # Security alerts new and resolved; None when an end was taken before alerts were collected.
+    alerts: AlertDiff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,5 +558,6 @@ def diff_snapshots(
             before.posture.secure_scores, after.posture.secure_scores, comparable
         ),
         assignments=_assignments(changes),
+        alerts=diff_alerts(before.posture, after.posture, comparable),
     )
     return Diff(before=before.index, after=after.index, summary=summary, changes=tuple(changes))

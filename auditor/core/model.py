@@ -7,7 +7,9 @@ Records are frozen so a snapshot, once built, cannot be changed in place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class State(StrEnum):
@@ -146,6 +148,43 @@ class RecommendationMetadata:
     remediation: str = ""
     categories: tuple[str, ...] = ()
     description: str = ""
+    threats: tuple[str, ...] = ()
+    user_impact: str = ""  # Low | Moderate | High
+    implementation_effort: str = ""  # Low | Moderate | High
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentResult:
+    """One resource-level Defender assessment row (microsoft.security/assessments)."""
+
+    subscription_id: str
+    key: str  # assessment key (the recommendation), lower-case
+    code: str  # Healthy | Unhealthy | NotApplicable
+    resource_id: str  # lower-case
+    cause: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationSummary:
+    """Per subscription and recommendation: resources by status, with the metadata joined and
+    the unhealthy resources (listed up to a cap per recommendation; ``unhealthy_left_out``
+    counts the rest, never silently)."""
+
+    subscription_id: str
+    recommendation: str  # assessment key
+    display_name: str
+    healthy: int
+    unhealthy: int
+    not_applicable: int
+    severity: str = ""
+    unhealthy_resources: tuple[str, ...] = ()
+    unhealthy_left_out: int = 0
+    remediation: str = ""
+    categories: tuple[str, ...] = ()
+    threats: tuple[str, ...] = ()
+    user_impact: str = ""
+    implementation_effort: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +227,68 @@ class StandardAssignment:
     compliance_date: str = ""
     evidence: tuple[Evidence, ...] = ()
     description: str = ""
+
+
+class AlertStatus(StrEnum):
+    """A security alert's status, spelled as the API spells it."""
+
+    ACTIVE = "Active"
+    IN_PROGRESS = "InProgress"
+    RESOLVED = "Resolved"
+    DISMISSED = "Dismissed"
+
+
+class AlertSeverity(StrEnum):
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+    INFORMATIONAL = "Informational"
+
+
+OPEN_ALERT_STATUSES = (AlertStatus.ACTIVE, AlertStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityAlert:
+    """One Defender for Cloud security alert (microsoft.security/locations/alerts)."""
+
+    subscription_id: str
+    alert_id: str  # the alert's resource id, lower-cased (its identity across snapshots)
+    alert_type: str
+    display_name: str
+    severity: AlertSeverity
+    status: AlertStatus
+    start_time: datetime
+    end_time: datetime | None = None
+    intent: str = ""
+    techniques: tuple[str, ...] = ()
+    compromised_entity: str = ""
+    resource_ids: tuple[str, ...] = ()
+    product: str = ""
+    portal_link: str = ""
+    incident: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_ALERT_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCount:
+    """Alerts of one subscription, severity and status: all of them counted (resolved and
+    dismissed ones within the look-back); ``listed`` of them kept in the snapshot's alerts
+    (open ones, up to the per-tenant cap): ``alerts - listed`` is what the cap left out."""
+
+    subscription_id: str
+    severity: AlertSeverity
+    status: AlertStatus
+    alerts: int
+    listed: int = 0
+
+    @property
+    def left_out(self) -> int:
+        """Open alerts the cap left out of the list (closed ones are only ever counted)."""
+        return self.alerts - self.listed if self.status in OPEN_ALERT_STATUSES else 0
 
 
 # Keys of Completeness.malformed besides the record kinds (compliance, controls, ...).
@@ -265,3 +366,6 @@ class TenantPosture:
     hardening: tuple[HardeningCoverage, ...]
     assignments: tuple[StandardAssignment, ...]
     completeness: Completeness
+    # Sections declared after format 1 (auditor/core/registry.py), by name. A section that is
+    # absent was not collected (a snapshot taken before it existed): never read as empty.
+    sections: dict[str, tuple[Any, ...]] = field(default_factory=dict)

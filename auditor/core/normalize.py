@@ -1,9 +1,9 @@
 """Resource Graph rows → typed posture records. Pure: no I/O, fully unit-tested on fixtures.
 
-One table (``NORMALIZERS``) says what we collect: Resource Graph type → record kind →
-normalizer. Adding a kind is one row and one function. A row that does not fit its shape
-(missing properties, unknown state, an id that does not parse) is counted as malformed
-under its kind and described in a bounded list of warnings; it never raises.
+What is collected, and which normalizer reads which Resource Graph type, is declared once in
+auditor/core/registry.py (which also holds the ``Batch`` that dispatches rows). A row that does
+not fit its shape (missing properties, unknown state, an id that does not parse) is counted as
+malformed under its kind and described in a bounded list of warnings; it never raises.
 
 Values are taken in their documented types and spelling, nothing coerced: a state is one of
 ``Passed``, ``Failed``, ``Skipped``, ``Unsupported`` exactly as Resource Graph returns it; a
@@ -22,20 +22,21 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from hashlib import blake2b as _blake2b
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from auditor.core.model import (
-    MALFORMED_ROWS,
+    AlertSeverity,
+    AlertStatus,
+    AssessmentResult,
     ComplianceRecord,
     ControlSummary,
     DefenderPlan,
     Evidence,
     SecureScore,
     SecureScoreControl,
+    SecurityAlert,
     StandardAssignment,
     StandardSummary,
     State,
@@ -54,6 +55,7 @@ T_STANDARD_ASSIGNMENT = "microsoft.security/standardassignments"
 T_RECOMMENDATION = "microsoft.security/assessments"
 T_SUBSCRIPTION = "microsoft.resources/subscriptions"
 T_REGISTRATION_ASSIGNMENT = "microsoft.managedservices/registrationassignments"
+T_ALERT = "microsoft.security/locations/alerts"
 
 _SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _ASSESSMENT_ID = re.compile(
@@ -71,6 +73,7 @@ _STANDARD_ID = re.compile(
     _SUB + r"/providers/Microsoft\.Security/regulatoryComplianceStandards/(?P<standard>[^/]+)$",
     re.IGNORECASE,
 )
+_ASSESSMENT_SUFFIX = re.compile(r"/providers/Microsoft\.Security/assessments/[^/]+$", re.IGNORECASE)
 _SUB_PREFIX = re.compile(r"^" + _SUB + r"(/|$)", re.IGNORECASE)
 
 MAX_WARNINGS = 50
@@ -79,76 +82,6 @@ MAX_COUNT = 2**53 - 1  # the largest integer every JSON reader (and Excel) keeps
 
 class Malformed(ValueError):
     """A row does not have the shape its type promises."""
-
-
-@dataclass
-class Batch:
-    """Records normalised from a stream of rows, with what could not be normalised."""
-
-    compliance: list[ComplianceRecord] = field(default_factory=list)
-    standards: list[StandardSummary] = field(default_factory=list)
-    controls: list[ControlSummary] = field(default_factory=list)
-    plans: list[DefenderPlan] = field(default_factory=list)
-    secure_scores: list[SecureScore] = field(default_factory=list)
-    secure_score_controls: list[SecureScoreControl] = field(default_factory=list)
-    assignments: list[StandardAssignment] = field(default_factory=list)
-    # Recommendation rows stay raw-ish: (subscription, key, status code) for hardening roll-up.
-    recommendations: list[tuple[str, str, str]] = field(default_factory=list)
-    malformed: Counter[str] = field(default_factory=Counter)
-    warnings: list[str] = field(default_factory=list)
-    ignored: int = 0
-    # Digest of the lower-cased id -> the record kept for it: later rows with the id are
-    # duplicates. A 16-byte digest, not the id itself: ids are about 230 characters, and a
-    # tenant may hold hundreds of thousands of rows.
-    _kept: dict[bytes, Any] = field(default_factory=dict, repr=False)
-
-    def add(self, row: Any) -> None:
-        """Normalise one Resource Graph row into its record list (or count it as malformed)."""
-        if not isinstance(row, Mapping):
-            self._malformed(MALFORMED_ROWS, None, "the row is not a JSON object")
-            return
-        row_type = row.get("type", "")
-        entry = NORMALIZERS.get(row_type.lower()) if type(row_type) is str else None
-        if entry is None:
-            self.ignored += 1
-            return
-        kind, normalizer = entry
-        try:
-            record = normalizer(row)
-        except Malformed as exc:
-            self._malformed(kind, row.get("id"), str(exc))
-            return
-        row_id = row.get("id")
-        if type(row_id) is str:
-            key = _blake2b(row_id.lower().encode(), digest_size=16).digest()
-            kept = self._kept.setdefault(key, record)
-            if kept is not record:
-                self._malformed(kind, row_id, _duplicate(kept, record))
-                return
-        getattr(self, kind).append(record)
-
-    def extend(self, rows: Iterable[Any]) -> None:
-        for row in rows:
-            self.add(row)
-
-    def _malformed(self, kind: str, row_id: object, problem: str) -> None:
-        self.malformed[kind] += 1
-        if len(self.warnings) < MAX_WARNINGS:
-            shown = quote(row_id, 400) if isinstance(row_id, str) else "<no id>"  # ids ~230
-            self.warnings.append(f"malformed {kind} row {shown}: {problem}")
-
-
-def _duplicate(kept: Any, dropped: Any) -> str:
-    if kept == dropped:
-        return "duplicate id, identical to the row kept (the first); dropped"
-    kept_state = getattr(kept, "state", None)
-    dropped_state = getattr(dropped, "state", None)
-    if kept_state is not None and dropped_state is not None and kept_state != dropped_state:
-        return (
-            f"duplicate id with a conflicting state: {kept_state} kept (the first row), "
-            f"{dropped_state} dropped"
-        )
-    return "duplicate id with conflicting values: the first row kept, this one dropped"
 
 
 # --- field access -------------------------------------------------------------------------
@@ -412,29 +345,121 @@ def standard_assignment(row: Row) -> StandardAssignment:
     )
 
 
-def recommendation(row: Row) -> tuple[str, str, str]:
-    """(subscription, assessment key, status code) of one per-resource recommendation row."""
+def recommendation(row: Row) -> AssessmentResult:
+    """One resource-level assessment row: subscription, key, status code, resource."""
     props = _props(row)
     status = props.get("status")
     if not isinstance(status, Mapping):
         raise Malformed("missing status")
     code = _str(status, "code")
     if code not in ("Healthy", "Unhealthy", "NotApplicable"):
-        raise Malformed(f"unknown status code {code!r}")
-    return (subscription_of(row), _str(row, "name").lower(), code)
+        raise Malformed(f"unknown status code {quote(code)!r}")
+    details = _object(props, "resourceDetails")
+    # The REST API spells it "id"; Resource Graph rows also come as "Id" (or "ResourceId").
+    resource = next(
+        (
+            _str(details, name, required=False)
+            for name in ("id", "Id", "ResourceId")
+            if details.get(name)
+        ),
+        "",
+    )
+    if not resource:
+        # The assessment's own id is the resource's id followed by its provider segment.
+        resource = _ASSESSMENT_SUFFIX.sub("", _str(row, "id"))
+    return AssessmentResult(
+        subscription_id=subscription_of(row),
+        key=_shared(_str(row, "name").lower()),
+        code=_shared(code),
+        resource_id=resource.lower(),
+        cause=_shared(_str(status, "cause", required=False)),
+        description=_str(status, "description", required=False),
+    )
 
 
-NORMALIZERS: dict[str, tuple[str, Callable[[Row], Any]]] = {
-    T_ASSESSMENT: ("compliance", compliance_record),
-    T_STANDARD: ("standards", standard_summary),
-    T_CONTROL: ("controls", control_summary),
-    T_PRICING: ("plans", defender_plan),
-    T_SECURE_SCORE: ("secure_scores", secure_score),
-    T_SECURE_SCORE_CONTROL: ("secure_score_controls", secure_score_control),
-    T_STANDARD_ASSIGNMENT: ("assignments", standard_assignment),
-    T_RECOMMENDATION: ("recommendations", recommendation),
-}
+_ALERT_SEVERITIES = {severity.value: severity for severity in AlertSeverity}
+_ALERT_STATUSES = {status.value: status for status in AlertStatus}
+# ISO-8601 as Defender writes it: up to seven fractional digits, "Z" or an offset.
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,7}))?(Z|[+-]\d\d:\d\d)$")
 
-# Types read in the per-tenant posture query (everything but per-resource recommendations,
-# which are filtered by key in a query of their own).
-POSTURE_TYPES: tuple[str, ...] = tuple(t for t in NORMALIZERS if t != T_RECOMMENDATION)
+
+def _optional_time(mapping: Mapping[str, Any], name: str) -> datetime | None:
+    return None if mapping.get(name) is None else _time(mapping, name)
+
+
+def _time(mapping: Mapping[str, Any], name: str) -> datetime:
+    value = mapping.get(name)
+    match = _TIME.match(value) if type(value) is str else None
+    if match is None:
+        raise Malformed(
+            f"{name} is not an ISO-8601 time" if value is not None else f"missing {name}"
+        )
+    base, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    try:
+        moment = datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError as exc:
+        raise Malformed(f"{name} is not a valid time") from exc
+    return moment.astimezone(UTC)
+
+
+def _strings(mapping: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = mapping.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(type(item) is str for item in value):
+        raise Malformed(f"{name} is not a list of strings")
+    return tuple(value)
+
+
+def _enum(mapping: Mapping[str, Any], name: str, known: Mapping[str, Any]) -> Any:
+    value = mapping.get(name)
+    found = known.get(value) if type(value) is str else None
+    if found is None:
+        if value is None:
+            raise Malformed(f"missing {name}")
+        shown = quote(value) if type(value) is str else _kind(value)
+        raise Malformed(f"unknown {name} {shown!r}")
+    return found
+
+
+def _resource_ids(props: Mapping[str, Any]) -> tuple[str, ...]:
+    identifiers = props.get("resourceIdentifiers")
+    if identifiers is None:
+        return ()
+    if not isinstance(identifiers, list) or not all(isinstance(i, Mapping) for i in identifiers):
+        raise Malformed("resourceIdentifiers is not a list of objects")
+    # Only Azure resources name a resource id; Log Analytics identifiers name a workspace.
+    return tuple(
+        _str(item, "azureResourceId").lower()
+        for item in identifiers
+        if item.get("type") == "AzureResource"
+    )
+
+
+def security_alert(row: Row) -> SecurityAlert:
+    """A Defender for Cloud alert (REST 2022-01-01 shape; Resource Graph lower-cases type)."""
+    props = _props(row)
+    incident = props.get("isIncident")
+    if incident is not None and type(incident) is not bool:
+        raise Malformed("isIncident is not a boolean")
+    link = _str(props, "alertUri", required=False)
+    if link and not link.startswith("https://"):
+        raise Malformed("alertUri is not an https:// link")
+    return SecurityAlert(
+        subscription_id=subscription_of(row),
+        alert_id=_str(row, "id").lower(),
+        alert_type=_shared(_str(props, "alertType")),
+        display_name=_str(props, "alertDisplayName"),
+        severity=_enum(props, "severity", _ALERT_SEVERITIES),
+        status=_enum(props, "status", _ALERT_STATUSES),
+        start_time=_time(props, "startTimeUtc"),
+        end_time=_optional_time(props, "endTimeUtc"),
+        intent=_str(props, "intent", required=False),
+        techniques=_strings(props, "techniques"),
+        compromised_entity=_str(props, "compromisedEntity", required=False),
+        resource_ids=_resource_ids(props),
+        product=_shared(_str(props, "productName", required=False)),
+        portal_link=link,
+        incident=incident is True,
+    )

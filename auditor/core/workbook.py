@@ -6,9 +6,10 @@ openpyxl's write-only mode. Tests read the written workbook back and compare its
 the same snapshots.
 
 Sheets: Cover, Summary, one per standard, Changes, Hardening, Defender plans, Secure score,
-Attestations & exemptions, Data quality. A sheet that would pass Excel's row limit continues on
-a numbered sheet, and text longer than a cell holds is cut with a note saying so: the writer
-does both, for every sheet (``cell_text``), so row builders of large sheets leave text as is.
+Attestations & exemptions, Security alerts (workbook_alerts.py), Data quality. A sheet that
+would pass Excel's row limit continues on a numbered sheet, and text longer than a cell holds
+is cut with a note saying so: the writer does both, for every sheet (``cell_text``), so row
+builders of large sheets leave text as is.
 """
 
 from __future__ import annotations
@@ -288,7 +289,10 @@ PLANS = "Defender plans"
 SECURE_SCORE = "Secure score"
 ATTESTATIONS = "Attestations & exemptions"
 DATA_QUALITY = "Data quality"
-FIXED_SHEETS = (COVER, SUMMARY, CHANGES, HARDENING, PLANS, SECURE_SCORE, ATTESTATIONS, DATA_QUALITY)
+ALERTS = "Security alerts"  # built in workbook_alerts.py
+FIXED_SHEETS = (
+    COVER, SUMMARY, CHANGES, HARDENING, PLANS, SECURE_SCORE, ATTESTATIONS, ALERTS, DATA_QUALITY
+)  # fmt: skip
 
 # Room left in a title for the writer's continuation suffix " (nn)".
 _SUFFIX_ROOM = 5
@@ -1563,6 +1567,9 @@ def quality_sheet(inputs: PackInputs) -> SheetLayout:
 
 def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
     """Every sheet of the pack, in order. Standard sheets come from the end snapshot."""
+    # The alerts sheet builds on this module's cells and layouts: imported here, not above.
+    from auditor.core.workbook_alerts import alerts_sheet
+
     if inputs.start.index.tenant_id != inputs.end.index.tenant_id:
         raise ValueError("a pack shows one tenant")
     standards = {r.standard for r in inputs.end.posture.compliance}
@@ -1576,6 +1583,7 @@ def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
         plans_sheet(inputs.end),
         secure_score_sheet(inputs.end),
         attestations_sheet(inputs.end),
+        alerts_sheet(inputs),
         quality_sheet(inputs),
     ]
     contents = [(COVER, "This sheet.")] + [(sheet.title, sheet.purpose) for sheet in body]

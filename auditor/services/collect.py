@@ -23,6 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -47,7 +48,6 @@ from auditor.adapters.resource_graph import (
 )
 from auditor.adapters.security_rest import SecurityRest
 from auditor.adapters.tenants_rest import TenantDirectory
-from auditor.core import hardening
 from auditor.core.model import (
     MALFORMED_PAGES,
     Completeness,
@@ -56,14 +56,9 @@ from auditor.core.model import (
     Tenant,
     TenantPosture,
 )
-from auditor.core.normalize import (
-    POSTURE_TYPES,
-    T_RECOMMENDATION,
-    T_REGISTRATION_ASSIGNMENT,
-    T_SUBSCRIPTION,
-    Batch,
-)
+from auditor.core.normalize import T_REGISTRATION_ASSIGNMENT, T_SUBSCRIPTION
 from auditor.core.quoted import first_line, quote
+from auditor.core.registry import Batch, Derivation, empty_posture, posture_of, queries
 from auditor.core.snapshot import is_tenant_id
 from auditor.settings import Settings
 
@@ -71,11 +66,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 COLLECTOR_VERSION = f"auditor-collector/{__version__}"
-
-
-def _kql_list(values: Iterable[str]) -> str:
-    # Values are our own constants (types, GUID keys), never caller input.
-    return ", ".join(f"'{value}'" for value in values)
 
 
 DISCOVER_SUBSCRIPTIONS = (
@@ -86,15 +76,8 @@ DISCOVER_DELEGATIONS = (
     f"managedserviceresources | where type =~ '{T_REGISTRATION_ASSIGNMENT}' "
     "| project id, tenantId, subscriptionId, properties"
 )
-POSTURE_QUERY = (
-    f"securityresources | where type in~ ({_kql_list(POSTURE_TYPES)}) "
-    "| project id, name, type, subscriptionId, properties"
-)
-HARDENING_QUERY = (
-    f"securityresources | where type == '{T_RECOMMENDATION}' "
-    f"and name in~ ({_kql_list(hardening.HARDENING_KEYS)}) "
-    "| project id, name, type, subscriptionId, properties"
-)
+# One query per query group of the section registry (auditor/core/registry.py).
+TENANT_QUERIES: dict[str, str] = queries()
 
 
 class TransientCollectionError(RuntimeError):
@@ -219,8 +202,11 @@ class Collector:
         graph: ResourceGraph | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rest_backoff_base: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        # "Now" of the data read (look-backs count from it): the wall clock against Azure.
+        self._clock = clock
         self.limits = settings.collect_limits
         self._credential = credential or build_credential()
         self.graph = graph or ResourceGraph(
@@ -293,7 +279,7 @@ class Collector:
         errors: list[str] = []
         pages_stopped = 0
 
-        for label, query in (("posture", POSTURE_QUERY), ("hardening", HARDENING_QUERY)):
+        for label, query in TENANT_QUERIES.items():
             if missing:
                 break  # the whole scope is already known to be unreadable
             try:
@@ -400,20 +386,13 @@ class Collector:
         malformed: dict[str, int],
         started: float,
     ) -> TenantPosture:
-        with_compliance = {record.subscription_id for record in batch.compliance}
+        with_compliance = {record.subscription_id for record in batch["compliance"]}
         warnings = [
             f"subscription {sub}: no regulatory compliance data"
             for sub in collected
             if sub not in with_compliance
         ]
         warnings.extend(batch.warnings)
-        in_scope = set(collected)
-        coverage = hardening.rollup(
-            collected,
-            (r for r in batch.recommendations if r[0] in in_scope),
-            metadata,
-            jit,
-        )
         completeness = Completeness(
             expected_subscriptions=expected,
             collected_subscriptions=collected,
@@ -424,22 +403,18 @@ class Collector:
             duration_seconds=round(time.monotonic() - started, 3),
             **completeness_counts,
         )
-
-        def mine(records: list[Any]) -> tuple[Any, ...]:
-            return tuple(r for r in records if r.subscription_id in in_scope)
-
-        return TenantPosture(
-            tenant=tenant,
-            compliance=mine(batch.compliance),
-            standards=mine(batch.standards),
-            controls=mine(batch.controls),
-            plans=mine(batch.plans),
-            secure_scores=mine(batch.secure_scores),
-            secure_score_controls=mine(batch.secure_score_controls),
-            hardening=tuple(coverage),
-            assignments=mine(batch.assignments),
-            completeness=completeness,
+        context = Derivation(
+            frozenset(collected),
+            metadata=metadata,
+            jit_covered_vms=jit,
+            now=self._clock(),
+            caps={
+                "alerts": self.settings.alerts_max_per_tenant,
+                "recommendations": self.settings.recommendation_max_resources,
+            },
+            lookback_days=self.settings.alerts_lookback_days,
         )
+        return posture_of(empty_posture(tenant, completeness), batch.derive(context))
 
 
 def _text(value: Any) -> str:

@@ -54,7 +54,7 @@ accepts = st.sampled_from([None, "text/csv", "application/json", "text/html"])
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, dict[str, str], dict[str, str]]:
     """(path under the tenant, query parameters, headers)."""
-    kind = draw(st.sampled_from(["snapshots", "diff", "coverage", "trend"]))
+    kind = draw(st.sampled_from(["snapshots", "diff", "coverage", "alerts", "trend"]))
     params: dict[str, str] = {}
 
     def maybe(name: str, strategy: st.SearchStrategy[Any]) -> None:
@@ -65,12 +65,12 @@ def requests(draw: st.DrawFn) -> tuple[str, dict[str, str], dict[str, str]]:
     if kind in ("diff", "trend"):
         maybe("from", refs)
         maybe("to", refs)
-    if kind == "coverage":
+    if kind in ("coverage", "alerts"):
         maybe("snapshot", refs)
     if kind == "diff":
         maybe("change", st.sampled_from([None, "regressed", "improved,added", "bogus"]))
         maybe("$top", st.sampled_from([None, "1", "0"]))
-    if kind in ("snapshots", "diff", "trend"):
+    if kind in ("snapshots", "diff", "alerts", "trend"):
         maybe("format", formats)
     if kind == "snapshots":
         maybe("$skipToken", st.sampled_from([None, "eyJ2IjoxfQ", "%%"]))

@@ -34,6 +34,8 @@ def test_openapi_documents_every_route_with_problem_errors_and_no_422(
         "/api/tenants/{tenantId}/snapshots",
         "/api/tenants/{tenantId}/diff",
         "/api/tenants/{tenantId}/coverage",
+        "/api/tenants/{tenantId}/alerts",
+        "/api/where-to-act",
         "/api/tenants/{tenantId}/trend",
         "/api/health",
         "/api/docs",

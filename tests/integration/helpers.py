@@ -12,11 +12,15 @@ from auditor.adapters.resource_graph import ResourceGraph
 from auditor.core.model import CollectionStatus, Tenant
 from auditor.services.collect import Collector
 from auditor.settings import Settings, load_settings
+from tools.azure_sim.estate import now_for_day
 from tools.azure_sim.launcher import Simulator
 from tools.devservices import REPO
 
 
-def make_collector(settings: Settings | None = None, **graph_options: Any) -> Collector:
+def make_collector(
+    settings: Settings | None = None, *, day: int = 0, **graph_options: Any
+) -> Collector:
+    """A collector whose clock is the simulator's `day` (alert look-backs count from it)."""
     settings = settings or load_settings()
     credential = build_credential()
     graph = (
@@ -26,7 +30,9 @@ def make_collector(settings: Settings | None = None, **graph_options: Any) -> Co
         if graph_options
         else None
     )
-    return Collector(settings, credential, graph=graph, rest_backoff_base=0.05)
+    return Collector(
+        settings, credential, graph=graph, rest_backoff_base=0.05, clock=lambda: now_for_day(day)
+    )
 
 
 def truth_tenants(sim: Simulator, day: int) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from auditor.core.model import (
 )
 from auditor.core.snapshot import CarriedAssessment, Transition
 from auditor.core.workbook import (
+    ALERTS,
     ATTESTATIONS,
     CHANGES,
     COVER,
@@ -162,6 +163,7 @@ def test_sheets_come_in_the_documented_order(inputs: PackInputs, pack: Path) -> 
         PLANS,
         SECURE_SCORE,
         ATTESTATIONS,
+        ALERTS,
         DATA_QUALITY,
     ]
 

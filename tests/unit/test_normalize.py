@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from auditor.core.model import State
+from auditor.core.model import AssessmentResult, State
 from auditor.core.normalize import (
     T_ASSESSMENT,
     T_CONTROL,
@@ -23,8 +23,8 @@ from auditor.core.normalize import (
     T_SECURE_SCORE_CONTROL,
     T_STANDARD,
     T_STANDARD_ASSIGNMENT,
-    Batch,
 )
+from auditor.core.registry import Batch
 from tests.fixtures import body, values
 
 SUB = "6f0c2d1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f"
@@ -52,7 +52,7 @@ def test_compliance_assessments_keep_standard_control_state_and_counts() -> None
     batch.extend(compliance_rows())
 
     assert batch.malformed == {}
-    first = batch.compliance[0]
+    first = batch["compliance"][0]
     assert first.subscription_id == SUB
     assert (first.standard, first.control) == ("Azure-CIS-1.4.0", "1.1")
     assert first.assessment == "5e1f2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b"
@@ -61,8 +61,8 @@ def test_compliance_assessments_keep_standard_control_state_and_counts() -> None
     assert first.description == (
         "Require multi-factor authentication for accounts with owner permissions"
     )
-    assert [r.state for r in batch.compliance] == [State.FAILED, State.SKIPPED, State.PASSED]
-    assert [r.control for r in batch.compliance] == ["1.1", "3.7", "4.2.1"]
+    assert [r.state for r in batch["compliance"]] == [State.FAILED, State.SKIPPED, State.PASSED]
+    assert [r.control for r in batch["compliance"]] == ["1.1", "3.7", "4.2.1"]
 
 
 def test_control_and_standard_summaries() -> None:
@@ -70,19 +70,19 @@ def test_control_and_standard_summaries() -> None:
     batch.extend(as_arg_rows(values("regulatory_compliance_controls"), T_CONTROL))
     batch.extend(as_arg_rows(values("regulatory_compliance_standards"), T_STANDARD))
 
-    assert [(c.control, c.state) for c in batch.controls] == [
+    assert [(c.control, c.state) for c in batch["controls"]] == [
         ("1.1", State.FAILED),
         ("3.7", State.SKIPPED),
         ("4.2.1", State.UNSUPPORTED),
     ]
-    assert batch.controls[0].passed_assessments == 5
-    assert {s.standard: s.state for s in batch.standards} == {
+    assert batch["controls"][0].passed_assessments == 5
+    assert {s.standard: s.state for s in batch["standards"]} == {
         "Azure-CIS-1.4.0": State.FAILED,
         "NIST-SP-800-53-R5": State.SKIPPED,
         "SOC-2": State.UNSUPPORTED,
         "ISO-27001-2013": State.PASSED,
     }
-    cis = next(s for s in batch.standards if s.standard == "Azure-CIS-1.4.0")
+    cis = next(s for s in batch["standards"] if s.standard == "Azure-CIS-1.4.0")
     assert (cis.passed_controls, cis.failed_controls, cis.unsupported_controls) == (9, 3, 2)
 
 
@@ -91,7 +91,7 @@ def test_defender_plans_keep_tier_subplan_and_deprecation() -> None:
     batch = Batch()
     batch.extend(as_arg_rows(items, T_PRICING))
 
-    plans = {(p.subscription_id[:8], p.plan): p for p in batch.plans}
+    plans = {(p.subscription_id[:8], p.plan): p for p in batch["plans"]}
     vms = plans[("6f0c2d1e", "VirtualMachines")]
     assert (vms.tier, vms.sub_plan, vms.deprecated) == ("Standard", "P1", False)
     registry = plans[("9a8b7c6d", "ContainerRegistry")]
@@ -100,7 +100,7 @@ def test_defender_plans_keep_tier_subplan_and_deprecation() -> None:
         True,
         ("Containers",),
     )
-    assert len(batch.plans) == len(items)
+    assert len(batch["plans"]) == len(items)
 
 
 def test_secure_score_and_its_controls() -> None:
@@ -110,9 +110,11 @@ def test_secure_score_and_its_controls() -> None:
     batch.extend(as_arg_rows(values("secure_score_controls"), T_SECURE_SCORE_CONTROL))
 
     assert batch.malformed == {}
-    (overall,) = batch.secure_scores
+    (overall,) = batch["secure_scores"]
     assert (overall.maximum, overall.current, overall.percentage) == (58.0, 41.25, 0.7112)
-    transit = next(c for c in batch.secure_score_controls if c.display_name.startswith("Encrypt"))
+    transit = next(
+        c for c in batch["secure_score_controls"] if c.display_name.startswith("Encrypt")
+    )
     assert (transit.healthy_resources, transit.unhealthy_resources) == (6, 2)
     assert transit.percentage == pytest.approx(0.75)
 
@@ -121,7 +123,7 @@ def test_standard_assignment_exemption_keeps_expiry_and_assessment() -> None:
     batch = Batch()
     batch.extend(as_arg_rows([body("standard_assignment_exemption")], T_STANDARD_ASSIGNMENT))
 
-    (assignment,) = batch.assignments
+    (assignment,) = batch["assignments"]
     assert assignment.effect == "Exempt"
     assert assignment.expires_on == "2026-12-31T23:59:59.000000Z"
     assert assignment.assessment_key == "83f577bd-a1b6-b7e1-0891-12ca19d1e6df"
@@ -150,19 +152,29 @@ def test_attestation_keeps_evidence_links() -> None:
     batch = Batch()
     batch.add(row)
 
-    (attestation,) = batch.assignments
+    (attestation,) = batch["assignments"]
     assert attestation.compliance_state == "compliant"
     assert attestation.assessment_key == "abc"
     assert attestation.evidence[0].source_url == "https://x/y.pdf"
 
 
-def test_recommendations_are_reduced_to_subscription_key_status() -> None:
+def test_resource_assessments_keep_subscription_key_status_resource_and_cause() -> None:
     batch = Batch()
     batch.extend(as_arg_rows(values("assessments"), T_RECOMMENDATION))
 
-    assert batch.recommendations == [
-        (OTHER_SUB, "805651bc-6ecd-4c73-9b55-97a19d0582d0", "Unhealthy"),
-        (OTHER_SUB, "805651bc-6ecd-4c73-9b55-97a19d0582d0", "NotApplicable"),
+    vm = f"/subscriptions/{OTHER_SUB}/resourcegroups/rg-web/providers/microsoft.compute/"
+    vm += "virtualmachines"
+    key = "805651bc-6ecd-4c73-9b55-97a19d0582d0"
+    assert batch["recommendations"] == [
+        AssessmentResult(OTHER_SUB, key, "Unhealthy", f"{vm}/vm-web-01"),
+        AssessmentResult(
+            OTHER_SUB,
+            key,
+            "NotApplicable",
+            f"{vm}/vm-web-02",
+            cause="Exempt",
+            description="The resource is exempted from this recommendation",
+        ),
     ]
 
 
@@ -193,7 +205,7 @@ def test_malformed_rows_are_counted_and_described_never_raised(mutate: Any, reas
     batch = malformed_first(mutate)
 
     assert batch.malformed == {"compliance": 1}
-    assert len(batch.compliance) == 2
+    assert len(batch["compliance"]) == 2
     assert reason in batch.warnings[0]
 
 
@@ -218,7 +230,7 @@ def test_a_count_that_is_not_a_non_negative_integer_is_a_malformed_row(value: An
     batch = malformed_first(set_property("passedResources", value))
 
     assert batch.malformed == {"compliance": 1}
-    assert [r.assessment for r in batch.compliance] == [
+    assert [r.assessment for r in batch["compliance"]] == [
         "0b9c8d7e-6f5a-4b4c-9d3e-2f1a0b9c8d7e",
         "7a6b5c4d-3e2f-4a1b-8c0d-9e8f7a6b5c4d",
     ]
@@ -230,7 +242,7 @@ def test_a_page_with_a_1e309_count_keeps_every_other_record() -> None:
     batch = Batch()
     batch.extend(json.loads(text))
 
-    assert len(batch.compliance) == 2
+    assert len(batch["compliance"]) == 2
     assert batch.malformed == {"compliance": 1}
 
 
@@ -239,7 +251,7 @@ def test_a_state_not_spelled_as_documented_is_a_malformed_row(value: Any) -> Non
     batch = malformed_first(set_property("state", value))
 
     assert batch.malformed == {"compliance": 1}
-    assert {r.state for r in batch.compliance} == {State.SKIPPED, State.PASSED}
+    assert {r.state for r in batch["compliance"]} == {State.SKIPPED, State.PASSED}
 
 
 @pytest.mark.parametrize(
@@ -261,7 +273,7 @@ def test_a_secure_score_that_is_not_a_finite_non_negative_number_is_malformed(
     batch = Batch()
     batch.extend(as_arg_rows([row], T_SECURE_SCORE))
 
-    assert batch.secure_scores == []
+    assert batch["secure_scores"] == []
     assert batch.malformed == {"secure_scores": 1}
 
 
@@ -273,7 +285,7 @@ def test_plan_flags_take_their_documented_types() -> None:
     batch.extend(rows)
 
     assert batch.malformed == {"plans": 2}
-    assert len(batch.plans) == len(rows) - 2
+    assert len(batch["plans"]) == len(rows) - 2
 
 
 def test_rows_that_are_not_objects_are_malformed_rows_not_a_crash() -> None:
@@ -281,7 +293,7 @@ def test_rows_that_are_not_objects_are_malformed_rows_not_a_crash() -> None:
     batch.extend([None, "row", 7, ["id"], *compliance_rows()])
 
     assert batch.malformed == {"rows": 4}
-    assert len(batch.compliance) == 3
+    assert len(batch["compliance"]) == 3
     assert all("not a JSON object" in w for w in batch.warnings)
 
 
@@ -293,8 +305,8 @@ def test_a_duplicate_id_with_another_state_keeps_the_first_and_is_malformed() ->
     batch = Batch()
     batch.extend([*rows, conflicting])
 
-    assert [r.state for r in batch.compliance] == [State.FAILED, State.SKIPPED, State.PASSED]
-    assert len(batch.compliance) == 3  # stored once, never twice
+    assert [r.state for r in batch["compliance"]] == [State.FAILED, State.SKIPPED, State.PASSED]
+    assert len(batch["compliance"]) == 3  # stored once, never twice
     assert batch.malformed == {"compliance": 1}
     (warning,) = batch.warnings
     assert "conflicting state: Failed kept (the first row), Passed dropped" in warning
@@ -305,7 +317,7 @@ def test_an_identical_duplicate_is_dropped_and_counted_too() -> None:
     batch = Batch()
     batch.extend([*rows, json.loads(json.dumps(rows[1]))])
 
-    assert len(batch.compliance) == 3
+    assert len(batch["compliance"]) == 3
     assert batch.malformed == {"compliance": 1}
     assert "identical to the row kept" in batch.warnings[0]
 
@@ -317,7 +329,7 @@ def test_a_malformed_first_row_does_not_shadow_a_good_one_with_its_id() -> None:
     batch = Batch()
     batch.extend([broken, *rows])
 
-    assert len(batch.compliance) == 3
+    assert len(batch["compliance"]) == 3
     assert batch.malformed == {"compliance": 1}
 
 

@@ -66,6 +66,7 @@ T_SECURE_SCORE_CONTROL = "microsoft.security/securescores/securescorecontrols"
 T_PRICING = "microsoft.security/pricings"
 T_STANDARD_ASSIGNMENT = "microsoft.security/standardassignments"
 T_ASSESSMENT = "microsoft.security/assessments"
+T_ALERT = "microsoft.security/locations/alerts"
 
 TABLES: dict[str, tuple[str, ...]] = {
     "resourcecontainers": (T_SUBSCRIPTION, T_RESOURCE_GROUP),
@@ -79,6 +80,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         T_PRICING,
         T_STANDARD_ASSIGNMENT,
         T_ASSESSMENT,
+        T_ALERT,
     ),
 }
 TYPE_TABLE: dict[str, str] = {t: table for table, types in TABLES.items() for t in types}
@@ -719,6 +721,8 @@ class Estate:
                 + len(self.exemptions(sid))
                 + len(self._attestations(sid))
             )
+        if type_ == T_ALERT:
+            return len(alerts_of(self, sid, day))
         if type_ == T_ASSESSMENT:
             res = self.resources(sid)
             return (
@@ -880,6 +884,7 @@ class Estate:
                         "standards": sorted(self.standards(sid, day)),
                         "complianceAssessments": self.type_count(sid, day, T_COMPLIANCE)
                         - (3 if self._malformed(sid) else 0),
+                        "alerts": alert_truth(self, sid, day, details),
                     }
                 )
             malformed = [m for m in self.malformed_rows(day) if m["tenantId"] == tinfo["tenantId"]]
@@ -1378,6 +1383,141 @@ def _b_assessments(e: Estate, c: _Ctx) -> list[Row]:
     return out
 
 
+# --- security alerts: appearing and resolving day by day ----------------------------------------
+
+ALERT_HISTORY_DAYS = 45  # alerts that started this many days back are still listed
+_ALERT_KINDS = (
+    # (alert type, display name, intent, MITRE techniques)
+    ("VM_CredentialDumping", "Credential dumping tool detected", "CredentialAccess", ("T1003",)),
+    (
+        "VM_SuspiciousScreenSaver",
+        "Suspicious screensaver process executed",
+        "Execution",
+        ("T1059",),
+    ),
+    ("SQL.VM_BruteForce", "Brute force attack attempt on SQL", "PreAttack", ("T1110",)),
+    ("K8S_PrivilegedContainer", "Privileged container detected", "PrivilegeEscalation", ("T1611",)),
+    (
+        "Storage.Blob_AnonymousAccessAnomaly",
+        "Anonymous access to a storage account",
+        "Collection",
+        (),
+    ),
+    ("KV_SuspiciousAccess", "Unusual access to a key vault", "CredentialAccess", ("T1555",)),
+)
+_SEVERITIES = (("High", 0.2), ("Medium", 0.55), ("Low", 0.85), ("Informational", 1.0))
+
+
+@dataclass(frozen=True)
+class SimAlert:
+    rid: str
+    name: str
+    rg: str
+    location: str
+    kind: int
+    severity: str
+    status: str
+    start: datetime
+    resource: str
+    entity: str
+
+
+def _alert_status(e: Estate, sid: str, started: int, i: int, day: int) -> str:
+    """Open for 1-6 days (in progress for the last half), then resolved or dismissed."""
+    lifetime = 1 + int(det_unit(e.seed, "alife", sid, started, i) * 6)
+    age = day - started
+    if age < lifetime:
+        return "InProgress" if age * 2 >= lifetime and lifetime > 1 else "Active"
+    return "Dismissed" if det_unit(e.seed, "aend", sid, started, i) < 0.3 else "Resolved"
+
+
+def alerts_of(e: Estate, sid: str, day: int) -> list[SimAlert]:
+    """The alerts of a subscription on `day`: 0-2 start every day; each stays listed for
+    ALERT_HISTORY_DAYS after it started, open at first and closed later."""
+    res = e.resources(sid)
+    targets = [(vm.rid, vm.rg, vm.name) for vm in res.vms] + [
+        (rid, rg, rid.rsplit("/", 1)[-1]) for rid, rg, _a in res.others
+    ]
+    out = []
+    for started in range(day - ALERT_HISTORY_DAYS, day + 1):
+        for i in range(int(det_unit(e.seed, "alerts", sid, started) * 3)):
+            u = det_unit(e.seed, "asev", sid, started, i)
+            severity = next(name for name, bound in _SEVERITIES if u < bound)
+            resource, rg, entity = targets[
+                int(det_unit(e.seed, "atgt", sid, started, i) * len(targets))
+            ]
+            kind = int(det_unit(e.seed, "akind", sid, started, i) * len(_ALERT_KINDS))
+            guid = det_guid(e.seed, "alert", sid, started, i)
+            name = f"{2517538088322968242 - started * 10 - i}_{guid}"
+            location = "westeurope"
+            out.append(
+                SimAlert(
+                    f"/subscriptions/{sid}/resourceGroups/{rg}/providers/Microsoft.Security/"
+                    f"locations/{location}/alerts/{name}",
+                    name,
+                    rg,
+                    location,
+                    kind,
+                    severity,
+                    _alert_status(e, sid, started, i, day),
+                    now_for_day(started) - timedelta(hours=3, minutes=7 * i),
+                    resource,
+                    entity,
+                )
+            )
+    return out
+
+
+def alert_truth(e: Estate, sid: str, day: int, details: bool) -> dict[str, Any]:
+    """Ground truth of a subscription's alerts: counts by severity and status, open ids."""
+    counts: dict[str, dict[str, int]] = {}
+    open_ids = []
+    for alert in alerts_of(e, sid, day):
+        by_status = counts.setdefault(alert.severity, {})
+        by_status[alert.status] = by_status.get(alert.status, 0) + 1
+        if alert.status in ("Active", "InProgress"):
+            open_ids.append(alert.rid.lower())
+    truth: dict[str, Any] = {"bySeverityStatus": counts, "open": len(open_ids)}
+    if details:
+        truth["openIds"] = sorted(open_ids)
+    return truth
+
+
+def _b_alerts(e: Estate, c: _Ctx) -> list[Row]:
+    out = []
+    for alert in alerts_of(e, c.sid, c.day):
+        alert_type, display, intent, techniques = _ALERT_KINDS[alert.kind]
+        start = alert.start
+        props = {
+            "version": "2022-01-01",
+            "alertType": alert_type,
+            "systemAlertId": alert.name,
+            "productComponentName": "Servers",
+            "alertDisplayName": display,
+            "description": f"{display} on {alert.entity}.",
+            "severity": alert.severity,
+            "intent": intent,
+            "startTimeUtc": iso(start),
+            "endTimeUtc": iso(start + timedelta(minutes=5)),
+            "resourceIdentifiers": [{"azureResourceId": alert.resource, "type": "AzureResource"}],
+            "remediationSteps": ["Investigate the activity.", "Escalate if unexpected."],
+            "vendorName": "Microsoft",
+            "status": alert.status,
+            "alertUri": "https://portal.azure.com/#blade/Microsoft_Azure_Security/AlertBlade/"
+            f"alertId/{alert.name}/subscriptionId/{c.sid}/resourceGroup/{alert.rg}/"
+            f"referencedFrom/alertDeepLink/location/{alert.location}",
+            "timeGeneratedUtc": iso(start + timedelta(minutes=6)),
+            "productName": "Microsoft Defender for Cloud",
+            "isIncident": alert.severity == "High",
+            "compromisedEntity": alert.entity,
+            "techniques": list(techniques),
+        }
+        out.append(
+            c.row(alert.rid, alert.name, T_ALERT, props, rg=alert.rg, location=alert.location)
+        )
+    return out
+
+
 _BUILDERS = {
     T_SUBSCRIPTION: _b_subscription,
     T_RESOURCE_GROUP: _b_resource_groups,
@@ -1391,4 +1531,5 @@ _BUILDERS = {
     T_PRICING: _b_pricings,
     T_STANDARD_ASSIGNMENT: _b_standard_assignments,
     T_ASSESSMENT: _b_assessments,
+    T_ALERT: _b_alerts,
 }

@@ -43,7 +43,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -91,11 +91,11 @@ from auditor.adapters.tables.rows import (
     pending_entity,
     property_digests,
 )
+from auditor.core import registry
 from auditor.core.canonical import (
+    ALWAYS_HASHED,
     SECTIONS,
     CanonicalFormatError,
-    SnapshotHeader,
-    canonical_sections,
     content_hash,
     decode_compliance,
     decode_compliance_fields,
@@ -103,7 +103,6 @@ from auditor.core.canonical import (
     decode_record,
     decode_sections,
     format_time,
-    operations_of,
     parse_time,
 )
 from auditor.core.evidence import Anchor, anchor_mismatch
@@ -115,6 +114,7 @@ from auditor.core.model import (
     Tenant,
     TenantPosture,
 )
+from auditor.core.prepared import Predecessor, PreparedSnapshot, header_of_entry, prepare_snapshot
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     CarriedAssessment,
@@ -123,11 +123,9 @@ from auditor.core.snapshot import (
     SnapshotNotFound,
     SnapshotTampered,
     Transition,
-    compliance_by_standard,
-    slot_of,
     snapshot_id_for,
 )
-from auditor.core.transitions import History, KnownPrior, Prior, next_history
+from auditor.core.transitions import History, KnownPrior, Prior
 from auditor.settings import Settings, require_storage
 
 log = logging.getLogger(__name__)
@@ -236,38 +234,11 @@ class _Claim:
     started_at: str
 
 
-def snapshot_counts(posture: TenantPosture, carried: int) -> dict[str, int]:
-    """Record counts per section and compliance records per state (the index's `counts`)."""
-    counts = {
-        "compliance": len(posture.compliance),
-        "carried": carried,
-        "standards": len(posture.standards),
-        "controls": len(posture.controls),
-        "plans": len(posture.plans),
-        "secure_scores": len(posture.secure_scores),
-        "secure_score_controls": len(posture.secure_score_controls),
-        "hardening": len(posture.hardening),
-        "assignments": len(posture.assignments),
-    }
-    states = Counter(record.state for record in posture.compliance)
-    for state in State:
-        counts[f"compliance_{state.value.lower()}"] = states.get(state, 0)
-    return counts
-
-
 def failed_posture(tenant: Tenant, reason: str) -> TenantPosture:
     """The content of a snapshot whose collection failed: no records, the reason as an error."""
-    return TenantPosture(
-        tenant=tenant,
-        compliance=(),
-        standards=(),
-        controls=(),
-        plans=(),
-        secure_scores=(),
-        secure_score_controls=(),
-        hardening=(),
-        assignments=(),
-        completeness=Completeness(
+    return registry.empty_posture(
+        tenant,
+        Completeness(
             expected_subscriptions=tuple(s.subscription_id for s in tenant.subscriptions),
             collected_subscriptions=(),
             errors=(reason,),
@@ -595,6 +566,8 @@ class SnapshotStore:
                 rows_by_section[section].append(row)
         out: dict[str, list[str]] = {}
         for section in wanted:
+            if section not in layout.sections and section not in ALWAYS_HASHED:
+                continue  # a section the snapshot did not collect (or predates)
             rows = rows_by_section.get(section, [])
             expected = layout.sections.get(section, (0, 0))
             try:
@@ -673,9 +646,7 @@ class SnapshotStore:
                 self._advance_latest(current)
                 return self._checked(current)
             retaken = current  # a failed slot, retaken by an attempt that has content
-        entry, sections, operations = self._prepare(
-            posture, snapshot_id, collector_version, status, backfill, retaken
-        )
+        prepared = self._prepare(posture, snapshot_id, collector_version, status, backfill, retaken)
         attempt = uuid.uuid4().hex
         self._remember(attempt)
         self._step("claim")
@@ -693,7 +664,7 @@ class SnapshotStore:
         else:
             etag = str(retaken.metadata["etag"])  # type: ignore[attr-defined]
             claim = _Claim(etag, [], format_time(self._clock()))
-        return self._publish(entry, sections, operations, attempt, claim)
+        return self._publish(prepared, attempt, claim)
 
     def _prepare(
         self,
@@ -703,63 +674,36 @@ class SnapshotStore:
         status: CollectionStatus,
         backfill: bool,
         retaken: Mapping[str, Any] | None,
-    ) -> tuple[SnapshotIndexEntry, dict[str, list[str]], dict[str, float]]:
-        """The entry (hash included), the canonical sections and the operational counters of
-        the snapshot, built on the verified history of its predecessor."""
-        tenant = posture.tenant
-        slot = slot_of(snapshot_id)
-        predecessor, base = self._predecessors(tenant.tenant_id, snapshot_id)
+    ) -> PreparedSnapshot:
+        """The prepared snapshot (auditor/core/prepared.py), built on the verified history of
+        its predecessor: the store's part is reading and verifying what it builds on."""
+        predecessor, base = self._predecessors(posture.tenant.tenant_id, snapshot_id)
         history, history_break = self._inherited(predecessor, base, status)
-        if history_break:
-            completeness = posture.completeness
-            posture = replace(
-                posture,
-                completeness=replace(
-                    completeness,
-                    warnings=(*completeness.warnings, f"history not inherited: {history_break}"),
-                ),
-            )
-        transitions, carried = next_history(history, posture, slot)
-        sections = canonical_sections(posture, transitions, carried)
-        completeness = posture.completeness
-        previous = index_entry(predecessor) if predecessor is not None else None
-        entry = SnapshotIndexEntry(
-            tenant_id=tenant.tenant_id,
-            tenant_name=tenant.display_name,
-            snapshot_id=snapshot_id,
-            scheduled_at=slot,
-            finished_at=slot,  # set once the content is written
-            status=status,
-            reasons=completeness.reasons,
-            expected_subscriptions=completeness.expected_subscriptions,
-            collected_subscriptions=completeness.collected_subscriptions,
-            counts=snapshot_counts(posture, len(carried)),
-            compliance_by_standard=compliance_by_standard(posture.controls),
+        return prepare_snapshot(
+            posture,
+            snapshot_id,
             collector_version=collector_version,
-            content_hash="",
-            previous_snapshot_id=previous.snapshot_id if previous else None,
-            previous_hash=previous.content_hash if previous else None,
+            status=status,
+            predecessor=Predecessor(
+                index_entry(predecessor) if predecessor is not None else None,
+                history,
+                history_break,
+            ),
             backfill=backfill,
             supersedes=str(retaken["attempt"]) if retaken is not None else "",
-            history_break=history_break,
         )
-        entry = replace(entry, content_hash=content_hash(_header(entry), sections))
-        return entry, sections, operations_of(completeness)
 
     def _publish(
-        self,
-        entry: SnapshotIndexEntry,
-        sections: dict[str, list[str]],
-        operations: dict[str, float],
-        attempt: str,
-        claim: _Claim,
+        self, prepared: PreparedSnapshot, attempt: str, claim: _Claim
     ) -> SnapshotIndexEntry:
-        """Content, anchor, commit (under the claim's ETag), latest row: steps 4 to 7."""
+        """Persist a prepared snapshot: content, anchor, commit (under the claim's ETag),
+        latest row: steps 3 to 6."""
+        entry, sections, operations = prepared.entry, prepared.sections, prepared.operations
         tenant_id, snapshot_id = entry.tenant_id, entry.snapshot_id
         partition_key = content_partition_key(tenant_id, snapshot_id, attempt)
         entities: list[Entity] = []
         layout_sections: dict[str, tuple[int, int]] = {}
-        for section in SECTIONS:
+        for section in (name for name in SECTIONS if name in sections):  # collected ones
             packed = section_entities(partition_key, section, sections[section])
             layout_sections[section] = (len(packed), len(sections[section]))
             entities.extend(packed)
@@ -1068,16 +1012,7 @@ def _corruption_reported(tenant_id: str, snapshot_id: str) -> Iterator[None]:
         raise corrupt from exc
 
 
-def _header(entry: SnapshotIndexEntry) -> SnapshotHeader:
-    return SnapshotHeader(
-        tenant_id=entry.tenant_id,
-        snapshot_id=entry.snapshot_id,
-        status=entry.status,
-        collector_version=entry.collector_version,
-        previous_snapshot_id=entry.previous_snapshot_id,
-        previous_hash=entry.previous_hash,
-        supersedes=entry.supersedes,
-    )
+_header = header_of_entry
 
 
 def _superseded_by(tenant_id: str, snapshot_id: str, later: SnapshotIndexEntry) -> str:

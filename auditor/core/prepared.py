@@ -1,0 +1,111 @@
+"""A prepared snapshot: everything a commit writes, computed before anything is written. Pure.
+
+From a tenant's posture, its slot and what the store verified of its predecessor (the previous
+committed index entry and the history to inherit), ``prepare_snapshot`` computes the
+transitions and carried assessments, the canonical sections, the content hash and the index
+entry. The store adapter only persists the result (claim, content, anchor, commit); no domain
+rule lives there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from auditor.core.canonical import (
+    SnapshotHeader,
+    canonical_sections,
+    content_hash,
+    operations_of,
+)
+from auditor.core.model import CollectionStatus, TenantPosture
+from auditor.core.registry import counts_of
+from auditor.core.snapshot import SnapshotIndexEntry, compliance_by_standard, slot_of
+from auditor.core.transitions import History, next_history
+
+
+@dataclass(frozen=True, slots=True)
+class Predecessor:
+    """What the store verified before preparing: the previous committed entry (None for a
+    tenant's first snapshot), the history inherited (empty when none) and, when the history
+    could not be inherited, why."""
+
+    entry: SnapshotIndexEntry | None = None
+    history: History | None = None
+    history_break: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSnapshot:
+    """The index entry (content hash included; ``finished_at`` and ``attempt`` set by the
+    store when it writes), the canonical lines of every collected section, and the operational
+    counters stored beside the content (not hashed)."""
+
+    entry: SnapshotIndexEntry
+    sections: dict[str, list[str]]
+    operations: dict[str, float]
+
+
+def header_of_entry(entry: SnapshotIndexEntry) -> SnapshotHeader:
+    """What the hash binds besides the records, as the index entry states it."""
+    return SnapshotHeader(
+        tenant_id=entry.tenant_id,
+        snapshot_id=entry.snapshot_id,
+        status=entry.status,
+        collector_version=entry.collector_version,
+        previous_snapshot_id=entry.previous_snapshot_id,
+        previous_hash=entry.previous_hash,
+        supersedes=entry.supersedes,
+    )
+
+
+def prepare_snapshot(
+    posture: TenantPosture,
+    snapshot_id: str,
+    *,
+    collector_version: str,
+    status: CollectionStatus,
+    predecessor: Predecessor,
+    backfill: bool = False,
+    supersedes: str = "",
+) -> PreparedSnapshot:
+    """The snapshot of `posture` for the slot `snapshot_id`, built on `predecessor`."""
+    tenant = posture.tenant
+    slot = slot_of(snapshot_id)
+    if predecessor.history_break:
+        completeness = posture.completeness
+        posture = replace(
+            posture,
+            completeness=replace(
+                completeness,
+                warnings=(
+                    *completeness.warnings,
+                    f"history not inherited: {predecessor.history_break}",
+                ),
+            ),
+        )
+    transitions, carried = next_history(predecessor.history or {}, posture, slot)
+    sections = canonical_sections(posture, transitions, carried)
+    completeness = posture.completeness
+    previous = predecessor.entry
+    entry = SnapshotIndexEntry(
+        tenant_id=tenant.tenant_id,
+        tenant_name=tenant.display_name,
+        snapshot_id=snapshot_id,
+        scheduled_at=slot,
+        finished_at=slot,  # set once the content is written
+        status=status,
+        reasons=completeness.reasons,
+        expected_subscriptions=completeness.expected_subscriptions,
+        collected_subscriptions=completeness.collected_subscriptions,
+        counts=counts_of(posture, len(carried)),
+        compliance_by_standard=compliance_by_standard(posture.controls),
+        collector_version=collector_version,
+        content_hash="",
+        previous_snapshot_id=previous.snapshot_id if previous else None,
+        previous_hash=previous.content_hash if previous else None,
+        backfill=backfill,
+        supersedes=supersedes,
+        history_break=predecessor.history_break,
+    )
+    entry = replace(entry, content_hash=content_hash(header_of_entry(entry), sections))
+    return PreparedSnapshot(entry, sections, operations_of(completeness))
