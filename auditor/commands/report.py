@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from auditor.commands import when
 from auditor.core.model import CollectionStatus
 from auditor.core.snapshot import is_tenant_id
 from auditor.services.report import BuiltPack, ReportError, open_report_service
@@ -30,8 +31,7 @@ def register(subparsers: Any) -> None:
             "--no-upload, store both write-once in the evidence container as "
             "{tenantId}/{yyyy}/{mm}/{reportId}.xlsx and {reportId}.oscal.json beside the JSON "
             "manifest that records their SHA-256. "
-            "S is a snapshot id (YYYYMMDDTHHMMSSZ) or an instant with a zone "
-            "(2025-01-31T23:59:59Z). Exit code 1 when no pack could be built."
+            f"S is {when.REF_HELP}. Exit code 1 when no pack could be built."
         ),
     )
     parser.add_argument("--tenant", metavar="ID", required=True, help="tenant id (GUID)")
@@ -39,11 +39,16 @@ def register(subparsers: Any) -> None:
         "--from",
         dest="start",
         metavar="S",
-        help="start of the period: the last snapshot at or before it is compared "
-        "(default: 30 days before --to)",
+        type=when.period_ref,
+        help=f"start of the period, {when.REF_HELP}: the last snapshot at or before it is "
+        "compared (default: 30 days before --to)",
     )
     parser.add_argument(
-        "--to", dest="end", metavar="S", help="end of the period (default: the latest snapshot)"
+        "--to",
+        dest="end",
+        metavar="S",
+        type=when.period_ref,
+        help=f"end of the period, {when.REF_HELP} (default: the latest snapshot)",
     )
     parser.add_argument(
         "--format",

@@ -57,3 +57,13 @@ def snapshot_ref(text: str) -> SnapshotRef:
             raise argparse.ArgumentTypeError(f"{text!r} names no real time") from None
         return SnapshotRef(snapshot_id=value)
     return SnapshotRef(instant=_instant(value, f"must be {REF_HELP}"))
+
+
+def period_ref(text: str) -> str:
+    """A pack period's end as the report service takes it: a snapshot id as given, or the
+    instant (a date alone: 00:00Z) spelt in UTC with ``Z``."""
+    ref = snapshot_ref(text)
+    if ref.snapshot_id is not None:
+        return ref.snapshot_id
+    assert ref.instant is not None
+    return ref.instant.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -162,3 +162,21 @@ def test_every_time_an_options_help_shows_as_an_example_is_accepted() -> None:
         if action.type is not None and action.metavar == "WHEN":
             assert "00:00Z" in (action.help or "") or "as --since" in (action.help or ""), name
     assert checked >= 6
+
+
+def test_report_takes_a_date_alone_as_midnight_utc_and_an_offset_instant_in_utc() -> None:
+    # Issue 11: `report --from 2026-11-27` was refused; its help showed only YYYYMMDDTHHMMSSZ.
+    args = build_parser().parse_args(
+        [
+            "report",
+            "--tenant",
+            TENANT_A,
+            "--from",
+            "2026-11-27",
+            "--to",
+            "2026-11-28T03:00:00+01:00",
+        ]
+    )
+    assert args.start == "2026-11-27T00:00:00Z"
+    assert args.end == "2026-11-28T02:00:00Z"
+    assert build_parser().parse_args(["report", "--tenant", TENANT_A, "--to", DAY2]).end == DAY2
