@@ -3,10 +3,11 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: help setup office lint typecheck unit test demo bench infra-check clean
+.PHONY: help setup office browser lint typecheck unit test demo serve bench infra-check clean
 
 help:
 	@echo "make demo   - start Azurite + simulator, run the auditor end to end, stop them"
+	@echo "make serve  - Azurite + simulator + two days of snapshots, then the dashboard"
 	@echo "make test   - ruff, mypy, infra checks and the whole pytest suite"
 	@echo "make bench  - benchmarks (bench/), each printing its ratio to a baseline"
 
@@ -40,6 +41,10 @@ office:
 	$(call apt_ensure,soffice,libreoffice-calc,the PDF conversion test will skip)
 	$(call apt_ensure,pdftotext,poppler-utils,the printed-text checks will skip)
 
+# The dashboard's browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	$(call apt_ensure,chromium,chromium,the browser tests will skip)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -50,11 +55,14 @@ typecheck: $(STAMP)
 infra-check: $(STAMP)
 	$(PY) tools/check_infra.py
 
-test: setup office lint typecheck infra-check
+test: setup office browser lint typecheck infra-check
 	$(PY) -m pytest -q
 
 demo: setup
 	$(PY) -m tools.demo
+
+serve: setup
+	$(PY) -m tools.demo --serve
 
 bench: setup
 	$(PY) -m bench

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tools.demo_dashboard import dashboard_step
 from tools.demo_diff import diff_steps
 from tools.demo_evidence import evidence_pack_steps
 from tools.demo_snapshots import snapshot_steps
@@ -30,8 +31,13 @@ def run(step: str, argv: list[str], env: dict[str, str], check: bool = True) -> 
     return code
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`make demo` (everything, then the dashboard) or, with --serve, `make serve` (two days of
+    snapshots, then the dashboard until Enter or Ctrl-C)."""
     from tools.azure_sim.launcher import start_simulator
+
+    args = sys.argv[1:] if argv is None else argv
+    serve_only = "--serve" in args
 
     DEMO_DIR.mkdir(exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="sim-", dir=DEMO_DIR))
@@ -48,6 +54,11 @@ def main() -> int:
         )
         print(f"  simulator {sim.base_url} (pid {sim.pid})")
 
+        if serve_only:
+            snapshot_steps(env, run, sim)
+            dashboard_step(env, wait=True)
+            print("\nStopping every service it started.")
+            return 0
         run(
             "Discover delegated tenants and collect their posture (day 0)",
             ["collect", "--all"],
@@ -56,6 +67,7 @@ def main() -> int:
         snapshot_steps(env, run, sim)
         diff_steps(env)
         evidence_pack_steps(env, run, DEMO_DIR)
+        dashboard_step(env, wait=sys.stdin.isatty())
         print("\nDemo finished: every service it started is being stopped.")
     return 0
 

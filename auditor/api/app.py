@@ -145,6 +145,8 @@ def create_app(
     trust_principal_header: bool = True,
     local_base_url: str | None = None,
     public_base_url: str | None = None,
+    dashboard: bool = True,
+    snapshot_schedule: str | None = None,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
@@ -155,7 +157,8 @@ def create_app(
     every request is 401. `local_base_url` (``serve``: the bound address, e.g.
     ``http://127.0.0.1:7071``) makes the app answer only loopback Host headers and build its
     links from that address (auditor/api/guard.py). `public_base_url` (Azure: the app's
-    ``https://`` host name) is the server the OpenAPI document names.
+    ``https://`` host name) is the server the OpenAPI document names. `dashboard` mounts the
+    web dashboard at ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -185,12 +188,21 @@ def create_app(
         from auditor.api import routes_reports
 
         app.include_router(routes_reports.router, dependencies=checks)
-    if "operations" in app.state.context.extra:
+    if "runs" in app.state.context.extra:
         # Runs, digests and status need the runs table (hosting passes it).
         from auditor.api import routes_runs
 
         app.include_router(routes_runs.router, dependencies=checks)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if dashboard:
+        from auditor import web
+
+        web.install(
+            app,
+            sign_in_redirect=local is None and trust_principal_header,
+            secure_cookies=local is None,
+            snapshot_schedule=snapshot_schedule,
+        )
     # Outermost last: the audit record covers every answer, the guards' refusals included.
     app.add_middleware(BodyLimit)
     if local_base_url:

@@ -40,6 +40,7 @@ PRINCIPAL_HEADER = b"x-ms-client-principal"
 # Parameters whose values say *what* was asked for and are safe to keep (ids, instants).
 _LOGGED_VALUES = frozenset({"from", "to", "snapshot"})
 _MAX_LOGGED = 64
+STATIC_PREFIX = "/static/"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -104,15 +105,21 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
-            path_params = scope.get("path_params") or {}
-            record = {
-                "event": "api.request",
-                "principal": caller.object_id if caller else "anonymous",
-                "authType": (caller.auth_type or "local") if caller else None,
-                "tenant": str(path_params.get("tenantId", ""))[:_MAX_LOGGED] or None,
-                **_what(scope),
-                "status": status,
-                "durationMs": round((time.perf_counter() - started) * 1000, 1),
-                "invocationId": scope.get("azure_functions.invocation_id"),
-            }
-            audit_log.info(json.dumps(record, separators=(",", ":")), extra={"audit": record})
+            # The dashboard's own CSS and script hold no caller data: not a page view.
+            if not str(scope.get("path", "")).startswith(STATIC_PREFIX):
+                path_params = scope.get("path_params") or {}
+                record = {
+                    "event": "api.request",
+                    "principal": caller.object_id if caller else "anonymous",
+                    "authType": (caller.auth_type or "local") if caller else None,
+                    # tenantId: the API's routes; tenant: the dashboard's pages.
+                    "tenant": str(path_params.get("tenantId") or path_params.get("tenant") or "")[
+                        :_MAX_LOGGED
+                    ]
+                    or None,
+                    **_what(scope),
+                    "status": status,
+                    "durationMs": round((time.perf_counter() - started) * 1000, 1),
+                    "invocationId": scope.get("azure_functions.invocation_id"),
+                }
+                audit_log.info(json.dumps(record, separators=(",", ":")), extra={"audit": record})

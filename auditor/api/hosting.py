@@ -30,6 +30,7 @@ from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
 from auditor.services.operations import operations_from_settings
 from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
+from auditor.web.operations import StoreOperations
 
 
 def access_policy(settings: Settings, *, default: AccessPolicy) -> AccessPolicy:
@@ -91,10 +92,12 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
         policy,
         extra={
             "reports": api_report_service(checked, reader),
-            "operations": functools.cache(lambda: operations_from_settings(checked)),
+            "operations": StoreOperations(checked),
+            "runs": functools.cache(lambda: operations_from_settings(checked)),
         },
         trust_principal_header=app_service_authentication_enabled(),
         public_base_url=public_base_url(),
+        snapshot_schedule=checked.snapshot_schedule,
     )
 
 
@@ -133,8 +136,10 @@ def local_app(
         local_principal=principal,
         extra={
             "reports": reports,
-            "operations": functools.cache(lambda: operations_from_settings(settings)),
+            "operations": StoreOperations(settings),
+            "runs": functools.cache(lambda: operations_from_settings(settings)),
         },
         local_base_url=base_url,
+        snapshot_schedule=settings.snapshot_schedule,
     )
     return app, store

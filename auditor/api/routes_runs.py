@@ -1,7 +1,7 @@
 """`GET /api/runs`, `GET /api/runs/{slot}` and `GET /api/status`: operations data, operators
 only (the access policy's ``operators``); tenant rows filtered by the caller's grant.
 
-Included by ``create_app`` when the hosting passes ``extra["operations"]``
+Included by ``create_app`` when the hosting passes ``extra["runs"]``
 (auditor/services/operations.py).
 """
 
@@ -39,7 +39,7 @@ def _operator(ctx: ApiContext, who: Principal) -> tuple[Operations, TenantScope]
             OPERATORS_ONLY,
             "Runs and status are for operators (the access policy's operators).",
         )
-    made = ctx.extra["operations"]
+    made = ctx.extra["runs"]
     # The hosting may pass a factory: storage clients are then made on the first request.
     operations: Operations = made if isinstance(made, Operations) else made()
     return operations, ctx.policy.scope_of(who)

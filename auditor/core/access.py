@@ -4,7 +4,7 @@ The access policy (app setting ``AUDITOR_ACCESS_POLICY``) is JSON::
 
     {"grants": [{"principal": "<object id>" | "role:<app role>" | "group:<group id>"
                               | "app:<client id>" | "*",
-                 "tenants": ["<tenant id>", ...] | "*"}],
+                 "tenants": ["<tenant id>" | "tenant:self", ...] | "*"}],
      "operators": ["role:operator", ...]}
 
 ``operators`` (optional) names who may read operations data: runs, their digests and the
@@ -14,6 +14,12 @@ tenants its grants name.
 A grant's ``principal`` ``"*"`` matches any signed-in *user*. A caller may see a tenant when at
 least one grant that matches the caller names the tenant (or ``"*"``). Everything else is
 denied: an empty policy, an unknown principal and an unauthenticated caller see nothing.
+
+``tenant:self`` in a grant's tenants stands for the signed-in *user's* home tenant (the ``tid``
+claim): ``{"principal": "*", "tenants": ["tenant:self"]}`` lets a user of a delegated customer
+tenant see that tenant alone, the customer's own read-only view. It never admits an app-only
+caller (an application is granted by name only), and a caller without a home tenant claim gets
+nothing from it.
 
 Users and applications. A token an application got for itself (client credentials: no user
 signed in) is *app-only*. It is admitted only by an explicit ``app:<client id>`` grant, never
@@ -47,6 +53,7 @@ ANY = "*"
 ROLE_PREFIX = "role:"
 GROUP_PREFIX = "group:"
 APP_PREFIX = "app:"
+SELF_TENANT = "tenant:self"
 
 OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 ROLES_CLAIM = "roles"
@@ -54,6 +61,7 @@ GROUPS_CLAIM = "groups"
 SCOPE_CLAIMS = ("http://schemas.microsoft.com/identity/claims/scope", "scp")
 TOKEN_TYPE_CLAIM = "idtyp"  # noqa: S105 - a claim name, not a secret
 CLIENT_ID_CLAIMS = ("azp", "appid")
+HOME_TENANT_CLAIMS = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid")
 # A principal document nests three levels (object, claims list, claim); anything deeper is not
 # one, and json would recurse on it.
 MAX_PRINCIPAL_DEPTH = 8
@@ -85,14 +93,28 @@ class Principal:
     auth_type: str = ""
     app_only: bool = False
     app_id: str | None = None
+    # The user's home tenant (the ``tid`` claim, a GUID, lower case); None when unknown.
+    home_tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """One grant: who (a principal selector) may see which tenants (None means all)."""
+    """One grant: who (a principal selector) may see which tenants (None means all). The
+    tenants may hold ``tenant:self``: the matching user's own home tenant."""
 
     principal: str
     tenants: frozenset[str] | None
+
+    def tenants_of(self, principal: Principal) -> frozenset[str]:
+        """The tenant ids this grant names for `principal` (``tenant:self`` resolved)."""
+        assert self.tenants is not None
+        if SELF_TENANT not in self.tenants:
+            return self.tenants
+        named = self.tenants - {SELF_TENANT}
+        home = principal.home_tenant
+        if home and not principal.app_only and _GUID.match(home):
+            named |= {home.lower()}
+        return named
 
     def matches(self, principal: Principal) -> bool:
         if self.principal.startswith(APP_PREFIX):
@@ -157,7 +179,7 @@ class AccessPolicy:
                 continue
             if grant.tenants is None:
                 return TenantScope(everything=True, tenants=frozenset())
-            tenants |= grant.tenants
+            tenants |= grant.tenants_of(principal)
         return TenantScope(everything=False, tenants=frozenset(tenants))
 
     def allowed(self, principal: Principal | None, tenant_id: str) -> bool:
@@ -210,8 +232,13 @@ def _parse_tenants(value: Any, where: str) -> frozenset[str] | None:
         raise PolicyError(f'{where}: must be "*" or a list of tenant ids')
     tenants: set[str] = set()
     for number, tenant in enumerate(value):
+        if tenant == SELF_TENANT:
+            tenants.add(SELF_TENANT)
+            continue
         if not isinstance(tenant, str) or not _GUID.match(tenant):
-            raise PolicyError(f"{where}[{number}]: {tenant!r} is not a tenant id (GUID)")
+            raise PolicyError(
+                f"{where}[{number}]: {tenant!r} is not a tenant id (GUID) or {SELF_TENANT!r}"
+            )
         tenants.add(tenant.lower())
     return frozenset(tenants)
 
@@ -312,6 +339,7 @@ def read_client_principal(header: str | None) -> Principal | None:
     has_scope = bool(_claim_values(claims, SCOPE_CLAIMS))
     app_only = "app" in token_types or (not has_scope and "user" not in token_types)
     client_ids = _claim_values(claims, CLIENT_ID_CLAIMS)
+    homes = {h.lower() for h in _claim_values(claims, HOME_TENANT_CLAIMS) if _GUID.match(h)}
     return Principal(
         object_id=object_ids[0].lower(),
         roles=frozenset(_claim_values(claims, role_types)),
@@ -319,6 +347,8 @@ def read_client_principal(header: str | None) -> Principal | None:
         auth_type=auth_type if isinstance(auth_type, str) else "",
         app_only=app_only,
         app_id=client_ids[0].lower() if client_ids else None,
+        # Two different home tenants identify none: tenant:self then grants nothing.
+        home_tenant=homes.pop() if len(homes) == 1 else None,
     )
 
 
@@ -334,6 +364,8 @@ def encode_client_principal(principal: Principal) -> str:
         claims.append({"typ": SCOPE_CLAIMS[0], "val": "user_impersonation"})
     if principal.app_id:
         claims.append({"typ": CLIENT_ID_CLAIMS[0], "val": principal.app_id})
+    if principal.home_tenant:
+        claims.append({"typ": HOME_TENANT_CLAIMS[0], "val": principal.home_tenant})
     document = {
         "auth_typ": principal.auth_type or "aad",
         "name_typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",

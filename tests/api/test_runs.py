@@ -73,7 +73,7 @@ def operations(run_settings: Settings) -> Iterator[Operations]:
 
 def client(operations: Operations, policy: AccessPolicy) -> TestClient:
     store = operations.runs  # any reader: these routes read no snapshot
-    app = create_app(store, policy, extra={"operations": operations})  # type: ignore[arg-type]
+    app = create_app(store, policy, extra={"runs": operations})  # type: ignore[arg-type]
     return TestClient(app, raise_server_exceptions=False)
 
 
