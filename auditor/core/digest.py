@@ -37,8 +37,8 @@ class TenantDigest:
     previous_snapshot_id: str | None
     summary: Mapping[str, Any] | None  # the diff API's summary shape; None: nothing to compare
     stale: bool = False
-    # New High-severity security alerts since the previous snapshot; None until alerts are
-    # collected (the `AlertCounter` seam of auditor/services/runclose.py).
+    # New High-severity security alerts since the previous snapshot (the diff's alert section);
+    # None when either snapshot was taken before alerts were collected.
     new_high_alerts: int | None = None
 
     @property

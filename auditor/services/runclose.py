@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from auditor.adapters.queues import SnapshotQueue, run_deadline
 from auditor.adapters.tables import SnapshotStore
@@ -46,7 +46,7 @@ from auditor.core.digest import (
 from auditor.core.model import CollectionStatus
 from auditor.core.runs import REJECTED_FORMAT, poisoned_job
 from auditor.core.schedule import latest_occurrence
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotNotFound, SnapshotTampered
+from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotTampered
 from auditor.services.notify import Notifier, sinks_from_settings
 from auditor.settings import Settings
 
@@ -56,13 +56,6 @@ log = logging.getLogger("auditor.digest")
 DIGEST_WORKERS = 8
 # How far back a tenant's previous snapshot with content is looked for (failed ones skipped).
 PREVIOUS_LOOKBACK = 31
-
-
-class AlertCounter(Protocol):
-    """New High-severity alerts of a tenant between two snapshots (None: not collected). The
-    seam for security alerts once the collector reads them."""
-
-    def new_high_alerts(self, before: Snapshot | None, after: Snapshot) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +77,6 @@ class RunCloser:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deadline: timedelta = field(default_factory=run_deadline)
     stale_slots: int = 3
-    alerts: AlertCounter | None = None
     # Called before "digest" and "close" (tests force interleavings of two closers with it).
     step_hook: Callable[[str], None] = field(default=lambda _step: None)
 
@@ -255,11 +247,12 @@ class RunCloser:
         except (SnapshotNotFound, SnapshotTampered) as exc:
             log.error("run.digest: %s %s not compared: %s", entry.tenant_id, entry.snapshot_id, exc)
             return None, None, None
-        alerts = self.alerts.new_high_alerts(before, after) if self.alerts else None
         if before is None or previous is None:
-            return None, None, alerts
-        summary = diff_summary(diff_snapshots(before, after).summary)
-        return summary, previous.snapshot_id, alerts
+            return None, None, None
+        changes = diff_snapshots(before, after).summary
+        # None when either end was taken before alerts were collected: unknown, not zero.
+        alerts = changes.alerts.new_high if changes.alerts is not None else None
+        return diff_summary(changes), previous.snapshot_id, alerts
 
     def _previous_with_content(self, entry: SnapshotIndexEntry) -> SnapshotIndexEntry | None:
         at = entry.scheduled_at

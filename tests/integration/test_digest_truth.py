@@ -60,6 +60,15 @@ def digests(fresh: Simulator, azurite: Azurite) -> Iterator[tuple[dict[str, Any]
     runs.close()
 
 
+def _open_high(tenant: dict[str, Any], outside: set[str]) -> set[str]:
+    return {
+        rid
+        for sub in tenant["subscriptions"]
+        if sub["subscriptionId"] not in outside
+        for rid in sub["alerts"]["openHighIds"]
+    }
+
+
 def test_the_second_days_digest_says_what_the_estate_changed(
     digests: tuple[dict[str, Any], Simulator],
 ) -> None:
@@ -94,6 +103,10 @@ def test_the_second_days_digest_says_what_the_estate_changed(
             and c["subscriptionId"] not in gone
         )  # fmt: skip
         assert (summary["posture"]["regressed"] > 0) is bool(to_failed), tenant_id
+        # Issue 14: new High-severity alerts, in subscriptions delegated at both ends.
+        assert row["newHighAlerts"] == len(_open_high(truth[tenant_id], gone) - _open_high(
+            truth_tenants(sim, 0)[tenant_id], gone
+        )), tenant_id  # fmt: skip
         seen_regressions += bool(to_failed)
         assert row["regressed"] is bool(to_failed or downgrades or any(
             c.get("comparableDelta") is not None and c["comparableDelta"] < 0
@@ -104,6 +117,7 @@ def test_the_second_days_digest_says_what_the_estate_changed(
     )
     assert document["joined"] == [] and document["left"] == []
     assert seen_regressions, "the estate's drift has no regression to check the digest against"
+    assert any(r["newHighAlerts"] for r in rows.values()), "no new High alert to check against"
     assert document["tenants"][0]["tenantId"] in {
         t for t, r in rows.items() if r["regressed"] or r["status"] != "complete"
     }  # worst first

@@ -1471,15 +1471,18 @@ def alerts_of(e: Estate, sid: str, day: int) -> list[SimAlert]:
 def alert_truth(e: Estate, sid: str, day: int, details: bool) -> dict[str, Any]:
     """Ground truth of a subscription's alerts: counts by severity and status, open ids."""
     counts: dict[str, dict[str, int]] = {}
-    open_ids = []
+    open_ids, open_high = [], []
     for alert in alerts_of(e, sid, day):
         by_status = counts.setdefault(alert.severity, {})
         by_status[alert.status] = by_status.get(alert.status, 0) + 1
         if alert.status in ("Active", "InProgress"):
             open_ids.append(alert.rid.lower())
+            if alert.severity == "High":
+                open_high.append(alert.rid.lower())
     truth: dict[str, Any] = {"bySeverityStatus": counts, "open": len(open_ids)}
     if details:
         truth["openIds"] = sorted(open_ids)
+        truth["openHighIds"] = sorted(open_high)
     return truth
 
 
