@@ -17,8 +17,11 @@ A bad AUDITOR_ROLE stops the app at load with one line naming the setting. To ad
 
 from __future__ import annotations
 
+import os
+
 import azure.functions as func
 
+from auditor.adapters import telemetry
 from auditor.services import report as reports
 from auditor.services import snapshot as snapshots
 from auditor.settings import load_role
@@ -95,3 +98,5 @@ else:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 if ROLE in ("collector", "all"):
     app.register_functions(collector)
+    # The run digest's figures as metrics in Application Insights (logs go there via the host).
+    telemetry.configure_from_environment(os.environ)

@@ -8,7 +8,8 @@ fix: a 4xx, a redirect to another host). ``notify --slot S`` sends again whateve
 
 The Azure Monitor sink is the log itself: the digest's figures as one structured record
 (``run.digest``) and one per tenant (``run.digest.tenant``), which the alert rules in
-infra/main.bicep query.
+infra/main.bicep query; and the same figures as metrics (``auditor.run.*`` gauges,
+``auditor.tenant.regressions``) for charts and metric alerts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auditor.adapters import telemetry
 from auditor.adapters.notify_sinks import ChatSink, EventGridSink, Sink, SinkError, WebhookSink
 from auditor.adapters.tables.run_digests import Delivery, RunDigestStore
 from auditor.core.canonical import format_time, parse_time
@@ -34,7 +36,8 @@ SENDING_LEASE = timedelta(minutes=10)
 
 
 class MonitorSink:
-    """The digest's figures as structured log records (Application Insights traces)."""
+    """The digest's figures as structured log records (Application Insights traces) and as
+    metrics (auditor/adapters/telemetry.py)."""
 
     name = "monitor"
 
@@ -54,6 +57,7 @@ class MonitorSink:
             log.info(
                 "run.digest.tenant %s", json.dumps(row, sort_keys=True), extra={"auditor": row}
             )
+        telemetry.record_digest(document)
 
 
 def sinks_from_settings(settings: Settings, **options: Any) -> list[Sink]:
