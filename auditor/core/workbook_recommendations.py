@@ -6,8 +6,9 @@ recommendation), as azqr's users expect: severity, impacted resources, remediati
 link, days unhealthy; sorted by severity (High first) then impact (most unhealthy resources
 first). Impacted resources: the failing resources of each of those recommendations, in the same
 order, as listed in the snapshot (capped per recommendation: what the cap left out is counted,
-never silent). An end snapshot taken before recommendations were collected says *not
-collected*, never "none".
+never silent), with the standard controls whose compliance assessments come from that
+recommendation (``assessmentDetailsLink``: normalize.source_assessment). An end snapshot
+taken before recommendations were collected says *not collected*, never "none".
 
 Days unhealthy: a snapshot keeps no history per recommendation, so the pack states what its
 two ends prove: a recommendation unhealthy at both ends has been unhealthy *at least* the
@@ -17,9 +18,11 @@ period's whole days; one that became unhealthy within the period, at least 0 day
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from auditor.core.model import RecommendationSummary
+from auditor.core.normalize import source_assessment
 from auditor.core.portal import recommendation_url
 from auditor.core.registry import RECOMMENDATIONS, records_of
 from auditor.core.snapshot import Snapshot
@@ -68,12 +71,13 @@ IMPACTED_COLUMNS = (
     Column("Recommendation", 36, Kind.WRAP),
     Column("Subscription", 18, Kind.WRAP),
     Column("Resource", 30, Kind.WRAP),
-    Column("Resource type", 36, Kind.WRAP),
+    Column("Resource type", 24, Kind.WRAP),
+    Column("Controls", 22, Kind.WRAP),
     Column("Resource ID", 90, Kind.HASH),
     Column("Subscription ID", 38, Kind.HASH),
     Column("Recommendation key", 38, Kind.HASH),
 )
-IMPACTED_PRINTED = 5
+IMPACTED_PRINTED = 6
 LEFT_OUT_HEADER = HeaderRow.of(
     "Severity", "Recommendation", "Subscription", "Unhealthy", "Listed", "Left out by the cap"
 )
@@ -186,10 +190,27 @@ def _resource_type(resource_id: str) -> str:
     return "/".join([rest[0], *rest[1::2]]).lower()
 
 
+def controls_by_source(snapshot: Snapshot) -> dict[tuple[str, str], str]:
+    """(subscription, assessment key) -> the standard controls whose regulatory compliance
+    assessments come from that assessment (``assessmentDetailsLink``), as one cell's text."""
+    found: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for record in snapshot.posture.compliance:
+        key = source_assessment(record)
+        if key:
+            found[(record.subscription_id, key)].add((record.standard, record.control))
+    return {
+        where: "; ".join(f"{standard} {control}" for standard, control in sorted(controls))
+        for where, controls in found.items()
+    }
+
+
 def _impacted_rows(
-    unhealthy: list[RecommendationSummary], names: dict[str, str]
+    unhealthy: list[RecommendationSummary],
+    names: dict[str, str],
+    controls: dict[tuple[str, str], str],
 ) -> Iterator[Sequence[CellValue]]:
     for r in unhealthy:
+        mapped = cell_text(controls.get((r.subscription_id, r.recommendation), ""))
         for resource_id in r.unhealthy_resources:
             yield (
                 cell_text(r.severity),
@@ -197,6 +218,7 @@ def _impacted_rows(
                 cell_text(names.get(r.subscription_id, r.subscription_id)),
                 cell_text(resource_id.rstrip("/").rsplit("/", 1)[-1]),
                 cell_text(_resource_type(resource_id)),
+                mapped,
                 cell_text(resource_id),
                 r.subscription_id,
                 r.recommendation,
@@ -211,7 +233,7 @@ def impacted_resources_sheet(inputs: PackInputs) -> SheetLayout:
         if unhealthy is None:
             yield Paragraph(NOT_COLLECTED, label="Section")
             return
-        yield from _impacted_rows(unhealthy, names)
+        yield from _impacted_rows(unhealthy, names, controls_by_source(inputs.end))
         capped = [r for r in unhealthy if r.unhealthy_left_out]
         yield []
         yield Paragraph(
@@ -236,7 +258,7 @@ def impacted_resources_sheet(inputs: PackInputs) -> SheetLayout:
     return SheetLayout(
         title=IMPACTED,
         purpose="The failing resources of every unhealthy recommendation, in action-plan "
-        "order; what the cap per recommendation left out is counted.",
+        "order, with the controls it feeds; what the cap per recommendation left out is counted.",
         columns=IMPACTED_COLUMNS,
         rows=rows(),
         printed=IMPACTED_PRINTED,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.core import registry
-from auditor.core.model import RecommendationSummary, TenantPosture
+from auditor.core.model import ComplianceRecord, RecommendationSummary, State, TenantPosture
 from auditor.core.portal import recommendation_url
 from auditor.core.workbook import ACTION_PLAN, IMPACTED, PUBLIC_PORTAL, pack_layout
 from auditor.core.workbook_recommendations import NOT_COLLECTED
@@ -144,3 +144,27 @@ def test_a_start_from_before_recommendations_leaves_days_unknown(tmp_path: Path)
     rows = table(sheets(old, end, tmp_path / "pack.xlsx")[ACTION_PLAN])
     assert {r["Unhealthy at start"] for r in rows} == {"not comparable"}
     assert {r["Days unhealthy (at least)"] for r in rows} == {""}
+
+
+def test_impacted_resources_name_the_controls_whose_assessments_come_from_the_recommendation(
+    tmp_path: Path,
+) -> None:
+    start, end, sub = postures()
+    key = "1195afff-c881-495e-9bc5-1486211ae03f"
+    link = f"https://management.azure.com/subscriptions/{sub}/providers/Microsoft.Security/"
+    mapped = tuple(
+        ComplianceRecord(sub, standard, control, f"c{n}", State.FAILED, 0, 1, 0, "d", "", link)
+        for n, (standard, control, link) in enumerate(
+            (
+                ("PCI-DSS-4", "8.3.1", link + f"securityStatuses/{key.upper()}"),
+                ("Azure-CIS-1.4.0", "1.1", link + f"assessments/{key}"),
+                ("Azure-CIS-1.4.0", "9.9", "https://portal.azure.com/#blade/other"),
+            )
+        )
+    )
+    end = dataclasses.replace(
+        registry.posture_of(end, {"recommendations": (rec(sub, key, "High", 1),)}),
+        compliance=end.compliance + mapped,
+    )
+    [row] = table(sheets(start, end, tmp_path / "pack.xlsx")[IMPACTED])
+    assert row["Controls"] == "Azure-CIS-1.4.0 1.1; PCI-DSS-4 8.3.1"
