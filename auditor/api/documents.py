@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.core.diff import Change, ChangeKind, Diff, DiffSummary, Side
-from auditor.core.model import CollectionStatus
+from auditor.core.model import CollectionStatus, RecommendationSummary
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, slot_of
 
@@ -234,6 +234,40 @@ def diff_summary(summary: DiffSummary) -> dict[str, Any]:
             }
             for d in summary.secure_score_drops
         ],
+        "recommendations": recommendation_changes(summary),
+    }
+
+
+def _recommendation(r: RecommendationSummary) -> dict[str, Any]:
+    return {
+        "subscriptionId": r.subscription_id,
+        "recommendation": r.recommendation,
+        "displayName": r.display_name,
+        "severity": r.severity,
+        "unhealthyResources": r.unhealthy,
+    }
+
+
+def recommendation_changes(summary: DiffSummary) -> dict[str, Any]:
+    """The diff's recommendations; ``comparable`` false (with the reason) when an end predates
+    them, so that "nothing changed" is never said of data that was not collected."""
+    diff = summary.recommendations
+    return {
+        "comparable": diff is not None,
+        "reason": summary.recommendations_not_comparable or None,
+        "newlyUnhealthy": [_recommendation(r) for r in diff.newly_unhealthy] if diff else [],
+        "newlyHealthy": [_recommendation(r) for r in diff.newly_healthy] if diff else [],
+        "resourcesBecameUnhealthy": [
+            {
+                "subscriptionId": r.subscription_id,
+                "recommendation": r.recommendation,
+                "displayName": r.display_name,
+                "severity": r.severity,
+                "resourceId": r.resource_id,
+            }
+            for r in (diff.resources_unhealthy if diff else ())
+        ],
+        "resourcesUnlisted": diff.resources_unlisted if diff else 0,
     }
 
 

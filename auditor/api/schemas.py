@@ -188,6 +188,46 @@ class SecureScoreDrop(Strict):
     delta: float | None = Field(description="after - before, in percentage points.")
 
 
+class RecommendationChange(Strict):
+    subscriptionId: str
+    recommendation: str = Field(description="Assessment key (the recommendation's GUID).")
+    displayName: str
+    severity: str = Field(description="High, Medium or Low, as Defender gives it.")
+    unhealthyResources: int = Field(
+        description="Unhealthy resources at the end that shows it: the to snapshot for "
+        "newlyUnhealthy, the from snapshot for newlyHealthy."
+    )
+
+
+class ResourceBecameUnhealthy(Strict):
+    subscriptionId: str
+    recommendation: str = Field(description="Assessment key (the recommendation's GUID).")
+    displayName: str
+    severity: str
+    resourceId: str
+
+
+class RecommendationChanges(Strict):
+    comparable: bool = Field(
+        description="False when an end was taken before recommendations were collected: then "
+        "the lists are empty and `reason` says which end; it never means nothing changed."
+    )
+    reason: str | None = Field(description="Why the recommendations are not comparable.")
+    newlyUnhealthy: list[RecommendationChange] = Field(
+        description="No unhealthy resource (or absent) in the from snapshot, some in the to one."
+    )
+    newlyHealthy: list[RecommendationChange] = Field(
+        description="Unhealthy resources in the from snapshot, none (or absent) in the to one."
+    )
+    resourcesBecameUnhealthy: list[ResourceBecameUnhealthy] = Field(
+        description="Resources listed unhealthy in the to snapshot and not in the from one."
+    )
+    resourcesUnlisted: int = Field(
+        description="Recommendations whose resources were not compared because an end's list of "
+        "unhealthy resources was capped (a capped list cannot prove absence)."
+    )
+
+
 class DiffSummary(Strict):
     posture: PostureCounts = Field(description="Posture changes per category (scope excluded).")
     scope: ScopeCounts
@@ -197,6 +237,9 @@ class DiffSummary(Strict):
     compliance: list[StandardCompliance]
     planDowngrades: list[PlanDowngrade]
     secureScoreDrops: list[SecureScoreDrop]
+    recommendations: RecommendationChanges = Field(
+        description="Recommendations per subscription, in subscriptions collected at both ends."
+    )
 
 
 class DiffPage(Strict):

@@ -142,6 +142,24 @@ def _side(side: dict[str, Any] | None) -> str:
     return f"{side['state']} (failed {side['failedResources']})"
 
 
+def _recommendation_lines(recs: dict[str, Any]) -> list[str]:
+    if not recs["comparable"]:
+        return [f"recommendations: {shown(recs['reason'])}"]
+    lines = [
+        f"recommendations: newly unhealthy {len(recs['newlyUnhealthy'])}, newly healthy "
+        f"{len(recs['newlyHealthy'])}, resources became unhealthy "
+        f"{len(recs['resourcesBecameUnhealthy'])} (not compared, capped: "
+        f"{recs['resourcesUnlisted']})"
+    ]
+    for label, key in (("newly unhealthy", "newlyUnhealthy"), ("newly healthy", "newlyHealthy")):
+        lines += [
+            f"  {label}: {r['subscriptionId']} {shown(r['severity'])} {shown(r['displayName'])}"
+            f" ({r['unhealthyResources']} unhealthy)"
+            for r in recs[key]
+        ]
+    return lines
+
+
 def text_lines(page: dict[str, Any]) -> list[str]:
     """The diff document as lines for a terminal (customer text on one line each)."""
     summary = page["summary"]
@@ -174,6 +192,7 @@ def text_lines(page: dict[str, Any]) -> list[str]:
             f"  secure score dropped: {d['subscriptionId']} {_number(d['before'])} -> "
             f"{_number(d['after'])}"
         )
+    lines += _recommendation_lines(summary["recommendations"])
     lines.append(f"{page['matchingChanges']} changes")
     for item in page["value"]:
         where = "  ".join(

@@ -34,6 +34,8 @@ from auditor.core.model import (
     SecureScore,
     State,
 )
+from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
+from auditor.core.registry import RECOMMENDATIONS, records_of
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_by_standard
 
 RecordKey = tuple[str, str, str, str]
@@ -165,6 +167,10 @@ class DiffSummary:
     assignments: tuple[AssignmentChange, ...] = ()  # by subscription, standard
     # Security alerts new and resolved; None when an end was taken before alerts were collected.
     alerts: AlertDiff | None = None
+    # Recommendations newly unhealthy / healthy and resources that became unhealthy; None when
+    # an end was taken before recommendations were collected (not comparable, never "no change").
+    recommendations: RecommendationDiff | None = None
+    recommendations_not_comparable: str = ""  # why `recommendations` is None, in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +201,19 @@ def _missing_reason(snapshot: Snapshot, subscription_id: str, end: str) -> str:
     why = snapshot.posture.completeness.missing.get(subscription_id)
     detail = f": {why}" if why else ""
     return f"not collected in the {end} snapshot ({snapshot.index.snapshot_id}){detail}"
+
+
+def _without_recommendations(before: Snapshot, after: Snapshot) -> str:
+    """Which end predates the recommendations section, in words ("" when both hold it)."""
+    ends = [
+        f"the {end} snapshot ({snap.index.snapshot_id})"
+        for end, snap in (("from", before), ("to", after))
+        if records_of(snap.posture, RECOMMENDATIONS) is None
+    ]
+    if not ends:
+        return ""
+    verb = "predates" if len(ends) == 1 else "predate"
+    return f"not comparable: {' and '.join(ends)} {verb} the collection of recommendations"
 
 
 _KEY = attrgetter("subscription_id", "standard", "control", "assessment")
@@ -559,5 +578,7 @@ def diff_snapshots(
         ),
         assignments=_assignments(changes),
         alerts=diff_alerts(before.posture, after.posture, comparable),
+        recommendations=diff_recommendations(before.posture, after.posture, comparable),
+        recommendations_not_comparable=_without_recommendations(before, after),
     )
     return Diff(before=before.index, after=after.index, summary=summary, changes=tuple(changes))

@@ -74,6 +74,14 @@ _STANDARD_ID = re.compile(
     re.IGNORECASE,
 )
 _ASSESSMENT_SUFFIX = re.compile(r"/providers/Microsoft\.Security/assessments/[^/]+$", re.IGNORECASE)
+# assessmentDetailsLink of a regulatory compliance assessment: the Defender assessment it comes
+# from, as an ARM URL (or path) ending in securityStatuses/{key} (the form Microsoft's examples
+# show) or assessments/{key}, optionally with a query string.
+_SOURCE_ASSESSMENT = re.compile(
+    r"/providers/Microsoft\.Security/(?:securityStatuses|assessments)/(?P<key>[0-9a-f-]{36})"
+    r"/?(?:\?.*)?$",
+    re.IGNORECASE,
+)
 _SUB_PREFIX = re.compile(r"^" + _SUB + r"(/|$)", re.IGNORECASE)
 
 MAX_WARNINGS = 50
@@ -200,6 +208,17 @@ def compliance_record(row: Row) -> ComplianceRecord:
         assessment_type=_shared(_str(props, "assessmentType", required=False)),
         details_link=_str(props, "assessmentDetailsLink", required=False),
     )
+
+
+def source_assessment(record: ComplianceRecord) -> str:
+    """The assessment key (lower-case GUID) a regulatory compliance assessment comes from, read
+    from its ``assessmentDetailsLink``; "" when the link names none.
+
+    Derived, never stored: the link is already part of the record (and of the snapshot's
+    hash), so every snapshot, older ones included, names its source with unchanged hashes.
+    """
+    match = _SOURCE_ASSESSMENT.search(record.details_link)
+    return match.group("key").lower() if match else ""
 
 
 def standard_summary(row: Row) -> StandardSummary:

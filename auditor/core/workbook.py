@@ -5,8 +5,9 @@ iterables, so a large standard streams). ``auditor.core.workbook_writer`` render
 openpyxl's write-only mode. Tests read the written workbook back and compare its numbers with
 the same snapshots.
 
-Sheets: Cover, Summary, one per standard, Changes, Hardening, Defender plans, Secure score,
-Attestations & exemptions, Security alerts (workbook_alerts.py), Data quality. A sheet that
+Sheets: Cover, Summary, one per standard, Changes, Action plan and Impacted resources
+(workbook_recommendations.py), Hardening, Defender plans, Secure score, Attestations &
+exemptions, Security alerts (workbook_alerts.py), Data quality. A sheet that
 would pass Excel's row limit continues on a numbered sheet, and text longer than a cell holds
 is cut with a note saying so: the writer does both, for every sheet (``cell_text``), so row
 builders of large sheets leave text as is.
@@ -290,8 +291,11 @@ SECURE_SCORE = "Secure score"
 ATTESTATIONS = "Attestations & exemptions"
 DATA_QUALITY = "Data quality"
 ALERTS = "Security alerts"  # built in workbook_alerts.py
+ACTION_PLAN = "Action plan"  # built in workbook_recommendations.py
+IMPACTED = "Impacted resources"  # built in workbook_recommendations.py
 FIXED_SHEETS = (
-    COVER, SUMMARY, CHANGES, HARDENING, PLANS, SECURE_SCORE, ATTESTATIONS, ALERTS, DATA_QUALITY
+    COVER, SUMMARY, CHANGES, ACTION_PLAN, IMPACTED, HARDENING, PLANS, SECURE_SCORE, ATTESTATIONS,
+    ALERTS, DATA_QUALITY
 )  # fmt: skip
 
 # Room left in a title for the writer's continuation suffix " (nn)".
@@ -1567,8 +1571,10 @@ def quality_sheet(inputs: PackInputs) -> SheetLayout:
 
 def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
     """Every sheet of the pack, in order. Standard sheets come from the end snapshot."""
-    # The alerts sheet builds on this module's cells and layouts: imported here, not above.
+    # The alerts and recommendation sheets build on this module's cells and layouts: imported
+    # here, not above.
     from auditor.core.workbook_alerts import alerts_sheet
+    from auditor.core.workbook_recommendations import action_plan_sheet, impacted_resources_sheet
 
     if inputs.start.index.tenant_id != inputs.end.index.tenant_id:
         raise ValueError("a pack shows one tenant")
@@ -1579,6 +1585,8 @@ def pack_layout(inputs: PackInputs) -> list[SheetLayout]:
         summary_sheet(inputs, titles),
         *standard_sheets(inputs.end, titles, inputs.options.portal),
         changes_sheet(inputs),
+        action_plan_sheet(inputs),
+        impacted_resources_sheet(inputs),
         hardening_sheet(inputs.end, inputs.options.portal),
         plans_sheet(inputs.end),
         secure_score_sheet(inputs.end),

@@ -322,3 +322,15 @@ def test_a_snapshot_diffed_with_itself_has_no_changes(
 ) -> None:
     body = get(local_client, **{"from": DAY2, "to": DAY2})
     assert body["value"] == [] and body["matchingChanges"] == 0 and body["nextLink"] is None
+
+
+def test_snapshots_taken_before_recommendations_say_not_comparable_never_no_change(
+    local_client: TestClient, scenario: Scenario
+) -> None:
+    recs = get(local_client, **{"from": DAY1, "to": DAY2})["summary"]["recommendations"]
+    assert recs["comparable"] is False
+    assert recs["reason"] == (
+        f"not comparable: the from snapshot ({DAY1}) and the to snapshot ({DAY2}) predate the "
+        "collection of recommendations"
+    )
+    assert recs["newlyUnhealthy"] == recs["newlyHealthy"] == []

@@ -26,12 +26,14 @@ from auditor.core.model import (
 )
 from auditor.core.snapshot import CarriedAssessment, Transition
 from auditor.core.workbook import (
+    ACTION_PLAN,
     ALERTS,
     ATTESTATIONS,
     CHANGES,
     COVER,
     DATA_QUALITY,
     HARDENING,
+    IMPACTED,
     MAX_CELL_CHARS,
     MAX_ROWS,
     PLANS,
@@ -159,6 +161,8 @@ def test_sheets_come_in_the_documented_order(inputs: PackInputs, pack: Path) -> 
         SUMMARY,
         *(titles[s] for s in sorted(titles, key=str.lower)),
         CHANGES,
+        ACTION_PLAN,
+        IMPACTED,
         HARDENING,
         PLANS,
         SECURE_SCORE,

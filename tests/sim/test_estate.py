@@ -493,3 +493,31 @@ def test_drift_is_cumulative_and_reproducible() -> None:
     for day in (0, 1, 2):
         assert a.summary(day) == b.summary(day)
         assert list(a.rows("securityresources", day)) == list(b.rows("securityresources", day))
+
+
+def test_the_large_estate_has_realistic_volumes_and_its_ground_truth_counts_them() -> None:
+    large = Estate("large", 1)
+    summary = large.summary(0, details=False)
+    subs = [s for t in summary["tenants"] for s in t["subscriptions"]]
+    truths = [s["recommendations"] for s in subs]
+    assert all(20 <= t["resources"] <= 50 for t in truths)
+    catalogue = len(cat.RECOMMENDATIONS)
+    assert 180 <= catalogue <= 220
+    # A realistic share of the catalogue applies: most, never all.
+    share = sum(t["recommendations"] for t in truths) / (len(truths) * catalogue)
+    assert 0.4 <= share <= 0.9
+    for sub in subs[:3]:
+        rows = [
+            r
+            for r in large.rows("securityresources", 0, [sub["subscriptionId"]])
+            if r["type"] == T_ASSESSMENT
+        ]
+        codes = Counter(r["properties"]["status"]["code"] for r in rows)
+        truth = sub["recommendations"]
+        assert dict(codes) == {k: v for k, v in truth["assessments"].items() if v}
+        assert len({r["name"] for r in rows}) == truth["recommendations"]
+        unhealthy = {r["name"] for r in rows if r["properties"]["status"]["code"] == "Unhealthy"}
+        assert len(unhealthy) == truth["recommendationsUnhealthy"]
+        resources = {r["properties"]["resourceDetails"]["Id"] for r in rows}
+        assert len(resources) == truth["resources"] + 1  # and the subscription itself
+    assert sum(sum(t["assessments"].values()) for t in truths) == summary["totals"][T_ASSESSMENT]

@@ -56,7 +56,7 @@ class Recommendation:
     implementation_effort: str
     threats: tuple[str, ...]
     policy_definition_id: str
-    applies_to: str  # vm / vmss / subscription / storage / keyvault / sql / none
+    applies_to: str  # vm / vmss / subscription / a resource kind of RESOURCE_TYPES / none
 
 
 _THREATS = (
@@ -213,16 +213,32 @@ _RESOURCE_KINDS = (
     ("storage", "Storage accounts", "Data"),
     ("keyvault", "Key vaults", "Data"),
     ("sql", "SQL servers", "Data"),
-    ("none", "App Service apps", "AppServices"),
-    ("none", "Function apps", "AppServices"),
-    ("none", "Kubernetes clusters", "Container"),
-    ("none", "Container registries", "Container"),
-    ("none", "Azure Cosmos DB accounts", "Data"),
-    ("none", "Event Hub namespaces", "IoT"),
-    ("none", "Azure Cache for Redis", "Data"),
-    ("none", "Virtual networks", "Networking"),
-    ("none", "Logic apps", "AppServices"),
+    ("appservice", "App Service apps", "AppServices"),
+    ("functionapp", "Function apps", "AppServices"),
+    ("aks", "Kubernetes clusters", "Container"),
+    ("acr", "Container registries", "Container"),
+    ("cosmosdb", "Azure Cosmos DB accounts", "Data"),
+    ("eventhub", "Event Hub namespaces", "IoT"),
+    ("redis", "Azure Cache for Redis", "Data"),
+    ("vnet", "Virtual networks", "Networking"),
+    ("logicapp", "Logic apps", "AppServices"),
 )
+# Resource provider type and name prefix of each kind (the `large` estate's extra resources).
+RESOURCE_TYPES: dict[str, tuple[str, str]] = {
+    "storage": ("Microsoft.Storage/storageAccounts", "st"),
+    "keyvault": ("Microsoft.KeyVault/vaults", "kv"),
+    "sql": ("Microsoft.Sql/servers", "sql"),
+    "appservice": ("Microsoft.Web/sites", "app"),
+    "functionapp": ("Microsoft.Web/sites", "func"),
+    "aks": ("Microsoft.ContainerService/managedClusters", "aks"),
+    "acr": ("Microsoft.ContainerRegistry/registries", "acr"),
+    "cosmosdb": ("Microsoft.DocumentDB/databaseAccounts", "cosmos"),
+    "eventhub": ("Microsoft.EventHub/namespaces", "evh"),
+    "redis": ("Microsoft.Cache/redis", "redis"),
+    "vnet": ("Microsoft.Network/virtualNetworks", "vnet"),
+    "logicapp": ("Microsoft.Logic/workflows", "logic"),
+}
+
 _REQUIREMENTS = (
     ("should use private link", "Medium", "Private endpoints keep traffic on the backbone."),
     ("should disable public network access", "Medium", "Public access widens exposure."),
@@ -290,6 +306,10 @@ def keys_for(applies_to: str, limit: int = 4) -> tuple[str, ...]:
 STORAGE_KEYS = keys_for("storage")
 KEYVAULT_KEYS = keys_for("keyvault")
 SQL_KEYS = keys_for("sql")
+# Every synthetic recommendation of a kind: those the `large` estate evaluates on its extras.
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    kind: keys_for(kind, len(_REQUIREMENTS)) for kind in RESOURCE_TYPES
+}
 
 # --- regulatory compliance standards ----------------------------------------------------------
 

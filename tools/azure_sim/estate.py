@@ -23,7 +23,7 @@ import json
 import random
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,6 +91,8 @@ FLIP_RATE = 0.02
 EXEMPTION_SCHEDULE_DAYS = 60  # one exemption expires on each of days 1..60
 MAX_DAY = 3650
 MALFORMED_TENANT_INDEX = 1
+LARGE_RESOURCES = (20, 50)  # resources a subscription of the `large` estate holds
+APPLIES_SHARE = 0.5  # share of a kind's recommendations that apply to one extra resource
 
 PASSED, FAILED, SKIPPED, UNSUPPORTED = "Passed", "Failed", "Skipped", "Unsupported"
 
@@ -172,6 +174,9 @@ class Resources:
     vms: tuple[Vm, ...]
     vmss: tuple[tuple[str, str], ...]  # (resource id, rg)
     others: tuple[tuple[str, str, str], ...]  # (resource id, rg, applies_to)
+    # `large` only: more resources of every kind, to 20-50 a subscription, each assessed on
+    # the share of its kind's recommendations that applies to it (extra_assessments).
+    extras: tuple[tuple[str, str, str], ...] = ()  # (resource id, rg, kind)
 
 
 @dataclass
@@ -576,10 +581,38 @@ class Estate:
         if rng.random() < 0.6:
             rg = rng.choice(rgs)
             others.append((f"{base}{rg}/providers/Microsoft.Sql/servers/sql-{short}", rg, "sql"))
-        res = Resources(rgs, tuple(vms), tuple(vmss), tuple(others))
+        extras = self._extras(sid, rgs, len(vms) + len(vmss) + len(others))
+        res = Resources(rgs, tuple(vms), tuple(vmss), tuple(others), extras)
         with self._lock:
             self._resources_cache[sid] = res
         return res
+
+    def _extras(
+        self, sid: str, rgs: tuple[str, ...], base: int
+    ) -> tuple[tuple[str, str, str], ...]:
+        """The `large` estate's further resources (own random stream: the others stay as they
+        are), so that a subscription holds 20-50 resources."""
+        if self.size != "large":
+            return ()
+        rng = random.Random(f"{self.seed}|extras|{sid}")
+        kinds = sorted(cat.RESOURCE_TYPES)
+        short = sid.split("-")[0]
+        out = []
+        for i in range(max(0, rng.randint(*LARGE_RESOURCES) - base)):
+            kind, rg = rng.choice(kinds), rng.choice(rgs)
+            provider, prefix = cat.RESOURCE_TYPES[kind]
+            name = f"{prefix}-{short}-{i:02d}"
+            rid = f"/subscriptions/{sid}/resourceGroups/{rg}/providers/{provider}/{name}"
+            out.append((rid, rg, kind))
+        return tuple(out)
+
+    def extra_assessments(self, sid: str) -> Iterator[tuple[str, str, str]]:
+        """(resource id, rg, key) of every assessment of the extras: a recommendation of the
+        resource's kind applies with probability APPLIES_SHARE (deterministic)."""
+        for rid, rg, kind in self.resources(sid).extras:
+            for key in cat.KIND_KEYS[kind]:
+                if det_unit(self.seed, "applies", rid, key) < APPLIES_SHARE:
+                    yield rid, rg, key
 
     def jit_policies(self, sid: str, day: int) -> list[dict[str, Any]]:
         """JIT network access policies (GetJitNetworkAccessPoliciesSubscription shape)."""
@@ -730,6 +763,7 @@ class Estate:
                 + len(res.vmss) * len(cat.VMSS_KEYS)
                 + len(cat.SUBSCRIPTION_KEYS)
                 + sum(len(_OTHER_KEYS[a]) for _r, _g, a in res.others)
+                + sum(1 for _ in self.extra_assessments(sid))
             )
         raise KeyError(type_)
 
@@ -885,6 +919,7 @@ class Estate:
                         "complianceAssessments": self.type_count(sid, day, T_COMPLIANCE)
                         - (3 if self._malformed(sid) else 0),
                         "alerts": alert_truth(self, sid, day, details),
+                        "recommendations": assessment_truth(self, sid),
                     }
                 )
             malformed = [m for m in self.malformed_rows(day) if m["tenantId"] == tinfo["tenantId"]]
@@ -1361,26 +1396,50 @@ def _code(e: Estate, rid: str, key: str) -> str:
     return "Healthy" if u < 0.55 else "Unhealthy" if u < 0.9 else "NotApplicable"
 
 
-def _b_assessments(e: Estate, c: _Ctx) -> list[Row]:
-    res = e.resources(c.sid)
-    out = []
+def assessed(e: Estate, sid: str) -> Iterator[tuple[str, str, str, str]]:
+    """(resource id, rg, assessment key, status code) of every resource-level assessment of a
+    subscription: the rows served and the ground truth both come from here."""
+    res = e.resources(sid)
     for vm in res.vms:
         for key in cat.VM_KEYS:
             if key == cat.KEY_JIT:
-                code = "Healthy" if vm.jit else "Unhealthy"
+                yield vm.rid, vm.rg, key, "Healthy" if vm.jit else "Unhealthy"
             else:
-                code = _code(e, vm.rid, key)
-            out.append(_assessment_row(e, c, vm.rid, vm.rg, key, code))
+                yield vm.rid, vm.rg, key, _code(e, vm.rid, key)
     for rid, rg in res.vmss:
         for key in cat.VMSS_KEYS:
-            out.append(_assessment_row(e, c, rid, rg, key, _code(e, rid, key)))
-    sub_id = f"/subscriptions/{c.sid}"
+            yield rid, rg, key, _code(e, rid, key)
+    sub_id = f"/subscriptions/{sid}"
     for key in cat.SUBSCRIPTION_KEYS:
-        out.append(_assessment_row(e, c, sub_id, "", key, _code(e, sub_id, key)))
+        yield sub_id, "", key, _code(e, sub_id, key)
     for rid, rg, applies in res.others:
         for key in _OTHER_KEYS[applies]:
-            out.append(_assessment_row(e, c, rid, rg, key, _code(e, rid, key)))
-    return out
+            yield rid, rg, key, _code(e, rid, key)
+    for rid, rg, key in e.extra_assessments(sid):
+        yield rid, rg, key, _code(e, rid, key)
+
+
+def assessment_truth(e: Estate, sid: str) -> dict[str, Any]:
+    """Ground truth of a subscription's resource-level assessments (``/_sim/estate``)."""
+    res = e.resources(sid)
+    codes: Counter[str] = Counter()
+    unhealthy: set[str] = set()
+    keys: set[str] = set()
+    for _rid, _rg, key, code in assessed(e, sid):
+        codes[code] += 1
+        keys.add(key)
+        if code == "Unhealthy":
+            unhealthy.add(key)
+    return {
+        "resources": len(res.vms) + len(res.vmss) + len(res.others) + len(res.extras),
+        "assessments": {code: codes[code] for code in ("Healthy", "Unhealthy", "NotApplicable")},
+        "recommendations": len(keys),
+        "recommendationsUnhealthy": len(unhealthy),
+    }
+
+
+def _b_assessments(e: Estate, c: _Ctx) -> list[Row]:
+    return [_assessment_row(e, c, rid, rg, key, code) for rid, rg, key, code in assessed(e, c.sid)]
 
 
 # --- security alerts: appearing and resolving day by day ----------------------------------------
