@@ -1,4 +1,5 @@
-"""`serve`: run the HTTP API locally (uvicorn), in local mode, bound to loopback only."""
+"""`serve`: run the HTTP API and the web dashboard locally (uvicorn), in local mode, bound to
+loopback only."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ DEFAULT_PORT = 7071
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run the HTTP API locally against the configured storage (Azurite)",
+        help="run the HTTP API and the web dashboard locally against the configured storage",
         description=(
             "Serve the auditor API (the same app Azure Functions hosts) with uvicorn, in local "
             "mode: every request comes from one principal (--principal, default local-dev). "
@@ -30,7 +31,8 @@ def register(subparsers: Any) -> None:
             "policy applies exactly as in Azure. Binds to a loopback address only and answers "
             "only requests addressed to a loopback host; links are built from the bound "
             "address. State-changing requests must be application/json; bodies are capped at "
-            "1 MiB. OpenAPI: /api/openapi.json; reference: /api/docs. A background thread works "
+            "1 MiB. The web dashboard is at /; OpenAPI: /api/openapi.json; reference: /api/docs. "
+            "A background thread works "
             "the report queue as `worker --queues reports` does, so requested packs complete."
         ),
     )
