@@ -235,7 +235,15 @@ def diff_summary(summary: DiffSummary) -> dict[str, Any]:
             for d in summary.secure_score_drops
         ],
         "recommendations": recommendation_changes(summary),
+        "alerts": _alert_changes(summary),
     }
+
+
+def _alert_changes(summary: DiffSummary) -> dict[str, Any]:
+    # documents_alerts builds on this module's instant/snapshot_detail: imported when called.
+    from auditor.api.documents_alerts import alert_changes
+
+    return alert_changes(summary)
 
 
 def _recommendation(r: RecommendationSummary) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditor.api.documents import instant, snapshot_detail
+from auditor.core.diff import DiffSummary
 from auditor.core.model import AlertCount, CollectionStatus, SecurityAlert
 from auditor.core.registry import ALERT_COUNTS, ALERTS, records_of
 from auditor.core.snapshot import Snapshot
@@ -47,6 +48,20 @@ def alert_item(alert: SecurityAlert) -> dict[str, Any]:
         "product": alert.product,
         "portalLink": alert.portal_link,
         "incident": alert.incident,
+    }
+
+
+def alert_changes(summary: DiffSummary) -> dict[str, Any]:
+    """The diff's security alerts; ``comparable`` false (with the reason) when an end predates
+    them, so that "no new alert" is never said of data that was not collected."""
+    diff = summary.alerts
+    return {
+        "comparable": diff is not None,
+        "reason": (summary.alerts_not_comparable or None) if diff is None else None,
+        "new": [alert_item(a) for a in diff.new] if diff else [],
+        "resolved": [alert_item(a) for a in diff.resolved] if diff else [],
+        "newHigh": diff.new_high if diff else 0,
+        "unlisted": diff.unlisted if diff else 0,
     }
 
 

@@ -240,6 +240,9 @@ class DiffSummary(Strict):
     recommendations: RecommendationChanges = Field(
         description="Recommendations per subscription, in subscriptions collected at both ends."
     )
+    alerts: AlertChanges = Field(
+        description="Security alerts new and resolved, in subscriptions collected at both ends."
+    )
 
 
 class DiffPage(Strict):
@@ -334,6 +337,25 @@ class AlertItem(Strict):
     product: str
     portalLink: str = Field(description="The alert in the Azure portal (alertUri).")
     incident: bool
+
+
+class AlertChanges(Strict):
+    comparable: bool = Field(
+        description="False when an end was taken before security alerts were collected: then "
+        "the lists are empty and `reason` says which end; it never means nothing changed."
+    )
+    reason: str | None = Field(description="Why the alerts are not comparable.")
+    new: list[AlertItem] = Field(
+        description="Open at the to snapshot and not at the from one, most severe first."
+    )
+    resolved: list[AlertItem] = Field(
+        description="Open at the from snapshot and no longer open at the to one (as last seen)."
+    )
+    newHigh: int = Field(description="Of the new alerts, those of High severity.")
+    unlisted: int = Field(
+        description="Alerts not matched because an end's list was capped "
+        "(`AUDITOR_ALERTS_MAX_PER_TENANT`): a capped list cannot prove an alert new or resolved."
+    )
 
 
 class AlertCountItem(Strict):

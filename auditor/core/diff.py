@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from operator import attrgetter
+from typing import Any
 
 from auditor.core.alert_diff import AlertDiff, diff_alerts
 from auditor.core.model import (
@@ -35,7 +36,7 @@ from auditor.core.model import (
     State,
 )
 from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
-from auditor.core.registry import RECOMMENDATIONS, records_of
+from auditor.core.registry import ALERTS, RECOMMENDATIONS, Section, records_of
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_by_standard
 
 RecordKey = tuple[str, str, str, str]
@@ -171,6 +172,7 @@ class DiffSummary:
     # an end was taken before recommendations were collected (not comparable, never "no change").
     recommendations: RecommendationDiff | None = None
     recommendations_not_comparable: str = ""  # why `recommendations` is None, in words
+    alerts_not_comparable: str = ""  # why `alerts` is None, in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,17 +205,17 @@ def _missing_reason(snapshot: Snapshot, subscription_id: str, end: str) -> str:
     return f"not collected in the {end} snapshot ({snapshot.index.snapshot_id}){detail}"
 
 
-def _without_recommendations(before: Snapshot, after: Snapshot) -> str:
-    """Which end predates the recommendations section, in words ("" when both hold it)."""
+def _predating(before: Snapshot, after: Snapshot, section: Section[Any], what: str) -> str:
+    """Which end predates a later section, in words ("" when both hold it)."""
     ends = [
         f"the {end} snapshot ({snap.index.snapshot_id})"
         for end, snap in (("from", before), ("to", after))
-        if records_of(snap.posture, RECOMMENDATIONS) is None
+        if records_of(snap.posture, section) is None
     ]
     if not ends:
         return ""
     verb = "predates" if len(ends) == 1 else "predate"
-    return f"not comparable: {' and '.join(ends)} {verb} the collection of recommendations"
+    return f"not comparable: {' and '.join(ends)} {verb} the collection of {what}"
 
 
 _KEY = attrgetter("subscription_id", "standard", "control", "assessment")
@@ -579,6 +581,9 @@ def diff_snapshots(
         assignments=_assignments(changes),
         alerts=diff_alerts(before.posture, after.posture, comparable),
         recommendations=diff_recommendations(before.posture, after.posture, comparable),
-        recommendations_not_comparable=_without_recommendations(before, after),
+        recommendations_not_comparable=_predating(
+            before, after, RECOMMENDATIONS, "recommendations"
+        ),
+        alerts_not_comparable=_predating(before, after, ALERTS, "security alerts"),
     )
     return Diff(before=before.index, after=after.index, summary=summary, changes=tuple(changes))

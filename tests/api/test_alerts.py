@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -24,8 +25,21 @@ from tools.devservices import Azurite
 from tools.posture_factory import make_posture
 
 TENANT = "d0000000-0000-4000-8000-00000000000d"
-DAY1, DAY2 = "20261127T020000Z", "20261128T020000Z"
+DAY1, DAY2, DAY3 = "20261127T020000Z", "20261128T020000Z", "20261129T020000Z"
 ALERTS = f"/api/tenants/{TENANT}/alerts"
+
+
+NEW_HIGH = "new-high-alert"
+
+
+def _resolve_high_and_raise_another(rows: list[dict[str, Any]]) -> None:
+    """Day 3: the High alert of day 2 is resolved; another High alert is raised."""
+    high = next(r for r in rows if r["properties"]["severity"] == "High")
+    raised = json.loads(json.dumps(high))
+    high["properties"]["status"] = "Resolved"
+    raised["id"] = raised["id"].rsplit("/", 1)[0] + "/" + NEW_HIGH
+    raised["name"] = NEW_HIGH
+    rows.append(raised)
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,8 @@ def stored(azurite: Azurite) -> Iterator[Stored]:
     sub = before.tenant.subscriptions[0].subscription_id
     store.commit_snapshot(before, slot_of(DAY1), "test/1")
     store.commit_snapshot(registry.posture_of(before, with_alerts(sub)), slot_of(DAY2), "test/1")
+    day3 = registry.posture_of(before, with_alerts(sub, _resolve_high_and_raise_another))
+    store.commit_snapshot(day3, slot_of(DAY3), "test/1")
     history = SnapshotHistory(store)
     app = create_app(history, AccessPolicy.allow_all(), local_principal="local-dev")
     try:
@@ -54,7 +70,7 @@ def stored(azurite: Azurite) -> Iterator[Stored]:
 def test_the_latest_snapshot_lists_open_alerts_and_counts_by_severity_and_status(
     stored: Stored,
 ) -> None:
-    document = stored.client.get(ALERTS).json()
+    document = stored.client.get(ALERTS, params={"snapshot": DAY2}).json()
     assert document["snapshot"]["snapshotId"] == DAY2
     assert document["collected"] is True
     assert [(a["severity"], a["status"]) for a in document["value"]] == [
@@ -81,15 +97,17 @@ def test_a_snapshot_from_before_alerts_says_not_collected_not_none(stored: Store
 
 
 def test_the_csv_rows_are_the_json_items_with_hostile_text_neutralised(stored: Stored) -> None:
-    document = stored.client.get(ALERTS).json()
-    response = stored.client.get(ALERTS, params={"format": "csv"})
+    document = stored.client.get(ALERTS, params={"snapshot": DAY2}).json()
+    response = stored.client.get(ALERTS, params={"format": "csv", "snapshot": DAY2})
     rows = csv_rows(response)
     columns = list(rows[0])
     assert rows == [as_csv_row(item, columns) for item in document["value"]]
     assert rows[0]["displayName"] == "'" + HOSTILE
     etag = response.headers["etag"]
-    assert etag != stored.client.get(ALERTS).headers["etag"]
-    again = stored.client.get(ALERTS, params={"format": "csv"}, headers={"If-None-Match": etag})
+    assert etag != stored.client.get(ALERTS, params={"snapshot": DAY2}).headers["etag"]
+    again = stored.client.get(
+        ALERTS, params={"format": "csv", "snapshot": DAY2}, headers={"If-None-Match": etag}
+    )
     assert again.status_code == 304
 
 
@@ -111,4 +129,25 @@ def test_a_caller_without_the_tenant_gets_the_404_of_a_tenant_that_does_not_exis
 def test_a_bad_snapshot_reference_is_a_precise_400(stored: Stored) -> None:
     assert problem(stored.client.get(ALERTS, params={"snapshot": "soon"}), 400)["parameter"] == (
         "snapshot"
+    )
+
+
+def test_the_diff_names_new_and_resolved_alerts_and_counts_new_high_ones(stored: Stored) -> None:
+    # Issue 12: the diff reports new and resolved alerts, and new High alerts in its summary.
+    diff = f"/api/tenants/{TENANT}/diff"
+    alerts = stored.client.get(diff, params={"from": DAY2, "to": DAY3}).json()["summary"]["alerts"]
+    assert alerts["comparable"] is True and alerts["reason"] is None
+    assert [a["alertId"].rsplit("/", 1)[1] for a in alerts["new"]] == [NEW_HIGH]
+    assert alerts["newHigh"] == 1
+    assert [(a["severity"], a["displayName"]) for a in alerts["resolved"]] == [("High", HOSTILE)]
+    assert alerts["unlisted"] == 0
+
+
+def test_a_diff_from_a_snapshot_before_alerts_says_not_comparable_naming_it(stored: Stored) -> None:
+    diff = f"/api/tenants/{TENANT}/diff"
+    alerts = stored.client.get(diff, params={"from": DAY1, "to": DAY2}).json()["summary"]["alerts"]
+    assert alerts["comparable"] is False
+    assert alerts["new"] == [] and alerts["resolved"] == [] and alerts["newHigh"] == 0
+    assert alerts["reason"] == (
+        f"not comparable: the from snapshot ({DAY1}) predates the collection of security alerts"
     )
