@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auditor.core.diff import ChangeKind
-from auditor.core.model import HardeningStatus, State
+from auditor.core.model import OPEN_ALERT_STATUSES, AlertSeverity, HardeningStatus, State
+from auditor.core.registry import ALERT_COUNTS, records_of
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotNotFound
 from auditor.services.bounded_cache import BoundedCache
 from auditor.services.history import SnapshotHistory
@@ -84,6 +85,9 @@ class TenantSummary:
     hardening: tuple[HardeningRow, ...]
     controls: tuple[ControlRow, ...]  # failing controls first
     failing: dict[tuple[str, str], tuple[FailingAssessment, ...]]  # (standard, control)
+    # Open (active, in-progress) alerts per severity, most severe first, from the counts (the
+    # cap limits the listed alerts, never the counts); None: taken before alerts were collected.
+    open_alerts: tuple[tuple[str, int], ...] | None = None
 
     @property
     def source(self) -> str:
@@ -104,6 +108,17 @@ def _secure_score(snapshot: Snapshot) -> float | None:
     scores = snapshot.posture.secure_scores
     maximum = sum(s.maximum for s in scores)
     return round(100.0 * sum(s.current for s in scores) / maximum, 1) if maximum > 0 else None
+
+
+def _open_alerts(snapshot: Snapshot) -> tuple[tuple[str, int], ...] | None:
+    counts = records_of(snapshot.posture, ALERT_COUNTS)
+    if counts is None:
+        return None
+    by_severity: dict[AlertSeverity, int] = defaultdict(int)
+    for c in counts:
+        if c.status in OPEN_ALERT_STATUSES:
+            by_severity[c.severity] += c.alerts
+    return tuple((s.value, by_severity[s]) for s in AlertSeverity if by_severity[s])
 
 
 def _plans(snapshot: Snapshot) -> tuple[PlanCoverage, ...]:
@@ -183,6 +198,7 @@ def summarize(snapshot: Snapshot) -> TenantSummary:
         hardening=_hardening(snapshot),
         controls=controls,
         failing=failing,
+        open_alerts=_open_alerts(snapshot),
     )
 
 

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from auditor.core.model import CollectionStatus
+from auditor.core.model import AlertSeverity, CollectionStatus
 from auditor.core.snapshot import SnapshotIndexEntry
 from auditor.web.summary import Recent, TenantSummaries, TenantSummary, change_of, stale
 
@@ -61,6 +61,7 @@ class Totals:
     failing_controls: int
     mean_compliance: float | None
     mean_score: float | None
+    open_high_alerts: int = 0  # over the tenants whose latest snapshot holds alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,13 @@ def build_portfolio(
         failing_controls=sum(r.summary.failing_controls for r in rows if r.summary),
         mean_compliance=mean([r.mean_compliance for r in rows]),
         mean_score=mean([r.summary.secure_score for r in rows if r.summary]),
+        open_high_alerts=sum(
+            n
+            for r in rows
+            if r.summary and r.summary.open_alerts
+            for severity, n in r.summary.open_alerts
+            if severity == AlertSeverity.HIGH.value
+        ),
     )
     standards = tuple(sorted({c.standard for r in rows for c in r.standards}))
     wanted = (name or "").casefold()

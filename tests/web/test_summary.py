@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+
+from azure.data.tables import TableServiceClient
+
+from auditor.adapters.tables.store import SnapshotStore
+from auditor.core import registry
 from auditor.core.diff import ChangeKind
 from auditor.core.model import State
+from auditor.core.snapshot import slot_of
 from auditor.services.history import SnapshotHistory
 from auditor.web.summary import TenantSummaries, change_of, stale, summarize
 from tests.api.scenario import Scenario
+from tests.fixtures.alert_sections import with_alerts
+from tools.devservices import Azurite
+from tools.posture_factory import make_posture
+
+TENANT = "d0000000-0000-4000-8000-00000000000e"
 
 
 def test_a_summary_names_the_snapshot_and_hash_it_derives_from_and_counts_its_content(
@@ -65,3 +77,23 @@ def test_the_chain_column_uses_verifys_link_check(scenario: Scenario) -> None:
     assert chain_links([a2, a3])[a2.snapshot_id] is None  # its predecessor is outside the list
     broken = chain_links([a1, replace(a2, previous_hash="0" * 64)])[a2.snapshot_id]
     assert broken is not None and "differs from" in broken
+
+
+def test_open_alerts_per_severity_come_from_the_counts_and_older_snapshots_say_not_collected(
+    azurite: Azurite,
+) -> None:
+    # Issue 13: the portfolio shows active alerts by severity once alerts are collected.
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    store = SnapshotStore(service, "websum" + uuid.uuid4().hex[:10])
+    try:
+        before = make_posture(TENANT)
+        sub = before.tenant.subscriptions[0].subscription_id
+        old = store.commit_snapshot(before, slot_of("20261127T020000Z"), "test/1")
+        with_them = registry.posture_of(before, with_alerts(sub))
+        new = store.commit_snapshot(with_them, slot_of("20261128T020000Z"), "test/1")
+        history = SnapshotHistory(store)
+        assert summarize(history.snapshot(old)).open_alerts is None
+        # The fixture: High Active, Medium InProgress, Low Resolved, Informational Dismissed.
+        assert summarize(history.snapshot(new)).open_alerts == (("High", 1), ("Medium", 1))
+    finally:
+        store.close()
