@@ -64,8 +64,5 @@ def diff_alerts(
     return AlertDiff(tuple(_ordered(appeared)), tuple(_ordered(gone)), unlisted)
 
 
-_RANK = {severity: rank for rank, severity in enumerate(AlertSeverity)}
-
-
 def _ordered(alerts: list[SecurityAlert]) -> list[SecurityAlert]:
-    return sorted(alerts, key=lambda a: (_RANK[a.severity], -a.start_time.timestamp(), a.alert_id))
+    return sorted(alerts, key=lambda a: a.order)

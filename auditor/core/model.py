@@ -246,6 +246,7 @@ class AlertSeverity(StrEnum):
 
 
 OPEN_ALERT_STATUSES = (AlertStatus.ACTIVE, AlertStatus.IN_PROGRESS)
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(AlertSeverity)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +272,11 @@ class SecurityAlert:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_ALERT_STATUSES
+
+    @property
+    def order(self) -> tuple[int, float, str]:
+        """Sort key of every list of alerts: most severe first, then newest, then by id."""
+        return (_SEVERITY_RANK[self.severity], -self.start_time.timestamp(), self.alert_id)
 
 
 @dataclass(frozen=True, slots=True)

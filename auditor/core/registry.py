@@ -244,14 +244,13 @@ RECOMMENDATIONS = Section(
 )
 
 ALERT_ROWS = RowKind("alerts", normalize.T_ALERT, normalize.security_alert)
-_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(AlertSeverity)}
 
 
 def _open_alerts(rows: Sequence[SecurityAlert], context: Derivation) -> list[SecurityAlert]:
     """Open (active, in-progress) alerts of collected subscriptions, most severe and newest
     first, up to the tenant's cap."""
     found = [a for a in rows if a.is_open and a.subscription_id in context.collected]
-    found.sort(key=lambda a: (_SEVERITY_RANK[a.severity], -a.start_time.timestamp(), a.alert_id))
+    found.sort(key=lambda a: a.order)
     cap = context.caps.get("alerts")
     return found if cap is None else found[:cap]
 

@@ -83,6 +83,10 @@ class Tone(StrEnum):
     MUTED = "muted"
 
 
+# Severity cells of the alert and recommendation sheets: High red, Medium amber.
+SEVERITY_TONES = (("High", Tone.BAD), ("Medium", Tone.WARN))
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """A hyperlink cell: to a web page (`url`) or to a place in the workbook (`location`)."""
@@ -361,7 +365,7 @@ HARDENING_TONES: tuple[tuple[str, Tone], ...] = (
 )
 
 
-def _subscription_names(*snapshots: Snapshot) -> dict[str, str]:
+def subscription_names(*snapshots: Snapshot) -> dict[str, str]:
     names: dict[str, str] = {}
     for snapshot in snapshots:
         for sub in snapshot.posture.tenant.subscriptions:
@@ -953,7 +957,7 @@ def standard_sheets(
     carried: dict[str, list[CarriedAssessment]] = defaultdict(list)
     for item in snapshot.carried.values():
         carried[item.record.standard].append(item)
-    names = _subscription_names(snapshot)
+    names = subscription_names(snapshot)
     controls = _control_info(snapshot)
     sheets = []
     for standard in sorted(set(by_standard) | set(carried), key=str.lower):
@@ -1102,7 +1106,7 @@ def _change_rows(inputs: PackInputs, names: Mapping[str, str]) -> Iterator[Seque
 
 
 def changes_sheet(inputs: PackInputs) -> SheetLayout:
-    names = _subscription_names(inputs.start, inputs.end)
+    names = subscription_names(inputs.start, inputs.end)
     return SheetLayout(
         title=CHANGES,
         purpose="Every change between the start and end snapshots, regressions first, in the "
@@ -1207,7 +1211,7 @@ def _hardening_rows(
 
 
 def hardening_sheet(snapshot: Snapshot, portal: str = PUBLIC_PORTAL) -> SheetLayout:
-    names = _subscription_names(snapshot)
+    names = subscription_names(snapshot)
     return SheetLayout(
         title=HARDENING,
         purpose="Hardening recommendations per subscription: healthy / unhealthy / not "
@@ -1219,7 +1223,7 @@ def hardening_sheet(snapshot: Snapshot, portal: str = PUBLIC_PORTAL) -> SheetLay
 
 
 def plans_sheet(snapshot: Snapshot) -> SheetLayout:
-    names = _subscription_names(snapshot)
+    names = subscription_names(snapshot)
     plans = sorted(
         snapshot.posture.plans,
         key=lambda p: (names.get(p.subscription_id, "").lower(), p.subscription_id, p.plan),
@@ -1295,7 +1299,7 @@ def _score_rows(snapshot: Snapshot, names: Mapping[str, str]) -> Iterator[Sequen
 
 
 def secure_score_sheet(snapshot: Snapshot) -> SheetLayout:
-    names = _subscription_names(snapshot)
+    names = subscription_names(snapshot)
     return SheetLayout(
         title=SECURE_SCORE,
         purpose="Secure score per subscription and each of its security controls.",
@@ -1385,7 +1389,7 @@ def _assignment_rows(
 
 
 def attestations_sheet(snapshot: Snapshot) -> SheetLayout:
-    names = _subscription_names(snapshot)
+    names = subscription_names(snapshot)
     at = snapshot.index.scheduled_at
     assignments = sorted(
         (a for a in snapshot.posture.assignments if a.effect in _KINDS),
@@ -1450,7 +1454,7 @@ def _missing_slot_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
 
 def quality_rows(inputs: PackInputs) -> list[Sequence[CellValue]]:
     """Incomplete scope, missing subscriptions, malformed rows, stale data and gaps."""
-    names = _subscription_names(inputs.start, inputs.end)
+    names = subscription_names(inputs.start, inputs.end)
     rows: list[Sequence[CellValue]] = []
     for entry in inputs.period:
         if entry.status is not CollectionStatus.COMPLETE:

@@ -15,6 +15,7 @@ from auditor.core.model import AlertCount, AlertSeverity, SecurityAlert
 from auditor.core.registry import ALERT_COUNTS, ALERTS, records_of
 from auditor.core.workbook import ALERTS as SHEET_TITLE
 from auditor.core.workbook import (
+    SEVERITY_TONES,
     CellValue,
     Column,
     HeaderRow,
@@ -27,15 +28,12 @@ from auditor.core.workbook import (
     SheetLayout,
     Tone,
     cell_text,
-)
-from auditor.core.workbook import (
-    _subscription_names as subscription_names,  # the pack's one naming of subscriptions
+    subscription_names,
 )
 
 ALERTS_SHEET = SHEET_TITLE
-_SEVERITY_TONES = (("High", Tone.BAD), ("Medium", Tone.WARN))
 ALERT_COLUMNS = (
-    Column("Severity", 10, Kind.TEXT, _SEVERITY_TONES),
+    Column("Severity", 10, Kind.TEXT, SEVERITY_TONES),
     Column("Status", 11),
     Column("Alert", 30, Kind.WRAP),
     Column("Subscription", 18, Kind.WRAP),

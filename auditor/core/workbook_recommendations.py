@@ -29,6 +29,7 @@ from auditor.core.snapshot import Snapshot
 from auditor.core.workbook import (
     ACTION_PLAN,
     IMPACTED,
+    SEVERITY_TONES,
     CellValue,
     Column,
     HeaderRow,
@@ -41,15 +42,12 @@ from auditor.core.workbook import (
     SheetLayout,
     Tone,
     cell_text,
-)
-from auditor.core.workbook import (
-    _subscription_names as subscription_names,  # the pack's one naming of subscriptions
+    subscription_names,
 )
 
-_SEVERITY_TONES = (("High", Tone.BAD), ("Medium", Tone.WARN))
 _SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 ACTION_COLUMNS = (
-    Column("Severity", 10, Kind.TEXT, _SEVERITY_TONES),
+    Column("Severity", 10, Kind.TEXT, SEVERITY_TONES),
     Column("Recommendation", 36, Kind.WRAP),
     Column("Impacted resources", 10, Kind.INTEGER),
     Column("Subscription", 18, Kind.WRAP),
@@ -67,7 +65,7 @@ ACTION_COLUMNS = (
 )
 ACTION_PRINTED = 7
 IMPACTED_COLUMNS = (
-    Column("Severity", 10, Kind.TEXT, _SEVERITY_TONES),
+    Column("Severity", 10, Kind.TEXT, SEVERITY_TONES),
     Column("Recommendation", 36, Kind.WRAP),
     Column("Subscription", 18, Kind.WRAP),
     Column("Resource", 30, Kind.WRAP),
