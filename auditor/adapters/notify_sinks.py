@@ -87,9 +87,12 @@ def _same_origin(a: str, b: str) -> bool:
 
 
 def _safe(url: str) -> str:
-    """A receiver's URL without path and query (chat URLs carry their secret there)."""
+    """A receiver's URL without credentials, path and query (chat URLs carry their secret in
+    the path or query, and a URL may carry user:password before its host)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def post(
