@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,8 +43,20 @@ from auditor.core.evidence import (
     workbook_of_manifest,
 )
 from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotReader, is_tenant_id
+from auditor.services.verify_checkpoint import (
+    FULL,
+    INCREMENTAL,
+    Start,
+    as_full,
+    record_checkpoint,
+    slot_anchors,
+    trusted_start,
+)
 
 log = logging.getLogger(__name__)
+
+# Decides, from a tenant's chain, where its check starts (None: the first snapshot).
+StartFrom = Callable[[list[SnapshotIndexEntry]], Start] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,12 @@ class Verification:
     snapshots: int = 0
     packs: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # Of `snapshots`, those an intact checkpoint covered (not read again).
+    trusted: int = 0
+    # Per tenant: full or incremental, and why (verify_checkpoint.Start.note).
+    scopes: dict[str, str] = field(default_factory=dict)
+    # Checkpoints this run wrote (tenant -> number).
+    checkpoints: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -141,13 +159,41 @@ def anchor_problems(
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class ChainRead:
+    """What verify_chain read of a tenant: its chain (oldest first), where the check started,
+    the head's content digest as read ("" when not read) and whether it found anything."""
+
+    entries: list[SnapshotIndexEntry]
+    start: Start
+    head_digest: str
+    ok: bool
+
+
 def verify_chain(
-    reader: SnapshotReader, evidence: EvidenceStore, tenant_id: str, result: Verification
-) -> None:
+    reader: SnapshotReader,
+    evidence: EvidenceStore,
+    tenant_id: str,
+    result: Verification,
+    start: StartFrom = None,
+) -> ChainRead:
+    """Check the tenant's chain; with `start`, from what an intact checkpoint covers (the
+    function deciding it from the chain), every snapshot otherwise."""
     entries = sorted(reader.list_snapshots(tenant_id), key=lambda e: e.scheduled_at)
-    anchors = _anchors_by_slot(evidence, tenant_id)
-    previous: SnapshotIndexEntry | None = None
-    for entry in entries:
+    begin = start(entries) if start else Start(note="full")
+    before = len(result.findings)
+    if begin.trusted:
+        # Only the slots after the checkpoint (and anchored slots without a row) are read.
+        slots = {e.snapshot_id for e in entries} | set(begin.anchors)
+        slots -= {e.snapshot_id for e in entries[: begin.trusted]}
+        anchors = {slot: slot_anchors(evidence, tenant_id, slot) for slot in slots}
+    else:
+        anchors = _anchors_by_slot(evidence, tenant_id)
+    previous = entries[begin.trusted - 1] if begin.trusted else None
+    result.snapshots += begin.trusted
+    result.trusted += begin.trusted
+    digest = ""
+    for entry in entries[begin.trusted :]:
         result.snapshots += 1
         subject = _snapshot(entry.snapshot_id)
         content_problem, digest = check_content(reader, entry)
@@ -170,6 +216,36 @@ def verify_chain(
                 "anchored, but no committed snapshot has this id in the store (deleted?)",
             )
         )
+    if begin.problem:
+        result.findings.append(Finding(tenant_id, begin.subject, begin.problem))
+    result.scopes[tenant_id] = begin.note
+    return ChainRead(entries, begin, digest, len(result.findings) == before)
+
+
+def _start_from(evidence: EvidenceStore, tenant_id: str, mode: str | None) -> StartFrom:
+    if mode is None:
+        return None
+    if mode not in (INCREMENTAL, FULL):
+        raise ValueError(f"checkpoints must be {INCREMENTAL!r} or {FULL!r}, got {mode!r}")
+
+    def start(entries: list[SnapshotIndexEntry]) -> Start:
+        begin = trusted_start(evidence, tenant_id, entries)
+        return begin if mode == INCREMENTAL else as_full(begin)
+
+    return start
+
+
+def _record_checkpoints(
+    evidence: EvidenceStore, chains: dict[str, ChainRead], result: Verification, now: datetime
+) -> None:
+    """The next checkpoint of each tenant with no finding at all (chain, latest row, packs)."""
+    broken = {f.tenant_id for f in result.findings}
+    for tenant_id, chain in chains.items():
+        if tenant_id in broken or not chain.ok:
+            continue
+        written = record_checkpoint(evidence, chain.entries, chain.head_digest, chain.start, now)
+        if written is not None:
+            result.checkpoints[tenant_id] = written.sequence
 
 
 def verify_latest(
@@ -179,7 +255,7 @@ def verify_latest(
     for entry in reader.list_tenants():
         if entry.tenant_id not in tenants:
             continue
-        anchors = _anchors_by_slot(evidence, entry.tenant_id).get(entry.snapshot_id, {})
+        anchors = slot_anchors(evidence, entry.tenant_id, entry.snapshot_id)
         for problem in anchor_problems(entry, anchors, None):
             result.findings.append(
                 Finding(entry.tenant_id, f"latest row {entry.snapshot_id}", problem)
@@ -353,12 +429,15 @@ def verify(
     runs: RunStore | None = None,
     now: datetime | None = None,
     deadline: timedelta | None = None,
+    checkpoints: str | None = None,
 ) -> Verification:
     """Verify the given tenants (None: every tenant the store, the anchors or the runs know).
 
     `reader` must be a store that does not refuse what fails verification (``anchored=False``):
     verify names every problem instead. With `runs`, every finished run's manifest is checked
-    against the committed slots."""
+    against the committed slots. `checkpoints` ``"incremental"`` starts each tenant from its
+    latest intact checkpoint, ``"full"`` reads everything but checks the checkpoints too; both
+    write the next checkpoint of every tenant that verifies (None: neither, read-only)."""
     if tenants is None:
         wanted = {e.tenant_id for e in reader.list_tenants()} | anchored_tenants(evidence)
         if runs is not None:
@@ -366,11 +445,16 @@ def verify(
     else:
         wanted = {t.lower() for t in tenants}
     result = Verification(tenants=sorted(wanted))
+    chains: dict[str, ChainRead] = {}
     for tenant_id in result.tenants:
-        verify_chain(reader, evidence, tenant_id, result)
+        chains[tenant_id] = verify_chain(
+            reader, evidence, tenant_id, result, _start_from(evidence, tenant_id, checkpoints)
+        )
         if reports:
             verify_packs(reader, evidence, tenant_id, result)
     verify_latest(reader, evidence, wanted, result)
+    if checkpoints is not None:
+        _record_checkpoints(evidence, chains, result, now or datetime.now(UTC))
     if runs is not None:
         verify_runs(
             reader,
