@@ -156,9 +156,10 @@ def trusted_start(
     if numbers != list(range(1, len(numbers) + 1)):
         missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
         odd = [b.name for n, b in stored if n == 0]
-        what = f"checkpoints {missing} are missing (deleted?)" if missing else ""
-        what += ("; " if what else "") + (f"not a checkpoint name: {odd}" if odd else "")
-        return full(f"{what or 'checkpoints numbered twice'}", what, subject)
+        parts = [f"checkpoints {missing} are missing (deleted?)"] if missing else []
+        parts += [f"not a checkpoint name: {odd}"] if odd else []
+        what = "; ".join(parts)
+        return full(what, what, subject)
     try:
         checkpoint = read_checkpoint(evidence, latest_blob)
         if checkpoint.tenant_id != tenant_id or checkpoint.sequence != latest_number:
