@@ -19,9 +19,10 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from auditor.adapters.blobs import EvidenceExists, EvidenceStore
 from auditor.adapters.tables import SnapshotStore
+from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.core.canonical import snapshot_content_hash
 from auditor.core.checkpoint import Checkpoint, chain_digest, checkpoint_blob_name
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotTampered
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
 from auditor.services.verify import Verification, verify
 from auditor.services.verify_checkpoint import FULL, INCREMENTAL, list_checkpoints
 from auditor.settings import Settings
@@ -332,7 +333,7 @@ def test_content_edited_behind_the_checkpoint_is_found_by_full_and_refused_by_re
     _tamper_plans(store, settings, middle)
 
     assert _check(raw, evidence).ok  # trusted: the rows and anchors are untouched
-    with pytest.raises(SnapshotTampered):
+    with pytest.raises(CorruptSnapshot, match="content hashes to"):
         store.get_snapshot(TENANT, middle.snapshot_id)
     full = _check(raw, evidence, FULL)
     assert [f.subject for f in full.findings] == [f"snapshot {middle.snapshot_id}"]
