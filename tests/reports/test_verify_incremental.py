@@ -88,6 +88,14 @@ def _tables(settings: Settings) -> TableServiceClient:
     return TableServiceClient.from_connection_string(settings.storage.connection_string)
 
 
+def _edit_row(settings: Settings, store: SnapshotStore, snapshot_id: str, **values: object) -> None:
+    """Set properties of a committed index row, as someone with table access could."""
+    index = _tables(settings).get_table_client(store.tables.index)
+    row = next(r for r in index.list_entities() if r.get("snapshot_id") == snapshot_id)
+    row.update(values)
+    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+
 def _overwrite(evidence: EvidenceStore, name: str, data: bytes, metadata: dict[str, str]) -> None:
     """What someone with write access does where there is no immutability policy (Azurite)."""
     evidence.container.get_blob_client(name).upload_blob(data, overwrite=True, metadata=metadata)
@@ -173,10 +181,7 @@ def test_a_new_snapshot_that_does_not_link_to_the_checkpoint_head_is_named(
 ) -> None:
     """The link from the checkpoint's head to what is new is checked again."""
     new = checkpointed[-1]
-    index = _tables(settings).get_table_client(store.tables.index)
-    row = next(r for r in index.list_entities() if r.get("snapshot_id") == new.snapshot_id)
-    row["previous_hash"] = "0" * 64
-    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+    _edit_row(settings, store, new.snapshot_id, previous_hash="0" * 64)
 
     result = _check(raw, evidence)
     assert _scope(result).startswith("incremental")
@@ -199,10 +204,7 @@ def test_a_snapshot_rewritten_behind_the_checkpoint_makes_the_check_full_and_is_
     middle = checkpointed[1]
     _tamper_plans(store, settings, middle)
     rehashed = snapshot_content_hash(store.get_snapshot(TENANT, middle.snapshot_id, verify=False))
-    index = _tables(settings).get_table_client(store.tables.index)
-    row = next(r for r in index.list_entities() if r.get("snapshot_id") == middle.snapshot_id)
-    row["content_hash"] = rehashed
-    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+    _edit_row(settings, store, middle.snapshot_id, content_hash=rehashed)
 
     result = _check(raw, evidence)
     assert _scope(result).startswith("full: checkpoint 000000001 covered 3 snapshots")
@@ -262,10 +264,9 @@ def test_a_forged_checkpoint_over_rewritten_rows_is_caught_by_the_anchors(
     themselves, over the rewritten rows, with every hash right: the rows it covers are compared
     with their write-once anchors before anything is trusted."""
     middle = checkpointed[1]
-    index = _tables(settings).get_table_client(store.tables.index)
-    row = next(r for r in index.list_entities() if r.get("snapshot_id") == middle.snapshot_id)
-    row["compliance_by_standard"] = json.dumps({"PCI-DSS-4": 100.0})
-    index.upsert_entity(row, mode=UpdateMode.REPLACE)
+    _edit_row(
+        settings, store, middle.snapshot_id, compliance_by_standard=json.dumps({"PCI-DSS-4": 100})
+    )
     rows = sorted(raw.list_snapshots(TENANT), key=lambda e: e.scheduled_at)
     document, _ = _stored_checkpoint(evidence, 1)
     previous = _forge(document, sequence=1)
