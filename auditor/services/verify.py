@@ -236,12 +236,16 @@ def _start_from(evidence: EvidenceStore, tenant_id: str, mode: str | None) -> St
 
 
 def _record_checkpoints(
-    evidence: EvidenceStore, chains: dict[str, ChainRead], result: Verification, now: datetime
+    evidence: EvidenceStore,
+    chains: dict[str, ChainRead],
+    latest_broken: set[str],
+    result: Verification,
+    now: datetime,
 ) -> None:
-    """The next checkpoint of each tenant with no finding at all (chain, latest row, packs)."""
-    broken = {f.tenant_id for f in result.findings}
+    """The next checkpoint of each tenant whose chain and latest row have no finding (what a
+    checkpoint covers; a pack's or a run's findings are about those, and are checked anew)."""
     for tenant_id, chain in chains.items():
-        if tenant_id in broken or not chain.ok:
+        if tenant_id in latest_broken or not chain.ok:
             continue
         written = record_checkpoint(evidence, chain.entries, chain.head_digest, chain.start, now)
         if written is not None:
@@ -452,9 +456,11 @@ def verify(
         )
         if reports:
             verify_packs(reader, evidence, tenant_id, result)
+    before_latest = len(result.findings)
     verify_latest(reader, evidence, wanted, result)
     if checkpoints is not None:
-        _record_checkpoints(evidence, chains, result, now or datetime.now(UTC))
+        latest_broken = {f.tenant_id for f in result.findings[before_latest:]}
+        _record_checkpoints(evidence, chains, latest_broken, result, now or datetime.now(UTC))
     if runs is not None:
         verify_runs(
             reader,

@@ -23,6 +23,7 @@ from auditor.adapters.tables.store import CorruptSnapshot
 from auditor.core.canonical import snapshot_content_hash
 from auditor.core.checkpoint import Checkpoint, chain_digest, checkpoint_blob_name
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
+from auditor.services.report import ReportService
 from auditor.services.verify import Verification, verify
 from auditor.services.verify_checkpoint import FULL, INCREMENTAL, list_checkpoints
 from auditor.settings import Settings
@@ -376,3 +377,24 @@ def _forge(document: dict[str, object], **changes: object) -> Checkpoint:
     assert isinstance(body, dict)
     stored = parse_checkpoint(document, {"checkpointsha256": str(document["checkpointSha256"])})
     return replace(stored, **changes)  # type: ignore[arg-type]
+
+
+def test_a_broken_pack_is_named_but_does_not_hold_back_the_chain_s_checkpoint(
+    raw: ReadCounting,
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    history: list[SnapshotIndexEntry],
+) -> None:
+    """A checkpoint covers the chain; packs are checked in full on every run with --reports."""
+    service = ReportService(store, evidence, clock=lambda: NOW)
+    pack = service.run(service.new_job(TENANT, None, None, "test"))
+    assert pack is not None
+    blob = evidence.container.get_blob_client(pack.workbook_blob)
+    blob.upload_blob(
+        b"not the workbook", overwrite=True, metadata=blob.get_blob_properties().metadata
+    )
+
+    for _ in range(2):
+        result = verify(raw, evidence, [TENANT], reports=True, checkpoints=INCREMENTAL, now=NOW)
+        assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
+    assert _scope(result).startswith("incremental from checkpoint 000000001")
