@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,7 +148,7 @@ def bench_pack(settings: Settings, store: SnapshotStore, last: datetime) -> bool
                 out, oscal = Path(folder) / "pack.xlsx", Path(folder) / "pack.oscal.json"
                 job = service.new_job(TENANT, iso(start), iso(last), "bench")
                 built, seconds, rss, peak = measured(
-                    lambda: service.run(job, out=out, oscal_out=oscal, upload=False)
+                    partial(service.run, job, out=out, oscal_out=oscal, upload=False)
                 )
                 assert built is not None
                 snapshots = len(built.manifest.snapshots)
