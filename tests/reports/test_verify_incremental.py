@@ -29,6 +29,7 @@ from auditor.services.verify_checkpoint import FULL, INCREMENTAL, list_checkpoin
 from auditor.settings import Settings
 from tests.reports.conftest import DAY1, commit_days
 from tests.reports.test_verify import _tamper_plans
+from tools.posture_factory import make_posture
 
 TENANT = "7e0a0000-0000-0000-0000-0000000000c1"
 NOW = datetime(2025, 2, 1, tzinfo=UTC)
@@ -398,3 +399,26 @@ def test_a_broken_pack_is_named_but_does_not_hold_back_the_chain_s_checkpoint(
         result = verify(raw, evidence, [TENANT], reports=True, checkpoints=INCREMENTAL, now=NOW)
         assert [f.subject for f in result.findings] == [f"pack {pack.manifest.report_id}"]
     assert _scope(result).startswith("incremental from checkpoint 000000001")
+
+
+def test_a_failed_head_retaken_after_its_checkpoint_makes_the_check_full_without_a_finding(
+    raw: ReadCounting,
+    store: SnapshotStore,
+    evidence: EvidenceStore,
+    history: list[SnapshotIndexEntry],
+) -> None:
+    """A retake replaces the latest slot's failed row: the one row a commit may change."""
+    posture = make_posture(TENANT)
+    failed = store.commit_failed(posture.tenant, DAY1 + timedelta(days=3), "503", "test")
+    assert _check(raw, evidence).checkpoints == {TENANT: 1}
+    retaken = store.commit_snapshot(posture, DAY1 + timedelta(days=3), "test")
+    assert retaken.supersedes == failed.attempt
+
+    result = _check(raw, evidence)
+    assert result.ok, [str(f) for f in result.findings]
+    assert _scope(result) == (
+        f"full: checkpoint 000000001's head {failed.snapshot_id} (failed) was retaken by attempt "
+        f"{retaken.attempt}"
+    )
+    assert len(raw.read) == 4 and result.checkpoints == {TENANT: 2}
+    assert _scope(_check(raw, evidence)).startswith("incremental from checkpoint 000000002")
