@@ -195,6 +195,14 @@ class TableNames:
         return (self.index, self.content, self.latest, self.runs)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class UnverifiedLatest:
+    """A tenant's latest row that fails verification: the tenant its keys name, and why."""
+
+    tenant_id: str
+    problem: str
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -336,19 +344,29 @@ class SnapshotStore:
 
         A tenant whose latest row fails verification is left out and logged (its own routes
         answer the failure; a list must not name it to callers who may not see it)."""
-        rows = _query(self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION})
-        out = []
-        for row in rows:
-            entry = index_entry(row)
+        return self.list_latest()[0]
+
+    def list_latest(self) -> tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]]:
+        """(every tenant's verified latest entry, the latest rows that fail verification).
+
+        A failing row is named by the tenant its keys say (never by its properties, which may
+        be forged), so a caller filters it by grant before showing that it failed."""
+        rows = list(_query(self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION}))
+        entries = [index_entry(row) for row in rows]
+        self._prefetch_anchors(entries)
+        out, failing = [], []
+        for row, entry in zip(rows, entries, strict=True):
             problem = self.problem_of(row, entry)
             if problem:
                 log.error(
                     "tenant %s: latest snapshot %s failed verification: %s",
                     entry.tenant_id, entry.snapshot_id, problem,
                 )  # fmt: skip
+                with contextlib.suppress(keys.KeyFormatError, KeyError):
+                    failing.append(UnverifiedLatest(keys.unescape(row["RowKey"]), problem))
                 continue
             out.append(entry)
-        return sorted(out, key=lambda e: e.tenant_id)
+        return sorted(out, key=lambda e: e.tenant_id), sorted(failing)
 
     def list_snapshots(
         self,
@@ -688,10 +706,24 @@ class SnapshotStore:
                 index_entry(predecessor) if predecessor is not None else None,
                 history,
                 history_break,
+                verified=self._predecessor_verified(predecessor, status, history_break),
+                # The store's own history: observed records are StoredPrior, carried KnownPrior.
+                carried_keys=frozenset(k for k, p in history.items() if isinstance(p, KnownPrior)),
             ),
             backfill=backfill,
             supersedes=str(retaken["attempt"]) if retaken is not None else "",
         )
+
+    def _predecessor_verified(
+        self, predecessor: Mapping[str, Any] | None, status: CollectionStatus, history_break: str
+    ) -> bool:
+        """Whether the predecessor row agrees with its anchor, so that the new summary may
+        carry its figures (``_inherited`` verified it unless the new snapshot is a failure)."""
+        if predecessor is None or history_break:
+            return False
+        if status is not CollectionStatus.FAILED:
+            return True
+        return self.problem_of(predecessor, index_entry(predecessor)) is None
 
     def _publish(
         self, prepared: PreparedSnapshot, attempt: str, claim: _Claim
