@@ -114,9 +114,7 @@ class IndexSummary:
                 failing_controls=int(value["failingControls"]),
                 regressions=None if value["regressions"] is None else int(value["regressions"]),
                 previous_compliance=(
-                    None
-                    if previous is None
-                    else {str(k): _number(v) for k, v in previous.items()}
+                    None if previous is None else {str(k): _number(v) for k, v in previous.items()}
                 ),
                 spark=tuple(SparkPoint(str(i), _number(m)) for i, m in value["spark"]),
                 spark_since=str(value["sparkSince"]),
@@ -226,6 +224,7 @@ def spark_of(
     if previous is None:
         return (own,), "" if first else snapshot_id
     point = SparkPoint(previous.snapshot_id, mean(previous.compliance.values()))
+    carried: tuple[SparkPoint, ...]
     if previous.summary is None:
         carried, since = (point,), previous.snapshot_id
     else:

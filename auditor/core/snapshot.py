@@ -161,6 +161,14 @@ class SnapshotTampered(RuntimeError):
         self.problem = problem
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class UnverifiedLatest:
+    """A tenant's latest row that fails verification: the tenant its keys name, and why."""
+
+    tenant_id: str
+    problem: str
+
+
 class SnapshotReader(Protocol):
     """Read side of the snapshot store: all a reader (API, evidence packs, verify) may use.
 

@@ -123,6 +123,7 @@ from auditor.core.snapshot import (
     SnapshotNotFound,
     SnapshotTampered,
     Transition,
+    UnverifiedLatest,
     snapshot_id_for,
 )
 from auditor.core.transitions import History, KnownPrior, Prior
@@ -193,14 +194,6 @@ class TableNames:
 
     def all(self) -> tuple[str, ...]:
         return (self.index, self.content, self.latest, self.runs)
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class UnverifiedLatest:
-    """A tenant's latest row that fails verification: the tenant its keys name, and why."""
-
-    tenant_id: str
-    problem: str
 
 
 def _utcnow() -> datetime:
