@@ -49,9 +49,11 @@ CONDITIONAL: dict[int | str, dict[str, Any]] = {
     summary="Tenants the caller may see",
     description=(
         "Every tenant the caller's access policy grants that has a committed snapshot, ordered "
-        "by tenant id, each with its latest snapshot's status and compliance per standard. "
-        "Paged; CSV on request (one row per tenant, a `compliance.<standard>` column per "
-        "standard)."
+        "by tenant id, each with its latest snapshot's status, compliance per standard and "
+        "summary (secure score, Defender plans, hardening, open alerts, regressions, previous "
+        "compliance, 30-day sparkline), all read from the anchored latest rows. Paged; CSV on "
+        "request (one row per tenant, a `compliance.<standard>` column per standard and "
+        "`summary.<figure>` columns; the sparkline is JSON only)."
     ),
     responses={
         200: {"content": TABLE_CONTENT},
@@ -90,7 +92,11 @@ def list_tenants(
         request,
         document,
         fmt,
-        lambda rows: columns_of(rows, documents.TENANT_COLUMNS, "compliance"),
+        lambda rows: [
+            column
+            for column in columns_of(rows, documents.TENANT_COLUMNS, "compliance", "summary")
+            if column != "summary.sparkline"  # a list of points: JSON only
+        ],
     )
 
 
