@@ -203,3 +203,24 @@ def test_a_failure_record_never_carries_figures_of_a_predecessor_that_fails_its_
     assert failed.summary.previous_compliance is None and failed.summary.regressions is None
     assert [p.snapshot_id for p in failed.summary.spark] == [failed.snapshot_id]
     assert failed.summary.spark_since == failed.snapshot_id  # not whole: readers list the rows
+
+
+def test_the_latest_listing_rereads_only_changed_rows_and_sees_every_change(
+    store: SnapshotStore, settings: Settings
+) -> None:
+    """The listing keeps verified rows by ETag: an edit, a new snapshot, a new tenant and a
+    removed row all show on the very next call of the same store."""
+    other = tenant_id_for(8)
+    first = store.commit_snapshot(make_posture(TENANT, seed=10), _day(1), "c")
+    assert store.list_latest() == ([first], [])
+    table = _latest_table(settings, store)
+    row = table.get_entity(LATEST_PARTITION, TENANT)
+    row["tenant_name"] = "Renamed by hand"
+    table.upsert_entity(row)
+    entries, unverified = store.list_latest()
+    assert entries == [] and [u.tenant_id for u in unverified] == [TENANT]
+    second = store.commit_snapshot(make_posture(TENANT, seed=10), _day(2), "c")
+    newcomer = store.commit_snapshot(make_posture(other, seed=11), _day(2), "c")
+    assert store.list_latest() == (sorted([second, newcomer], key=lambda e: e.tenant_id), [])
+    table.delete_entity(LATEST_PARTITION, other)
+    assert store.list_latest() == ([second], [])
