@@ -1,5 +1,9 @@
 """Per-tenant summaries the dashboard shows, derived once per committed snapshot.
 
+The portfolio reads the summary each committed index row stores (auditor/core/index_summary.py,
+covered by the anchor); what follows serves the tenant page, *Where to act first* (every
+failing control) and rows committed before summaries were stored.
+
 A page must not decode whole snapshots on every view (a 100,000-record tenant takes seconds),
 so what a page shows of a snapshot's content is derived once, from the content the anchored
 store verified, and kept in process under the snapshot's id, attempt and content hash: a
