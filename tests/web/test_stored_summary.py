@@ -155,3 +155,22 @@ def test_api_tenants_gives_the_stored_summary(local_client: TestClient, scenario
     header = csv.splitlines()[0].split(",")
     assert "summary.regressions" in header and "summary.secureScore" in header
     assert "summary.sparkline" not in header
+
+
+def test_api_tenants_answers_each_change_at_once_though_unchanged_lists_are_reused(
+    forged_store: tuple[SnapshotStore, str, str],
+) -> None:
+    store, forged, honest = forged_store
+    client = TestClient(
+        create_app(SnapshotHistory(store), AccessPolicy.allow_all(), local_principal="local"),
+        raise_server_exceptions=False,
+    )
+    first = client.get("/api/tenants")
+    assert [t["tenantId"] for t in first.json()["value"]] == [honest]
+    assert client.get("/api/tenants").content == first.content
+    later = datetime(2026, 11, 28, 2, tzinfo=UTC)
+    entry = store.commit_snapshot(make_posture(forged, seed=43), later, "c")
+    items = {t["tenantId"]: t for t in client.get("/api/tenants").json()["value"]}
+    assert items[forged]["snapshotId"] == entry.snapshot_id  # the new latest row, verified
+    assert entry.summary is not None
+    assert items[forged]["summary"]["secureScore"] == entry.summary.secure_score
