@@ -174,3 +174,36 @@ def test_api_tenants_answers_each_change_at_once_though_unchanged_lists_are_reus
     assert items[forged]["snapshotId"] == entry.snapshot_id  # the new latest row, verified
     assert entry.summary is not None
     assert items[forged]["summary"]["secureScore"] == entry.summary.secure_score
+
+
+def test_a_row_committed_before_summaries_shows_through_the_snapshot_path(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.core import prepared
+
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    ledger = EvidenceStore(
+        BlobServiceClient.from_connection_string(azurite.connection_string),
+        "evidence",
+        identity_based=False,
+    )
+    tenant = tenant_id_for(44)
+    with SnapshotStore(service, "legacy" + uuid.uuid4().hex[:10], ledger=ledger) as store:
+        with monkeypatch.context() as patch:  # what the code before summaries wrote
+            patch.setattr(prepared, "summarize_posture", lambda *a, **k: None)
+            old = store.commit_snapshot(
+                make_posture(tenant, seed=44), datetime(2026, 11, 27, 2, tzinfo=UTC), "old"
+            )
+        history = SnapshotHistory(store)
+        row = portfolio_row(old, TenantSummaries(history), None)
+        assert old.summary is None and isinstance(row.summary, TenantSummary)
+        assert row.summary.secure_score is not None
+        client = TestClient(
+            create_app(history, AccessPolicy.allow_all(), local_principal="local"),
+            raise_server_exceptions=False,
+        )
+        page = client.get("/")
+        assert page.status_code == 200 and tenant in page.text
+        assert "failed verification" not in page.text
+        (item,) = client.get("/api/tenants").json()["value"]
+        assert item["tenantId"] == tenant and item["summary"] is None
