@@ -88,7 +88,12 @@ def answer_hashed(
 ) -> Response:
     """Answer a response whose ETag is the hash of its body."""
     body, media_type = render(document, fmt, columns)
+    return answer_body(request, body, media_type, document.get("nextLink"))
+
+
+def answer_body(request: Request, body: bytes, media_type: str, next_link: str | None) -> Response:
+    """answer_hashed for a body already rendered (a cached one)."""
     etag = etags.body_etag(body + media_type.encode())
     if etags.matches(request, etag):
         return etags.not_modified(etag)
-    return respond(body, media_type, etag, next_link=document.get("nextLink"))
+    return respond(body, media_type, etag, next_link=next_link)

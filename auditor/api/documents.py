@@ -8,10 +8,11 @@ unit everywhere (``compliance``, percentages 0-100, times as ``2026-11-27T02:00:
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.core.diff import Change, ChangeKind, Diff, DiffSummary, Side
+from auditor.core.index_summary import SPARKLINE_DAYS
 from auditor.core.model import CollectionStatus, RecommendationSummary
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, slot_of
@@ -103,6 +104,35 @@ def tenant_item(
         "delegated": delegated,
         "leftDelegationAt": instant(slot_of(left_at)) if left_at else None,
         "snapshotAgeDays": age,
+        "summary": tenant_figures(entry),
+    }
+
+
+def tenant_figures(entry: SnapshotIndexEntry) -> dict[str, Any] | None:
+    """The summary stored in the tenant's anchored latest row (None: a row that predates
+    stored summaries; the tenant's own routes give the same figures from its snapshot)."""
+    summary = entry.summary
+    if summary is None:
+        return None
+    window = entry.scheduled_at - timedelta(days=SPARKLINE_DAYS)
+    alerts = summary.open_alerts
+    previous = summary.previous_compliance
+    return {
+        "secureScore": _number(summary.secure_score),
+        "defenderPlans": {
+            p.plan: {"paid": p.paid, "subscriptions": p.subscriptions} for p in summary.plans
+        },
+        "hardeningCoverage": _number(summary.hardening_percent),
+        # Maps are never null (a CSV column is a map's key or a value, never both).
+        "alertsCollected": alerts is not None,
+        "openAlerts": dict(alerts or ()),
+        "failingControls": summary.failing_controls,
+        "regressions": summary.regressions,
+        "previousCompliance": {k: _number(v) for k, v in sorted((previous or {}).items())},
+        "sparkline": [
+            {"snapshotId": p.snapshot_id, "meanCompliance": _number(p.mean)} for p in summary.spark
+        ],
+        "sparklineComplete": summary.spark_covers(window),
     }
 
 

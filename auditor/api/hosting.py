@@ -26,7 +26,12 @@ from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
 from auditor.core.runs import Delegation
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
+from auditor.core.snapshot import (
+    Snapshot,
+    SnapshotIndexEntry,
+    SnapshotReader,
+    UnverifiedLatest,
+)
 from auditor.services.operations import operations_from_settings
 from auditor.services.report import api_report_service
 from auditor.settings import Settings, SettingsError, load_settings
@@ -60,6 +65,13 @@ class LazyReader:
 
     def list_tenants(self) -> list[SnapshotIndexEntry]:
         return self.reader.list_tenants()
+
+    def list_latest(self) -> tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]]:
+        lister = getattr(self.reader, "list_latest", None)
+        if lister is None:
+            return self.reader.list_tenants(), []
+        found: tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]] = lister()
+        return found
 
     def list_snapshots(
         self, tenant_id: str, *, since: datetime | None = None, until: datetime | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from auditor.api import documents, paging
-from auditor.api.answer import answer_hashed, choose
+from auditor.api.answer import answer_body, answer_hashed, choose, render
 from auditor.api.context import ApiContext, caller, context
 from auditor.api.params import (
     FormatQuery,
@@ -19,10 +21,11 @@ from auditor.api.params import (
     top_query,
 )
 from auditor.api.problems import documented, tenant_not_found
-from auditor.api.representation import columns_of
+from auditor.api.representation import Format, columns_of
 from auditor.api.schemas import SnapshotList, TenantList
 from auditor.core.access import Principal
-from auditor.core.snapshot import TENANT_ID, slot_of
+from auditor.core.runs import Delegation
+from auditor.core.snapshot import TENANT_ID, SnapshotIndexEntry, slot_of
 
 router = APIRouter(tags=["tenants"])
 
@@ -49,9 +52,11 @@ CONDITIONAL: dict[int | str, dict[str, Any]] = {
     summary="Tenants the caller may see",
     description=(
         "Every tenant the caller's access policy grants that has a committed snapshot, ordered "
-        "by tenant id, each with its latest snapshot's status and compliance per standard. "
-        "Paged; CSV on request (one row per tenant, a `compliance.<standard>` column per "
-        "standard)."
+        "by tenant id, each with its latest snapshot's status, compliance per standard and "
+        "summary (secure score, Defender plans, hardening, open alerts, regressions, previous "
+        "compliance, 30-day sparkline), all read from the anchored latest rows. Paged; CSV on "
+        "request (one row per tenant, a `compliance.<standard>` column per standard and "
+        "`summary.<figure>` columns; the sparkline is JSON only)."
     ),
     responses={
         200: {"content": TABLE_CONTENT},
@@ -77,21 +82,82 @@ def list_tenants(
         if entry.tenant_id in scope and (position.after is None or entry.tenant_id > position.after)
     ]
     page, more = visible[:top], len(visible) > top
-    link = None
-    if more:
-        token = paging.encode_token(paging.Position(after=page[-1].tenant_id), query)
-        link = paging.next_link(request, token)
     delegation = ctx.history.delegation()
-    document: dict[str, Any] = {
-        "value": [documents.tenant_item(entry, delegation) for entry in page],
-        "nextLink": link,
-    }
-    return answer_hashed(
-        request,
-        document,
-        fmt,
-        lambda rows: columns_of(rows, documents.TENANT_COLUMNS, "compliance"),
+    key = _body_key(request, fmt, page, more, delegation)
+    cached = _BODIES.get(key)
+    if cached is None:
+        link = None
+        if more:
+            token = paging.encode_token(paging.Position(after=page[-1].tenant_id), query)
+            link = paging.next_link(request, token)
+        document: dict[str, Any] = {
+            "value": [documents.tenant_item(entry, delegation) for entry in page],
+            "nextLink": link,
+        }
+        body, media_type = render(document, fmt, _tenant_columns)
+        cached = _BODIES.put(key, (body, media_type, link))
+    return answer_body(request, *cached)
+
+
+def _tenant_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        column
+        for column in columns_of(rows, documents.TENANT_COLUMNS, "compliance", "summary")
+        if column != "summary.sparkline"  # a list of points: JSON only
+    ]
+
+
+class _BodyCache:
+    """Rendered tenant lists, by everything they are made of: the request's URL and format,
+    each listed row's tenant and digest (which covers every stored property), whether more
+    follow, the delegation and the age in days of the tenants no longer delegated. Rendering
+    1,000 tenants costs more than listing their rows; an unchanged list is not rendered again."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str, str | None]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str, str | None] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(
+        self, key: tuple[Any, ...], value: tuple[bytes, str, str | None]
+    ) -> tuple[bytes, str, str | None]:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+_BODIES = _BodyCache()
+
+
+def _body_key(
+    request: Request,
+    fmt: Format,
+    page: list[SnapshotIndexEntry],
+    more: bool,
+    delegation: Delegation | None,
+) -> tuple[Any, ...]:
+    held = (
+        None
+        if delegation is None
+        else (delegation.run, delegation.tenant_ids, tuple(sorted(delegation.left_at.items())))
     )
+    rows = tuple((e.tenant_id, e.attempt, e.row_digest) for e in page)
+    now = datetime.now(UTC)
+    ages = tuple(
+        (now - e.scheduled_at).days
+        for e in page
+        if delegation is not None and not delegation.delegated(e.tenant_id)
+    )
+    return (str(request.url), fmt, more, held, ages, rows)
 
 
 @router.get(

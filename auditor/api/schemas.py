@@ -61,6 +61,49 @@ class SnapshotDetail(SnapshotSummary):
     collectedSubscriptions: list[str]
 
 
+class PlanFigures(Strict):
+    paid: int = Field(description="Subscriptions on the plan's paid (Standard) tier.")
+    subscriptions: int = Field(description="Subscriptions that report the plan.")
+
+
+class SparkPoint(Strict):
+    snapshotId: str
+    meanCompliance: float | None = Field(description="Mean compliance over standards (%).")
+
+
+class TenantFigures(Strict):
+    """What the portfolio shows of the latest snapshot, stored in its anchored index row."""
+
+    secureScore: float | None = Field(description="Secure score, % of the maximum.")
+    defenderPlans: dict[str, PlanFigures] = Field(description="Per Defender plan.")
+    hardeningCoverage: float | None = Field(description="Healthy hardening resources, %.")
+    alertsCollected: bool = Field(
+        description="Whether the snapshot collected security alerts (taken before: false)."
+    )
+    openAlerts: dict[str, int] = Field(
+        description="Active and in-progress alerts per severity (empty when none or not collected)."
+    )
+    failingControls: int = Field(description="Controls failing in at least one subscription.")
+    regressions: int | None = Field(
+        description=(
+            "The diff's `regressed` count since the previous snapshot; null: no previous "
+            "snapshot, or its history could not be verified."
+        )
+    )
+    previousCompliance: dict[str, float | None] = Field(
+        description="Compliance per standard of the previous snapshot (empty: none, or failed)."
+    )
+    sparkline: list[SparkPoint] = Field(
+        description="The snapshots of the last 30 days, oldest first, this one last."
+    )
+    sparklineComplete: bool = Field(
+        description=(
+            "Whether `sparkline` holds every snapshot of the 30 days (false while the window "
+            "reaches back before summaries were stored: `/snapshots` lists them all)."
+        )
+    )
+
+
 class TenantItem(Strict):
     tenantId: str
     tenantName: str
@@ -79,6 +122,12 @@ class TenantItem(Strict):
     )
     snapshotAgeDays: int | None = Field(
         description="For a tenant no longer delegated: whole days since its latest snapshot."
+    )
+    summary: TenantFigures | None = Field(
+        description=(
+            "The latest snapshot's summary, covered by its anchor like every index property; "
+            "null for a snapshot committed before summaries were stored."
+        )
     )
 
 

@@ -17,6 +17,7 @@ from auditor.core.canonical import (
     content_hash,
     operations_of,
 )
+from auditor.core.index_summary import Key, PreviousFigures, summarize_posture
 from auditor.core.model import CollectionStatus, TenantPosture
 from auditor.core.registry import counts_of
 from auditor.core.snapshot import SnapshotIndexEntry, compliance_by_standard, slot_of
@@ -32,6 +33,31 @@ class Predecessor:
     entry: SnapshotIndexEntry | None = None
     history: History | None = None
     history_break: str = ""
+    # Whether the store verified `entry` against its anchor: only then are its figures (its
+    # compliance, its summary's sparkline) carried into the new snapshot's summary.
+    verified: bool = False
+    # Keys of `history` its source carried unobserved (not in its posture: the diff never
+    # compares them).
+    carried_keys: frozenset[Key] = frozenset()
+
+
+def previous_figures(predecessor: Predecessor) -> PreviousFigures | None:
+    """What the summary takes from the verified predecessor (None: none, or unverified)."""
+    previous = predecessor.entry
+    if previous is None or not predecessor.verified:
+        return None
+    states = None
+    if not predecessor.history_break:
+        carried = predecessor.carried_keys
+        history = predecessor.history or {}
+        states = {key: prior.state for key, prior in history.items() if key not in carried}
+    return PreviousFigures(
+        snapshot_id=previous.snapshot_id,
+        compliance=dict(previous.compliance_by_standard),
+        collected_subscriptions=previous.collected_subscriptions,
+        summary=previous.summary,
+        states=states,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +134,14 @@ def prepare_snapshot(
         history_break=predecessor.history_break,
     )
     entry = replace(entry, content_hash=content_hash(header_of_entry(entry), sections))
+    # Not hashed content: stored in the index row, which the anchor's index digest covers.
+    summary = summarize_posture(
+        posture,
+        snapshot_id,
+        slot,
+        entry.compliance_by_standard,
+        previous_figures(predecessor),
+        first=previous is None,
+    )
+    entry = replace(entry, summary=summary)
     return PreparedSnapshot(entry, sections, operations_of(completeness))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from auditor.core.index_summary import IndexSummary
 from auditor.core.model import (
     CollectionStatus,
     ComplianceRecord,
@@ -76,6 +77,9 @@ class SnapshotIndexEntry:
     supersedes: str = ""
     # Why the history (first seen, first failed) was not inherited from the predecessor.
     history_break: str = ""
+    # The portfolio's figures, computed when the snapshot was prepared and stored in the row
+    # (auditor/core/index_summary.py); None for rows committed before summaries existed.
+    summary: IndexSummary | None = None
     # SHA-256 of every stored property of the index row as read (compared with the anchor).
     row_digest: str = field(default="", compare=False)
     # The digest of each property of that row (names what an edit changed).
@@ -155,6 +159,14 @@ class SnapshotTampered(RuntimeError):
         self.tenant_id = tenant_id
         self.snapshot_id = snapshot_id
         self.problem = problem
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class UnverifiedLatest:
+    """A tenant's latest row that fails verification: the tenant its keys name, and why."""
+
+    tenant_id: str
+    problem: str
 
 
 class SnapshotReader(Protocol):

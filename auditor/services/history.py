@@ -24,6 +24,7 @@ from auditor.core.snapshot import (
     SnapshotIndexEntry,
     SnapshotNotFound,
     SnapshotReader,
+    UnverifiedLatest,
     slot_of,
 )
 from auditor.services.bounded_cache import BoundedCache, CacheStats
@@ -92,6 +93,15 @@ class SnapshotHistory:
 
     def list_tenants(self) -> list[SnapshotIndexEntry]:
         return self.reader.list_tenants()
+
+    def list_latest(self) -> tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]]:
+        """(verified latest entries, latest rows failing verification) when the reader tells
+        them apart (the anchored store does); else the reader's list and no failure."""
+        lister = getattr(self.reader, "list_latest", None)
+        if lister is None:
+            return self.reader.list_tenants(), []
+        found: tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]] = lister()
+        return found
 
     def list_snapshots(
         self, tenant_id: str, *, since: datetime | None = None, until: datetime | None = None

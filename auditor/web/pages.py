@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -32,7 +32,13 @@ from auditor.api.representation import Format
 from auditor.core.access import Principal
 from auditor.core.diff import ChangeKind, Level
 from auditor.core.schedule import ScheduleError, latest_occurrence
-from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, is_tenant_id, slot_of
+from auditor.core.snapshot import (
+    SnapshotIndexEntry,
+    SnapshotNotFound,
+    UnverifiedLatest,
+    is_tenant_id,
+    slot_of,
+)
 from auditor.services import diff_query
 from auditor.services.history import SnapshotRef
 from auditor.services.verify import check_link
@@ -140,15 +146,33 @@ def expected_slot(request: Request, now: datetime | None = None) -> datetime | N
 
 
 def visible_rows(
-    request: Request, ctx: ApiContext, who: Principal, sums: TenantSummaries
+    request: Request,
+    ctx: ApiContext,
+    who: Principal,
+    sums: TenantSummaries,
+    *,
+    detail: bool = False,
 ) -> list[PortfolioRow]:
     scope = ctx.policy.scope_of(who)
     slot = expected_slot(request)
     entries = [e for e in sums.latest_entries() if e.tenant_id in scope]
-    # Warm, every row is cached; cold (a new day's snapshots) each row reads the store, so
-    # those reads overlap (the caches load each key once whatever the threads).
+    if not detail and all(e.summary is not None for e in entries):
+        # Every figure is in the anchored latest rows: no store read, no thread needed.
+        return [portfolio_row(entry, sums, slot) for entry in entries]
+    # Rows without a stored summary (or with detail) read the store, so those reads overlap
+    # (the caches load each key once whatever the threads).
     with ThreadPoolExecutor(max_workers=COLD_READERS) as pool:
-        return list(pool.map(lambda entry: portfolio_row(entry, sums, slot), entries))
+        return list(
+            pool.map(lambda entry: portfolio_row(entry, sums, slot, detail=detail), entries)
+        )
+
+
+def visible_unverified(
+    ctx: ApiContext, who: Principal, sums: TenantSummaries
+) -> tuple[UnverifiedLatest, ...]:
+    """Visible tenants whose latest row fails verification (named by their row's keys)."""
+    scope = ctx.policy.scope_of(who)
+    return tuple(u for u in sums.unverified() if u.tenant_id in scope)
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...] | frozenset[str]) -> str | None:
@@ -181,6 +205,7 @@ def portfolio(
         sort=_choice("sort", sort, SORTS) or "name",
         descending=_choice("order", order, ("asc", "desc")) == "desc",
     )
+    view = replace(view, unverified=visible_unverified(ctx, who, sums))
     rows_html: RowCache = request.app.state.portfolio_rows
 
     def row_html(row: PortfolioRow) -> Markup:
@@ -196,7 +221,7 @@ def portfolio(
 
 @router.get("/act", response_class=HTMLResponse)
 def act_first(request: Request, ctx: Ctx, who: Who, sums: Sums) -> HTMLResponse:
-    actions = where_to_act(visible_rows(request, ctx, who, sums))
+    actions = where_to_act(visible_rows(request, ctx, who, sums, detail=True))
     return page(request, ctx, who, "act.html", actions=actions)
 
 

@@ -1,5 +1,9 @@
 """Per-tenant summaries the dashboard shows, derived once per committed snapshot.
 
+The portfolio reads the summary each committed index row stores (auditor/core/index_summary.py,
+covered by the anchor); what follows serves the tenant page, *Where to act first* (every
+failing control) and rows committed before summaries were stored.
+
 A page must not decode whole snapshots on every view (a 100,000-record tenant takes seconds),
 so what a page shows of a snapshot's content is derived once, from the content the anchored
 store verified, and kept in process under the snapshot's id, attempt and content hash: a
@@ -18,21 +22,28 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auditor.core.diff import ChangeKind
-from auditor.core.model import OPEN_ALERT_STATUSES, AlertSeverity, HardeningStatus, State
-from auditor.core.registry import ALERT_COUNTS, records_of
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotNotFound
+from auditor.core.index_summary import (
+    SPARKLINE_DAYS,
+    PlanCoverage,
+    open_alerts,
+    plan_coverage,
+    secure_score,
+)
+from auditor.core.model import HardeningStatus, State
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotNotFound, UnverifiedLatest
 from auditor.services.bounded_cache import BoundedCache
 from auditor.services.history import SnapshotHistory
 
-PAID_TIER = "Standard"
-SPARKLINE_DAYS = 30
+__all__ = ["SPARKLINE_DAYS", "PlanCoverage"]  # re-exported: the pages' names for them
 HISTORY_TTL = 300.0  # seconds
-# The latest row of every tenant (one table query, each row checked against its anchor: about
-# 0.9 s for 1,000 tenants on Azurite) is read at most this often for the pages.
+# The latest row of every tenant is listed at most this often for the pages (a light query of
+# keys and ETags, changed rows read and verified again: about 120 ms for 1,000 tenants on
+# Azurite, which would be most of the portfolio's warm time).
 LATEST_TTL = 60.0  # seconds
 MAX_SUMMARIES = 20_000  # summaries are small (a few KB); failing rows are weighed below
 
@@ -54,13 +65,6 @@ class ControlRow:
     failing_subscriptions: int
     passing_subscriptions: int
     failing_assessments: int
-
-
-@dataclass(frozen=True, slots=True)
-class PlanCoverage:
-    plan: str
-    paid: int  # subscriptions on the paid tier
-    subscriptions: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,33 +106,6 @@ class TenantSummary:
     @property
     def failing_controls(self) -> int:
         return sum(1 for c in self.controls if c.failing_subscriptions)
-
-
-def _secure_score(snapshot: Snapshot) -> float | None:
-    scores = snapshot.posture.secure_scores
-    maximum = sum(s.maximum for s in scores)
-    return round(100.0 * sum(s.current for s in scores) / maximum, 1) if maximum > 0 else None
-
-
-def _open_alerts(snapshot: Snapshot) -> tuple[tuple[str, int], ...] | None:
-    counts = records_of(snapshot.posture, ALERT_COUNTS)
-    if counts is None:
-        return None
-    by_severity: dict[AlertSeverity, int] = defaultdict(int)
-    for c in counts:
-        if c.status in OPEN_ALERT_STATUSES:
-            by_severity[c.severity] += c.alerts
-    return tuple((s.value, by_severity[s]) for s in AlertSeverity if by_severity[s])
-
-
-def _plans(snapshot: Snapshot) -> tuple[PlanCoverage, ...]:
-    paid: dict[str, set[str]] = defaultdict(set)
-    seen: dict[str, set[str]] = defaultdict(set)
-    for plan in snapshot.posture.plans:
-        seen[plan.plan].add(plan.subscription_id)
-        if plan.tier == PAID_TIER:
-            paid[plan.plan].add(plan.subscription_id)
-    return tuple(PlanCoverage(name, len(paid[name]), len(seen[name])) for name in sorted(seen))
 
 
 def _hardening(snapshot: Snapshot) -> tuple[HardeningRow, ...]:
@@ -193,13 +170,21 @@ def summarize(snapshot: Snapshot) -> TenantSummary:
         tenant_id=snapshot.index.tenant_id,
         snapshot_id=snapshot.index.snapshot_id,
         content_hash=snapshot.index.content_hash,
-        secure_score=_secure_score(snapshot),
-        plans=_plans(snapshot),
+        secure_score=secure_score(snapshot.posture),
+        plans=plan_coverage(snapshot.posture),
         hardening=_hardening(snapshot),
         controls=controls,
         failing=failing,
-        open_alerts=_open_alerts(snapshot),
+        open_alerts=open_alerts(snapshot.posture),
     )
+
+
+Latest = tuple[float, list[SnapshotIndexEntry], list[UnverifiedLatest]]
+
+
+def has_content(entry: SnapshotIndexEntry) -> bool:
+    """Whether the snapshot holds content to summarise (a failed one holds none)."""
+    return entry.counts.get("compliance", 0) > 0 or bool(entry.collected_subscriptions)
 
 
 def _key(entry: SnapshotIndexEntry) -> tuple[str, str, str, str]:
@@ -226,21 +211,29 @@ class TenantSummaries:
         )
         self._recent: dict[str, tuple[tuple[str, str, str, str], float, Recent]] = {}
         self._lock = threading.Lock()
-        self._latest: tuple[float, list[SnapshotIndexEntry]] | None = None
+        self._latest: Latest | None = None
         self._latest_lock = threading.Lock()
+
+    def _listing(self) -> Latest:
+        with self._latest_lock:
+            now = time.monotonic()
+            if self._latest is None or now - self._latest[0] >= LATEST_TTL:
+                entries, unverified = self.history.list_latest()
+                self._latest = (now, entries, unverified)
+            return self._latest
 
     def latest_entries(self) -> list[SnapshotIndexEntry]:
         """Every tenant's latest committed snapshot (all tenants: callers filter by grant),
         read from the anchored store at most once per LATEST_TTL."""
-        with self._latest_lock:
-            now = time.monotonic()
-            if self._latest is None or now - self._latest[0] >= LATEST_TTL:
-                self._latest = (now, self.history.list_tenants())
-            return list(self._latest[1])
+        return list(self._listing()[1])
+
+    def unverified(self) -> list[UnverifiedLatest]:
+        """Latest rows that failed verification (all tenants: callers filter by grant)."""
+        return list(self._listing()[2])
 
     def summary(self, entry: SnapshotIndexEntry) -> TenantSummary | None:
         """The summary of `entry` (None for a failed snapshot, which holds no content)."""
-        if entry.counts.get("compliance", 0) == 0 and not entry.collected_subscriptions:
+        if not has_content(entry):
             return None
         return self._summaries.get_or_load(
             _key(entry), lambda: summarize(self.history.snapshot(entry))
@@ -277,11 +270,17 @@ def change_of(
     """Compliance points gained (+) or lost (-) since the previous snapshot (None: unknown)."""
     if previous is None:
         return None
-    now, before = (
-        latest.compliance_by_standard.get(standard),
-        previous.compliance_by_standard.get(standard),
-    )
-    return None if now is None or before is None else round(now - before, 2)
+    return change_from(latest, previous.compliance_by_standard, standard)
+
+
+def change_from(
+    latest: SnapshotIndexEntry, before: Mapping[str, float | None] | None, standard: str
+) -> float | None:
+    """change_of, from the previous snapshot's compliance per standard (None: unknown)."""
+    if before is None:
+        return None
+    now, then = latest.compliance_by_standard.get(standard), before.get(standard)
+    return None if now is None or then is None else round(now - then, 2)
 
 
 def stale(entry: SnapshotIndexEntry, expected_slot: datetime | None) -> bool:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from auditor.core.index_summary import SPARKLINE_DAYS, IndexSummary
+from auditor.core.index_summary import mean as _mean
 from auditor.core.model import AlertSeverity, CollectionStatus
-from auditor.core.snapshot import SnapshotIndexEntry
-from auditor.web.summary import Recent, TenantSummaries, TenantSummary, change_of, stale
+from auditor.core.snapshot import SnapshotIndexEntry, UnverifiedLatest
+from auditor.web.summary import (
+    Recent,
+    TenantSummaries,
+    TenantSummary,
+    change_from,
+    change_of,
+    has_content,
+    stale,
+)
 
 STALE = "stale"
 STATUSES = ("complete", "incomplete", "failed", STALE)
@@ -32,7 +42,9 @@ class PortfolioRow:
     entry: SnapshotIndexEntry
     status: str
     standards: tuple[StandardCell, ...]
-    summary: TenantSummary | None
+    # The stored summary of the latest index row (anchored with it); the summary derived from
+    # the snapshot's content for rows that predate stored ones, or when the page needs detail.
+    summary: TenantSummary | IndexSummary | None
     regressions: int | None
     spark: tuple[float | None, ...]
 
@@ -71,11 +83,12 @@ class Portfolio:
     standards: tuple[str, ...]  # every standard of the visible tenants (filter options)
     shown: int
     filters: dict[str, str] = field(default_factory=dict)
+    # Visible tenants whose latest row fails verification: shown as such, with no figure.
+    unverified: tuple[UnverifiedLatest, ...] = ()
 
 
 def mean(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(sum(known) / len(known), 1) if known else None
+    return _mean(values)
 
 
 def status_of(entry: SnapshotIndexEntry, expected_slot: datetime | None) -> str:
@@ -90,8 +103,17 @@ def spark_values(recent: Recent) -> tuple[float | None, ...]:
 
 
 def portfolio_row(
-    entry: SnapshotIndexEntry, summaries: TenantSummaries, expected_slot: datetime | None
+    entry: SnapshotIndexEntry,
+    summaries: TenantSummaries,
+    expected_slot: datetime | None,
+    *,
+    detail: bool = False,
 ) -> PortfolioRow:
+    """A tenant's row: from the summary its anchored latest row stores (no other read), else
+    (a row that predates stored summaries, or `detail`: controls wanted) from its snapshots."""
+    stored = entry.summary
+    if stored is not None and not detail:
+        return stored_row(entry, stored, summaries, expected_slot)
     recent = summaries.recent(entry)
     cells = tuple(
         StandardCell(standard, value, change_of(entry, recent.previous, standard))
@@ -104,6 +126,31 @@ def portfolio_row(
         summary=summaries.summary(entry),
         regressions=recent.regressions,
         spark=spark_values(recent),
+    )
+
+
+def stored_row(
+    entry: SnapshotIndexEntry,
+    stored: IndexSummary,
+    summaries: TenantSummaries,
+    expected_slot: datetime | None,
+) -> PortfolioRow:
+    before = stored.previous_compliance
+    cells = tuple(
+        StandardCell(standard, value, change_from(entry, before, standard))
+        for standard, value in sorted(entry.compliance_by_standard.items())
+    )
+    if stored.spark_covers(entry.scheduled_at - timedelta(days=SPARKLINE_DAYS)):
+        spark = tuple(point.mean for point in stored.spark)
+    else:  # the window reaches back before summaries were stored: read the index rows
+        spark = spark_values(summaries.recent(entry))
+    return PortfolioRow(
+        entry=entry,
+        status=status_of(entry, expected_slot),
+        standards=cells,
+        summary=stored if has_content(entry) else None,
+        regressions=stored.regressions,
+        spark=spark,
     )
 
 
@@ -187,8 +234,8 @@ def where_to_act(rows: list[PortfolioRow], limit: int = 200) -> list[ActionRow]:
     failing: Counter[tuple[str, str]] = Counter()
     descriptions: dict[tuple[str, str], str] = {}
     for row in rows:
-        if row.summary is None:
-            continue
+        if not isinstance(row.summary, TenantSummary):
+            continue  # rows built with detail=True carry controls
         for control in row.summary.controls:
             if not control.failing_subscriptions:
                 continue

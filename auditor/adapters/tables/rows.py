@@ -17,6 +17,7 @@ from azure.data.tables import EntityProperty
 from auditor.adapters.tables import keys
 from auditor.adapters.tables.packing import Entity, get_json, get_text, put_json, put_text
 from auditor.core.canonical import decode_record, encode_record, format_time, parse_time
+from auditor.core.index_summary import IndexSummary, SummaryFormatError
 from auditor.core.model import CollectionStatus, Tenant
 from auditor.core.runs import RunManifest
 from auditor.core.snapshot import SnapshotIndexEntry
@@ -106,7 +107,21 @@ def index_properties(entry: SnapshotIndexEntry) -> Entity:
     put_json(entity, "collected_subscriptions", list(entry.collected_subscriptions))
     put_json(entity, "counts", entry.counts)
     put_json(entity, "compliance_by_standard", entry.compliance_by_standard)
+    if entry.summary is not None:
+        put_json(entity, "summary", entry.summary.to_json())
     return entity
+
+
+def stored_summary(entity: Mapping[str, Any]) -> IndexSummary | None:
+    """The row's summary (None for a row that predates summaries, or a format this code does
+    not read: readers then derive the figures from the snapshot, as before)."""
+    value = get_json(entity, "summary")
+    if value is None:
+        return None
+    try:
+        return IndexSummary.from_json(value)
+    except SummaryFormatError:
+        return None
 
 
 def is_committed(entity: Mapping[str, Any]) -> bool:
@@ -136,6 +151,7 @@ def index_entry(entity: Mapping[str, Any]) -> SnapshotIndexEntry:
         backfill=entity.get("backfill") is True,
         supersedes=str(entity.get("supersedes", "")),
         history_break=get_text(entity, "history_break") or "",
+        summary=stored_summary(entity),
         row_digest=digest_of(digests),
         row_properties=digests,
     )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -123,6 +124,7 @@ from auditor.core.snapshot import (
     SnapshotNotFound,
     SnapshotTampered,
     Transition,
+    UnverifiedLatest,
     snapshot_id_for,
 )
 from auditor.core.transitions import History, KnownPrior, Prior
@@ -169,6 +171,13 @@ _ANCHOR_CACHE_SIZE = 100_000
 _OWN_ATTEMPTS = 10_000
 _PREFETCH_FROM = 8  # uncached anchors of a listing read concurrently from this many on
 _PREFETCH_WORKERS = 8
+_FETCH_ONE_BY_ONE = 16  # changed latest rows read by key; more are read in one query
+_LatestRow = tuple[str, "SnapshotIndexEntry | UnverifiedLatest"]
+
+
+def _etag(row: Mapping[str, Any]) -> str:
+    metadata = getattr(row, "metadata", None) or {}
+    return str(metadata.get("etag") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +285,9 @@ class SnapshotStore:
         self._latest = service.get_table_client(self.tables.latest)
         self._clock = clock
         self._tables_ready = False
+        # The latest rows as last read and verified, by RowKey, with their ETags.
+        self._latest_rows: dict[str, _LatestRow] = {}
+        self._latest_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -336,19 +348,65 @@ class SnapshotStore:
 
         A tenant whose latest row fails verification is left out and logged (its own routes
         answer the failure; a list must not name it to callers who may not see it)."""
-        rows = _query(self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION})
-        out = []
-        for row in rows:
-            entry = index_entry(row)
-            problem = self.problem_of(row, entry)
-            if problem:
-                log.error(
-                    "tenant %s: latest snapshot %s failed verification: %s",
-                    entry.tenant_id, entry.snapshot_id, problem,
-                )  # fmt: skip
-                continue
-            out.append(entry)
-        return sorted(out, key=lambda e: e.tenant_id)
+        return self.list_latest()[0]
+
+    def list_latest(self) -> tuple[list[SnapshotIndexEntry], list[UnverifiedLatest]]:
+        """(every tenant's verified latest entry, the latest rows that fail verification).
+
+        A failing row is named by the tenant its keys say (never by its properties, which may
+        be forged), so a caller filters it by grant before showing that it failed.
+
+        One light query lists the rows' keys and ETags; only rows new or changed since this
+        store last read them are read in full and verified again (the service changes a row's
+        ETag on every write, so an unchanged ETag is an unchanged, already verified row)."""
+        listed = _query(
+            self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION}, select=["RowKey"]
+        )
+        with self._latest_lock:
+            known = dict(self._latest_rows)
+        current: dict[str, _LatestRow] = {}
+        changed: list[str] = []
+        for row in listed:
+            key, etag = str(row["RowKey"]), _etag(row)
+            cached = known.get(key)
+            if cached is not None and etag and cached[0] == etag:
+                current[key] = cached
+            else:
+                changed.append(key)
+        for row in self._latest_rows_of(changed):
+            current[str(row["RowKey"])] = (_etag(row), self._verified_latest(row))
+        with self._latest_lock:
+            self._latest_rows = current
+        out = [e for _, e in current.values() if isinstance(e, SnapshotIndexEntry)]
+        failing = [e for _, e in current.values() if isinstance(e, UnverifiedLatest)]
+        return sorted(out, key=lambda e: e.tenant_id), sorted(failing)
+
+    def _latest_rows_of(self, row_keys: list[str]) -> list[Mapping[str, Any]]:
+        """The latest rows of `row_keys` in full: one by one when few, else in one query."""
+        if not row_keys:
+            return []
+        if len(row_keys) > _FETCH_ONE_BY_ONE:
+            wanted = set(row_keys)
+            rows = _query(self._latest, "PartitionKey eq @pk", {"pk": LATEST_PARTITION})
+            found = [row for row in rows if row["RowKey"] in wanted]
+        else:
+            found = []
+            for key in row_keys:
+                with contextlib.suppress(ResourceNotFoundError):  # gone since listed
+                    found.append(self._latest.get_entity(LATEST_PARTITION, key))
+        self._prefetch_anchors([index_entry(row) for row in found])
+        return found
+
+    def _verified_latest(self, row: Mapping[str, Any]) -> SnapshotIndexEntry | UnverifiedLatest:
+        entry = index_entry(row)
+        problem = self.problem_of(row, entry)
+        if not problem:
+            return entry
+        log.error(
+            "tenant %s: latest snapshot %s failed verification: %s",
+            entry.tenant_id, entry.snapshot_id, problem,
+        )  # fmt: skip
+        return UnverifiedLatest(keys.unescape(str(row["RowKey"])), problem)
 
     def list_snapshots(
         self,
@@ -688,10 +746,24 @@ class SnapshotStore:
                 index_entry(predecessor) if predecessor is not None else None,
                 history,
                 history_break,
+                verified=self._predecessor_verified(predecessor, status, history_break),
+                # The store's own history: observed records are StoredPrior, carried KnownPrior.
+                carried_keys=frozenset(k for k, p in history.items() if isinstance(p, KnownPrior)),
             ),
             backfill=backfill,
             supersedes=str(retaken["attempt"]) if retaken is not None else "",
         )
+
+    def _predecessor_verified(
+        self, predecessor: Mapping[str, Any] | None, status: CollectionStatus, history_break: str
+    ) -> bool:
+        """Whether the predecessor row agrees with its anchor, so that the new summary may
+        carry its figures (``_inherited`` verified it unless the new snapshot is a failure)."""
+        if predecessor is None or history_break:
+            return False
+        if status is not CollectionStatus.FAILED:
+            return True
+        return self.problem_of(predecessor, index_entry(predecessor)) is None
 
     def _publish(
         self, prepared: PreparedSnapshot, attempt: str, claim: _Claim
