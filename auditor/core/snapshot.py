@@ -15,7 +15,6 @@ from typing import Protocol
 from auditor.core.model import (
     CollectionStatus,
     ComplianceRecord,
-    ControlSummary,
     State,
     TenantPosture,
 )
@@ -118,7 +117,17 @@ class Snapshot:
     content_digest: str = field(default="", compare=False)
 
 
-def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
+class StandardState(Protocol):
+    """What compliance_by_standard reads of a control (a ControlSummary, or a diff
+    projection's ControlState)."""
+
+    @property
+    def standard(self) -> str: ...
+    @property
+    def state(self) -> State: ...
+
+
+def compliance_by_standard(controls: Iterable[StandardState]) -> dict[str, float | None]:
     """Per standard, passed controls as a percentage of passed + failed controls.
 
     Summed over subscriptions. Skipped and unsupported controls are excluded (they are neither
