@@ -598,8 +598,9 @@ def diff_snapshots(
     """
     if before.index.tenant_id != after.index.tenant_id:
         raise ValueError("a diff compares two snapshots of the same tenant")
-    old = before_index or ComplianceIndex(before.posture.compliance)
-    new = after_index or ComplianceIndex(after.posture.compliance)
+    # `is None`, not `or`: an index of no records is falsy, and may carry a projection's controls.
+    old = ComplianceIndex(before.posture.compliance) if before_index is None else before_index
+    new = ComplianceIndex(after.posture.compliance) if after_index is None else after_index
     changes, comparable = _scope_changes(before, after)
     scope_changes = list(changes)
 

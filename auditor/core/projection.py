@@ -93,7 +93,8 @@ def projection_lines(
     strings = _Strings()
     records: dict[str, list[int]] = {name: [] for name in _RECORD_COLUMNS}
     for r in sorted(compliance, key=lambda r: (*r.key, r.state.value)):
-        first = transitions[r.key].first_failed
+        transition = transitions.get(r.key)  # every stored record has one; pure tests may not
+        first = None if transition is None else transition.first_failed
         for name, value in zip(
             _RECORD_COLUMNS,
             (

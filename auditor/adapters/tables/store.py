@@ -293,6 +293,7 @@ class SnapshotStore:
         write_retries: int = WRITE_RETRIES,
         anchored: bool = True,
         step_hook: Callable[[str], None] | None = None,
+        write_projection: bool = True,
         **options: Any,
     ) -> SnapshotStore:
         """A store on AUDITOR_STORAGE; `options` go to the SDK clients (retries, hooks).
@@ -311,6 +312,7 @@ class SnapshotStore:
             write_retries=write_retries,
             ledger=ledger,
             step_hook=step_hook,
+            write_projection=write_projection,
         )
 
     def close(self) -> None:
