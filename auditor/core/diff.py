@@ -34,10 +34,10 @@ from auditor.core.model import (
     SecureScore,
     State,
 )
-from auditor.core.projection import ProjectedRecord, Projection
+from auditor.core.projection import ControlRow, ProjectedRecord, Projection
 from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
 from auditor.core.registry import ALERTS, RECOMMENDATIONS, Section, records_of
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_by_standard
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_of_states
 
 RecordKey = tuple[str, str, str, str]
 
@@ -55,19 +55,6 @@ class DiffRecord(Protocol):
     def skipped_resources(self) -> int: ...
     @property
     def description(self) -> str: ...
-
-
-class ControlLike(Protocol):
-    """What a diff reads of a control (a ControlSummary, or a projection's ControlState)."""
-
-    @property
-    def subscription_id(self) -> str: ...
-    @property
-    def standard(self) -> str: ...
-    @property
-    def control(self) -> str: ...
-    @property
-    def state(self) -> State: ...
 
 
 class ChangeKind(StrEnum):
@@ -276,7 +263,7 @@ class ComplianceIndex:
     then costs set differences, not a walk over every record.
     """
 
-    __slots__ = ("_controls", "_standards", "control_summaries", "projected", "records", "states")
+    __slots__ = ("_controls", "_standards", "control_rows", "projected", "records", "states")
 
     def __init__(self, records: Sequence[ComplianceRecord]) -> None:
         self.records: Mapping[RecordKey, DiffRecord] = dict(
@@ -287,7 +274,7 @@ class ComplianceIndex:
             map(_KEY_AND_STATE, records)
         )
         # From a projection: its controls and records (else the snapshot's are read).
-        self.control_summaries: Sequence[ControlLike] | None = None
+        self.control_rows: Sequence[ControlRow] | None = None
         self.projected: _ProjectedRecords | None = None
         self._standards: frozenset[tuple[str, str]] | None = None
         self._controls: frozenset[tuple[str, str, str]] | None = None
@@ -299,7 +286,7 @@ class ComplianceIndex:
         index = cls(())
         index.projected = index.records = _ProjectedRecords(projection)
         index.states = frozenset(projection.keys_and_states())
-        index.control_summaries = projection.controls
+        index.control_rows = projection.controls
         return index
 
     @property
@@ -315,11 +302,13 @@ class ComplianceIndex:
             self._controls = frozenset(map(_CONTROL, self.records))
         return self._controls
 
-    def controls_of(self, snapshot: Snapshot) -> Sequence[ControlLike]:
-        """The snapshot's controls (from the projection when the index was built from one)."""
-        if self.control_summaries is not None:
-            return self.control_summaries
-        return snapshot.posture.controls
+    def controls_of(self, snapshot: Snapshot) -> Sequence[ControlRow]:
+        """The snapshot's controls: (subscription, standard, control, state), from the
+        projection when the index was built from one."""
+        if self.control_rows is not None:
+            return self.control_rows
+        controls = snapshot.posture.controls
+        return [(c.subscription_id, c.standard, c.control, c.state) for c in controls]
 
     def first_failed(self, snapshot: Snapshot, key: RecordKey) -> datetime | None:
         """Start of the record's failing streak, from the projection or the snapshot's history."""
@@ -371,7 +360,8 @@ class _Appearance:
             (s.subscription_id, s.standard): s.state for s in snapshot.posture.standards
         }
         self.control_states = {
-            (c.subscription_id, c.standard, c.control): c.state for c in index.controls_of(snapshot)
+            (sub, standard, control): state
+            for sub, standard, control, state in index.controls_of(snapshot)
         }
 
     def changes(self, keys: Iterable[RecordKey], kind: ChangeKind, at_after: bool) -> list[Change]:
@@ -453,18 +443,16 @@ def _compliance(
     before: Snapshot,
     after: Snapshot,
     comparable: set[str],
-    controls: tuple[Sequence[ControlLike], Sequence[ControlLike]],
+    controls: tuple[Sequence[ControlRow], Sequence[ControlRow]],
 ) -> tuple[StandardCompliance, ...]:
     controls_before, controls_after = controls
-    pairs_before = {(c.subscription_id, c.standard) for c in controls_before}
-    pairs_after = {(c.subscription_id, c.standard) for c in controls_after}
+    pairs_before = set(map(_STANDARD, controls_before))
+    pairs_after = set(map(_STANDARD, controls_after))
     # Only pairs present at both ends: an unassignment must not read as a compliance drop.
     both = {pair for pair in pairs_before & pairs_after if pair[0] in comparable}
 
-    def comparable_only(controls: Iterable[ControlLike]) -> dict[str, float | None]:
-        return compliance_by_standard(
-            c for c in controls if (c.subscription_id, c.standard) in both
-        )
+    def comparable_only(controls: Iterable[ControlRow]) -> dict[str, float | None]:
+        return compliance_of_states((c[1], c[3]) for c in controls if (c[0], c[1]) in both)
 
     reported_before = before.index.compliance_by_standard
     reported_after = after.index.compliance_by_standard

@@ -15,6 +15,7 @@ from typing import Protocol
 from auditor.core.model import (
     CollectionStatus,
     ComplianceRecord,
+    ControlSummary,
     State,
     TenantPosture,
 )
@@ -117,32 +118,27 @@ class Snapshot:
     content_digest: str = field(default="", compare=False)
 
 
-class StandardState(Protocol):
-    """What compliance_by_standard reads of a control (a ControlSummary, or a diff
-    projection's ControlState)."""
-
-    @property
-    def standard(self) -> str: ...
-    @property
-    def state(self) -> State: ...
-
-
-def compliance_by_standard(controls: Iterable[StandardState]) -> dict[str, float | None]:
+def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
     """Per standard, passed controls as a percentage of passed + failed controls.
 
     Summed over subscriptions. Skipped and unsupported controls are excluded (they are neither
     compliant nor not); a standard with no passed or failed control has no percentage (None),
     never 100 %.
     """
+    return compliance_of_states((control.standard, control.state) for control in controls)
+
+
+def compliance_of_states(states: Iterable[tuple[str, State]]) -> dict[str, float | None]:
+    """compliance_by_standard of (standard, state) pairs, one per control."""
     passed: dict[str, int] = defaultdict(int)
     assessed: dict[str, int] = defaultdict(int)
-    for control in controls:
-        assessed.setdefault(control.standard, 0)
-        if control.state is State.PASSED:
-            passed[control.standard] += 1
-            assessed[control.standard] += 1
-        elif control.state is State.FAILED:
-            assessed[control.standard] += 1
+    for standard, state in states:
+        assessed.setdefault(standard, 0)
+        if state is State.PASSED:
+            passed[standard] += 1
+            assessed[standard] += 1
+        elif state is State.FAILED:
+            assessed[standard] += 1
     return {
         standard: (round(100.0 * passed[standard] / total, 2) if total else None)
         for standard, total in sorted(assessed.items())

@@ -3,6 +3,8 @@ say, and any edit of it is caught: by the anchor when read, by verify against th
 
 from __future__ import annotations
 
+import array
+import base64
 import dataclasses
 import json
 from collections.abc import Callable
@@ -108,14 +110,16 @@ def test_a_tampered_projection_entity_is_caught_on_read_and_by_verify(
     row = store.slot_row(TENANT, second.snapshot_id)
     assert row is not None
     content, entity = projection_entity(settings, store, row["content_partition"])
-    projection = json.loads(next(iter(iter_section_lines([entity]))))
-    failed = projection["strings"].index(State.FAILED.value)
-    passed = projection["strings"].index(State.PASSED.value)
+    lines = list(iter_section_lines([entity]))
+    strings = json.loads(lines[1])
+    failed, passed = strings.index(State.FAILED.value), strings.index(State.PASSED.value)
+    at = next(i for i, line in enumerate(lines) if line.startswith("records.state="))
+    states = array.array("i", base64.b64decode(lines[at].partition("=i:")[2]))
+    assert failed in states
     # Every failing record reads as passing: a well-formed projection hiding the regressions.
-    projection["records"]["state"] = [
-        passed if n == failed else n for n in projection["records"]["state"]
-    ]
-    entity["p00"] = compress_lines([json.dumps(projection, sort_keys=True, separators=(",", ":"))])
+    hidden = array.array("i", [passed if n == failed else n for n in states])
+    lines[at] = "records.state=i:" + base64.b64encode(hidden.tobytes()).decode()
+    entity["p00"] = compress_lines(lines)
     content.upsert_entity(entity)
 
     reader = counting()  # a fresh process: nothing cached

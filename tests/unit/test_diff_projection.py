@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import array
+import base64
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,27 +177,48 @@ def test_a_diff_of_large_projections_equals_the_diff_of_the_records() -> None:
     assert any(c.failing_days == 7 for c in full.changes)  # the failing streak is compared too
 
 
-def test_the_projection_is_one_canonical_line_the_same_for_the_same_content() -> None:
+def test_the_projection_is_the_same_for_the_same_content_in_any_order() -> None:
     posture = make_sized_posture(TENANT, subscriptions=2, records=200, seed=1)
     transitions = transitions_since(posture, EPOCH)
     first = projection_lines(posture.compliance, transitions, posture.controls)
     again = projection_lines(reversed(posture.compliance), transitions, posture.controls[::-1])
-    assert first == again and len(first) == 1
-    assert first[0].isascii() and "\n" not in first[0]
+    assert first == again
+    assert all(line.isascii() and "\n" not in line for line in first)
+
+
+def _projection() -> list[str]:
+    posture = make_sized_posture(TENANT, subscriptions=1, records=20, seed=1)
+    return projection_lines(posture.compliance, transitions_since(posture, EPOCH), ())
+
+
+def _column(lines: list[str], name: str) -> int:
+    return next(i for i, line in enumerate(lines) if line.startswith(name + "="))
+
+
+def _set_column(lines: list[str], name: str, values: list[int], typecode: str = "i") -> list[str]:
+    edited = list(lines)
+    data = base64.b64encode(array.array(typecode, values).tobytes()).decode()
+    edited[_column(lines, name)] = f"{name}={typecode}:{data}"
+    return edited
 
 
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
-        (lambda s: s.replace('"format":"auditor-projection/1"', '"format":"x"'), "not auditor"),
-        (lambda s: s.replace('"passed":[', '"passed":[1.5,', 1), "lists of one length"),
-        (lambda s: s.replace('"strings":[', '"strings":[7,', 1), "not a list of strings"),
-        (lambda s: s[:-40], "not JSON"),
+        (lambda ls: [ls[0].replace("auditor-projection/2", "x"), *ls[1:]], "not auditor"),
+        (lambda ls: [ls[0], '["a",7]', *ls[2:]], "not a list of strings"),
+        (lambda ls: [ls[0][:-3], *ls[1:]], "not JSON"),
+        (lambda ls: ls[:-1], "has 16 lines, not 15"),
+        (lambda ls: _set_column(ls, "records.passed", [1, 2], "q"), "holds 2 values"),
+        (lambda ls: _set_column(ls, "records.standard", [10_000] * 20), "names no string"),
+        (lambda ls: _set_column(ls, "records.state", [0] * 20), "names no state"),
+        (lambda ls: [*ls[:2], "records.oops=", *ls[3:]], "expected column records.subscription"),
+        (lambda ls: [*ls[:2], "records.subscription=i:@@", *ls[3:]], "records.subscription"),
+        (lambda ls: [*ls[:2], "records.subscription=q:AAAA", *ls[3:]], "expected column"),
     ],
 )
-def test_a_malformed_projection_is_a_format_error(edit: object, problem: str) -> None:
-    posture = make_sized_posture(TENANT, subscriptions=1, records=20, seed=1)
-    line = projection_lines(posture.compliance, transitions_since(posture, EPOCH), ())[0]
-    assert callable(edit)
+def test_a_malformed_projection_is_a_format_error(
+    edit: Callable[[list[str]], list[str]], problem: str
+) -> None:
     with pytest.raises(CanonicalFormatError, match=problem):
-        decode_projection([edit(line)])
+        decode_projection(edit(_projection()))
