@@ -34,7 +34,7 @@ from auditor.core.model import (
     SecureScore,
     State,
 )
-from auditor.core.projection import ControlRow, ProjectedRecord, Projection
+from auditor.core.projection import ControlRow, ProjectedRecord, Projection, acyclic_build
 from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
 from auditor.core.registry import ALERTS, RECOMMENDATIONS, Section, records_of
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_of_states
@@ -244,16 +244,15 @@ class _ProjectedRecords(Mapping[RecordKey, ProjectedRecord]):
 
     def __init__(self, projection: Projection) -> None:
         self._projection = projection
-        self._positions = dict(zip(projection.keys, range(len(projection)), strict=True))
 
     def __getitem__(self, key: RecordKey) -> ProjectedRecord:
-        return self._projection.record(self._positions[key])
+        return self._projection.record(self._projection.position_of(key))
 
     def __iter__(self) -> Iterator[RecordKey]:
-        return iter(self._positions)
+        return iter(dict.fromkeys(self._projection.keys))  # each key once, as a dict's keys
 
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._projection)
 
 
 class ComplianceIndex:
@@ -285,7 +284,8 @@ class ComplianceIndex:
         of its records, with a record's fields built only for the keys a diff reports."""
         index = cls(())
         index.projected = index.records = _ProjectedRecords(projection)
-        index.states = frozenset(projection.keys_and_states())
+        with acyclic_build():
+            index.states = frozenset(projection.keys_and_states())
         index.control_rows = projection.controls
         return index
 

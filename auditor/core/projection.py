@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import array
 import base64
+import gc
 import json
 import sys
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, count
@@ -38,8 +41,8 @@ STANDS_FOR: tuple[str, ...] = ("compliance", "carried", "controls")
 
 RecordKey = tuple[str, str, str, str]
 ControlRow = tuple[str, str, str, State]  # subscription, standard, control, state
-# Columns of integers: numbers of strings (s) or counts (c); first_failed is the number of the
-# time's text, or -1 when the record is not failing.
+# Columns of unsigned integers: numbers of strings (s) or counts (c); first_failed is 1 + the
+# number of the time's text, 0 when the record is not failing.
 _RECORD_COLUMNS = (
     ("subscription", "s"),
     ("standard", "s"),
@@ -54,12 +57,13 @@ _RECORD_COLUMNS = (
 )
 _CONTROL_COLUMNS = (("subscription", "s"), ("standard", "s"), ("control", "s"), ("state", "s"))
 _GROUPS = (("records", _RECORD_COLUMNS), ("controls", _CONTROL_COLUMNS))
-# Array typecodes a column may be stored with: 32-bit (i) or, for counts above it, 64-bit (q):
-# counts are at most 2**53 - 1 (normalize.MAX_COUNT).
-_TYPECODES = {"s": ("i",), "c": ("i", "q")}
-_INT32 = 2**31 - 1
+# Array typecodes a column may be stored with: unsigned 32-bit (I) or, for counts above it,
+# unsigned 64-bit (Q): counts are at most 2**53 - 1 (normalize.MAX_COUNT). Unsigned, so that
+# no stored number can index the table of strings from its end.
+_TYPECODES = {"s": ("I",), "c": ("I", "Q")}
+_UINT32 = 2**32 - 1
 _STATES = {state.value: state for state in State}
-assert array.array("i").itemsize == 4 and array.array("q").itemsize == 8
+assert array.array("I").itemsize == 4 and array.array("Q").itemsize == 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +96,23 @@ _RECORD_COUNTS = {
 }
 
 
+@contextmanager
+def acyclic_build() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large containers of strings and
+    tuples (which form no cycles): otherwise every few hundred allocations start a collection
+    that walks the whole heap, which doubles the time of a 100,000-record build. It runs again
+    afterwards (unless the caller had paused it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _column_line(group: str, name: str, values: list[int]) -> str:
-    typecode = "q" if values and max(values) > _INT32 else "i"
+    typecode = "Q" if values and max(values) > _UINT32 else "I"
     packed = array.array(typecode, values)
     if sys.byteorder != "little":  # pragma: no cover - the stored bytes are little-endian
         packed.byteswap()
@@ -117,8 +136,8 @@ def projection_lines(
     controls: Iterable[ControlSummary],
 ) -> list[str]:
     """The projection of a snapshot's content: a header line, the table of strings (JSON), then
-    one line per column (``group.name=``, the typecode ``i:`` or ``q:`` and the base64 of its
-    little-endian 32- or 64-bit integers). Records in canonical order (key, then state),
+    one line per column (``group.name=``, the typecode ``I:`` or ``Q:`` and the base64 of its
+    little-endian unsigned 32- or 64-bit integers). Records in canonical order (key, then state),
     controls in (key, state) order; strings numbered in order of first use, column by column.
 
     Built column by column with C-level maps (a commit of 100,000 records pays for it once)."""
@@ -141,7 +160,7 @@ def projection_lines(
         if name in _RECORD_COUNTS:
             columns[name] = list(map(_RECORD_COUNTS[name], records))
         elif name == "first_failed":
-            columns[name] = [-1 if t is None else numbers[t] for t in failing]
+            columns[name] = [0 if t is None else numbers[t] + 1 for t in failing]
         else:
             columns[name] = list(map(number, texts[name]))
     header = {"format": FORMAT, "records": len(records), "controls": len(ordered)}
@@ -187,16 +206,24 @@ class Projection:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def position_of(self, key: RecordKey) -> int:
+        """Where the record of `key` is (KeyError when none is): records are in key order, so
+        a binary search, not a map of every key (the last of equal keys, as a dict keeps)."""
+        position = bisect_right(self.keys, key) - 1
+        if position < 0 or self.keys[position] != key:
+            raise KeyError(key)
+        return position
+
     def record(self, position: int) -> ProjectedRecord:
         columns, strings = self._records, self._strings
-        first = columns["first_failed"][position]
+        first = columns["first_failed"][position]  # 0: not failing
         return ProjectedRecord(
             state=_STATES[self._text["state"][position]],
             passed_resources=columns["passed"][position],
             failed_resources=columns["failed"][position],
             skipped_resources=columns["skipped"][position],
             description=strings[columns["description"][position]],
-            first_failed=None if first == -1 else parse_time(strings[first]),
+            first_failed=None if first == 0 else parse_time(strings[first - 1]),
         )
 
 
@@ -220,8 +247,8 @@ def _decode_column(line: str, group: str, name: str, kind: str, length: int) -> 
     return column
 
 
-def _checked_numbers(column: array.array[int], name: str, strings: int, low: int = 0) -> None:
-    if column and (min(column) < low or max(column) >= strings):
+def _checked_numbers(column: array.array[int], name: str, strings: int) -> None:
+    if column and max(column) >= strings:
         raise CanonicalFormatError(f"projection column {name} names no string")
 
 
@@ -248,24 +275,32 @@ def decode_projection(lines: Sequence[str]) -> Projection:
     for (group, declared), size in zip(_GROUPS, sizes, strict=True):
         decoded = {}
         for name, kind in declared:
-            column = _decode_column(lines[position], group, name, kind, size)
-            if kind == "s":
-                _checked_numbers(column, name, len(strings), -1 if name == "first_failed" else 0)
-            decoded[name] = column
+            decoded[name] = _decode_column(lines[position], group, name, kind, size)
             position += 1
         columns.append(decoded)
     records, control_columns = columns
+    # The columns mapped to strings below raise IndexError for a number past the table; these
+    # two are mapped record by record later, so they are checked here.
+    _checked_numbers(records["description"], "description", len(strings))
+    _checked_numbers(records["first_failed"], "first_failed", len(strings) + 1)
     for column in (records["state"], control_columns["state"]):
-        if any(strings[n] not in _STATES for n in set(column)):
+        if any(n >= len(strings) or strings[n] not in _STATES for n in set(column)):
             raise CanonicalFormatError("projection: a state column names no state")
-    for n in set(records["first_failed"]) - {-1}:
-        parse_time(strings[n])
+    for n in set(records["first_failed"]) - {0}:
+        parse_time(strings[n - 1])
+    # Interned: the two ends of a diff then share their identifier strings, and comparing their
+    # (key, state) tuples stops at identity instead of comparing characters.
+    strings = list(map(sys.intern, strings))
     text = {name: map(strings.__getitem__, control_columns[name]) for name, _ in _CONTROL_COLUMNS}
-    controls = list(
-        zip(text["subscription"], text["standard"], text["control"],
-            map(_STATES.__getitem__, text["state"]), strict=True)
-    )  # fmt: skip
-    return Projection(strings, records, controls)
+    try:
+        with acyclic_build():
+            controls = list(
+                zip(text["subscription"], text["standard"], text["control"],
+                    map(_STATES.__getitem__, text["state"]), strict=True)
+            )  # fmt: skip
+            return Projection(strings, records, controls)
+    except IndexError:
+        raise CanonicalFormatError("projection: a column names no string") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,11 +114,11 @@ def test_a_tampered_projection_entity_is_caught_on_read_and_by_verify(
     strings = json.loads(lines[1])
     failed, passed = strings.index(State.FAILED.value), strings.index(State.PASSED.value)
     at = next(i for i, line in enumerate(lines) if line.startswith("records.state="))
-    states = array.array("i", base64.b64decode(lines[at].partition("=i:")[2]))
+    states = array.array("I", base64.b64decode(lines[at].partition("=I:")[2]))
     assert failed in states
     # Every failing record reads as passing: a well-formed projection hiding the regressions.
-    hidden = array.array("i", [passed if n == failed else n for n in states])
-    lines[at] = "records.state=i:" + base64.b64encode(hidden.tobytes()).decode()
+    hidden = array.array("I", [passed if n == failed else n for n in states])
+    lines[at] = "records.state=I:" + base64.b64encode(hidden.tobytes()).decode()
     entity["p00"] = compress_lines(lines)
     content.upsert_entity(entity)
 

@@ -195,7 +195,7 @@ def _column(lines: list[str], name: str) -> int:
     return next(i for i, line in enumerate(lines) if line.startswith(name + "="))
 
 
-def _set_column(lines: list[str], name: str, values: list[int], typecode: str = "i") -> list[str]:
+def _set_column(lines: list[str], name: str, values: list[int], typecode: str = "I") -> list[str]:
     edited = list(lines)
     data = base64.b64encode(array.array(typecode, values).tobytes()).decode()
     edited[_column(lines, name)] = f"{name}={typecode}:{data}"
@@ -209,12 +209,14 @@ def _set_column(lines: list[str], name: str, values: list[int], typecode: str = 
         (lambda ls: [ls[0], '["a",7]', *ls[2:]], "not a list of strings"),
         (lambda ls: [ls[0][:-3], *ls[1:]], "not JSON"),
         (lambda ls: ls[:-1], "has 16 lines, not 15"),
-        (lambda ls: _set_column(ls, "records.passed", [1, 2], "q"), "holds 2 values"),
+        (lambda ls: _set_column(ls, "records.passed", [1, 2], "Q"), "holds 2 values"),
+        (lambda ls: _set_column(ls, "records.assessment", [10_000] * 20), "names no string"),
+        (lambda ls: _set_column(ls, "records.first_failed", [10_000] * 20), "names no string"),
         (lambda ls: _set_column(ls, "records.standard", [10_000] * 20), "names no string"),
         (lambda ls: _set_column(ls, "records.state", [0] * 20), "names no state"),
         (lambda ls: [*ls[:2], "records.oops=", *ls[3:]], "expected column records.subscription"),
-        (lambda ls: [*ls[:2], "records.subscription=i:@@", *ls[3:]], "records.subscription"),
-        (lambda ls: [*ls[:2], "records.subscription=q:AAAA", *ls[3:]], "expected column"),
+        (lambda ls: [*ls[:2], "records.subscription=I:@@", *ls[3:]], "records.subscription"),
+        (lambda ls: [*ls[:2], "records.subscription=Q:AAAA", *ls[3:]], "expected column"),
     ],
 )
 def test_a_malformed_projection_is_a_format_error(
