@@ -17,6 +17,7 @@ from auditor.adapters.blobs import EvidenceStore
 from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import SnapshotStore
 from auditor.adapters.tables.packing import compress_lines, iter_section_lines
+from auditor.api.hosting import LazyReader
 from auditor.core import prepared
 from auditor.core.diff import diff_snapshots
 from auditor.core.model import State, TenantPosture
@@ -179,3 +180,16 @@ def test_verify_reports_a_projection_that_disagrees_with_its_content(
             "the diff projection disagrees with the content it was derived from",
         )
     ]
+
+
+def test_the_hosted_apps_lazy_reader_passes_the_diff_view_on(
+    counting: Callable[..., CountingStore],
+) -> None:
+    store = counting()
+    before, after = two_days()
+    first = store.commit_snapshot(before, DAY1, "c")
+    second = store.commit_snapshot(after, DAY2, "c")
+    reader = LazyReader(lambda: store)  # what azure_app serves the API from
+    diff = SnapshotHistory(reader).diff(first, second)
+    assert store.full_reads == []
+    assert diff == reference(store, first.snapshot_id, second.snapshot_id)
