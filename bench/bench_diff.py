@@ -5,12 +5,20 @@ standards), 2 % of the records in another state on the second day, committed to 
 the SnapshotStore. The API runs as ``python -m auditor serve`` (uvicorn, its own process); an
 httpx client on the same machine asks for the diff.
 
-Printed: the raw read of both snapshots from the store (``get_snapshot`` twice, as the API does
-on a cold cache), the first (cold) diff request, then p50 / p99 over repeated requests of the
+Printed: the raw read of both snapshots from the store (``get_snapshot`` twice, as a diff did
+on a cold cache before the diff projection), then p50 / p99 over repeated requests of the
 whole diff (all 2,000 changes in one page) and of other shapes (default page, filtered, CSV).
 The ratio is the diff p50 over the raw read time measured in this run.
 
-Targets: diff p50 <= 150 ms and p99 <= 400 ms. Exit code 1 when a target is missed.
+Cold reads: the same pair of snapshots is also committed for a second tenant the way the
+product stored them before the diff projection (``write_projection=False``). For each, the
+first diff request of a fresh ``serve`` process (cold: resolve, read, decode, diff; median of
+a few fresh processes, the two kinds interleaved) and the warm p50 of the whole diff; the ratio
+is with / without the projection.
+
+Targets: diff p50 <= 150 ms and p99 <= 400 ms; a cold diff with the projection <= 500 ms, and
+its warm p50 no worse than without (<= 1.25x, the noise of a shared machine). Exit code 1 when a
+target is missed.
 
     python -m bench.bench_diff [--records N] [--requests N]
 """
@@ -37,9 +45,12 @@ from tools.posture_factory import flip_states, make_sized_posture
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "b3c0ffee-0000-4000-8000-000000000100"
+OLD_TENANT = "b3c0ffee-0000-4000-8000-000000000101"  # stored without the diff projection
 DAY1, DAY2 = "20261126T020000Z", "20261127T020000Z"
 P50_TARGET_MS = 150.0
 P99_TARGET_MS = 400.0
+COLD_TARGET_MS = 500.0
+WARM_RATIO_TARGET = 1.25
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -96,10 +107,38 @@ def _anchor_check_cost(settings: Settings, raw: SnapshotStore) -> None:
     )
 
 
+def _commit_pair(store: SnapshotStore, tenant: str, records: int) -> float:
+    """Commit the benchmark's two days for `tenant`; the seconds the two commits took."""
+    before = make_sized_posture(tenant, subscriptions=20, records=records, seed=1)
+    after = flip_states(before, 0.02, seed=2)
+    took = _time(lambda: store.commit_snapshot(before, slot_of(DAY1), "bench"))
+    return took + _time(lambda: store.commit_snapshot(after, slot_of(DAY2), "bench"))
+
+
+def _cold_reads(env: dict[str, str], runs: int, requests: int) -> dict[str, tuple[float, float]]:
+    """(cold first request, warm p50) of the whole diff, with and without the projection:
+    each cold figure the median over `runs` fresh server processes, the kinds interleaved."""
+    tenants = {"with the projection": TENANT, "without (the old path)": OLD_TENANT}
+    cold: dict[str, list[float]] = {label: [] for label in tenants}
+    warm: dict[str, list[float]] = {label: [] for label in tenants}
+    whole = {"from": DAY1, "to": DAY2, "$top": "5000"}
+    for run in range(runs):
+        for label, tenant in tenants.items():
+            with serve_api(env) as base, httpx.Client(timeout=120) as client:
+                url = f"{base}/api/tenants/{tenant}/diff"
+                cold[label].append(_measure(client, url, whole, 1)[0])
+                if run == 0:
+                    warm[label] = _measure(client, url, whole, requests)
+    return {
+        label: (statistics.median(cold[label]), _percentiles(warm[label])[0]) for label in tenants
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_diff", description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes per kind")
     args = parser.parse_args(argv)
 
     print(f"building two snapshots of {args.records:,} compliance records (2 % changed)...")
@@ -119,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         commit += _time(lambda: store.commit_snapshot(after, slot_of(DAY2), "bench"))
         print(f"committed both to Azurite in {commit:.1f} s")
         store.close()
+        with SnapshotStore.from_settings(settings, write_projection=False) as old_store:
+            old_commit = _commit_pair(old_store, OLD_TENANT, args.records)
+        print(
+            f"committed the same pair without the projection in {old_commit:.1f} s "
+            f"(the projection adds {commit - old_commit:+.1f} s to two commits)"
+        )
 
         service = TableServiceClient.from_connection_string(azurite.connection_string)
         raw = SnapshotStore(service, prefix)  # no anchors: the hash check alone, as before
@@ -136,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             "AUDITOR_TABLE_PREFIX": prefix,
         }
         env.pop("AUDITOR_ACCESS_POLICY", None)
+        cold_reads = _cold_reads(env, args.cold_runs, args.requests)
         with serve_api(env) as base:
             url = f"{base}/api/tenants/{TENANT}/diff"
             whole = {"from": DAY1, "to": DAY2, "$top": "5000"}
@@ -143,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 cold = _measure(client, url, whole, 1)[0]
                 body = client.get(url, params=whole).json()
                 assert body["matchingChanges"] == changed == len(body["value"]), "wrong diff"
-                print(f"first diff request (cold cache: read, decode, diff): {cold:,.0f} ms")
+                print(f"first diff request of this server (cold cache): {cold:,.0f} ms")
                 shapes = {
                     "whole diff, one page (2,000 changes)": whole,
                     "default page (1,000 changes)": {"from": DAY1, "to": DAY2},
@@ -164,7 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         f"(target <= {P99_TARGET_MS:.0f}); raw read of the two snapshots {raw_ms:,.0f} ms; "
         f"ratio diff p50 / raw read = {p50 / raw_ms:.3f}"
     )
+    (new_cold, new_warm), (old_cold, old_warm) = cold_reads.values()
+    print(f"\n{'cold reads (whole diff, 2,000 changes)':<40} {'cold ms':>8} {'warm p50':>8}")
+    for label, (cold_ms, warm_ms) in cold_reads.items():
+        print(f"{label:<40} {cold_ms:8,.0f} {warm_ms:8.1f}")
+    print(
+        f"ratio with / without the projection: cold {new_cold / old_cold:.3f}, warm p50 "
+        f"{new_warm / old_warm:.3f} (cold: median of {args.cold_runs} fresh processes each; "
+        f"target cold <= {COLD_TARGET_MS:.0f} ms, warm ratio <= {WARM_RATIO_TARGET})"
+    )
     met = p50 <= P50_TARGET_MS and p99 <= P99_TARGET_MS
+    met = met and new_cold <= COLD_TARGET_MS and new_warm / old_warm <= WARM_RATIO_TARGET
     print("targets met" if met else "TARGET MISSED")
     return 0 if met else 1
 

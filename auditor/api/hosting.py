@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
+from auditor.core.projection import DiffView
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     Snapshot,
@@ -86,6 +87,12 @@ class LazyReader:
 
     def get_snapshot(self, tenant_id: str, snapshot_id: str) -> Snapshot:
         return self.reader.get_snapshot(tenant_id, snapshot_id)
+
+    def get_diff_view(self, tenant_id: str, snapshot_id: str) -> DiffView | None:
+        """The snapshot's diff view (docs/schema.md, Diff projection); None when the reader has
+        none or the snapshot predates the projection (a diff then reads it in full)."""
+        source = getattr(self.reader, "get_diff_view", None)
+        return source(tenant_id, snapshot_id) if callable(source) else None
 
     def delegation(self) -> Delegation | None:
         """Who the latest full run found delegated (the store reads the runs table)."""

@@ -20,26 +20,41 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from operator import attrgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol
 
 from auditor.core.alert_diff import AlertDiff, diff_alerts
 from auditor.core.model import (
     ComplianceRecord,
-    ControlSummary,
     DefenderPlan,
     SecureScore,
     State,
 )
+from auditor.core.projection import ControlRow, ProjectedRecord, Projection, acyclic_build
 from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
 from auditor.core.registry import ALERTS, RECOMMENDATIONS, Section, records_of
-from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_by_standard
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_of_states
 
 RecordKey = tuple[str, str, str, str]
+
+
+class DiffRecord(Protocol):
+    """What a diff reads of a compliance record (a ComplianceRecord, or a projection's)."""
+
+    @property
+    def state(self) -> State: ...
+    @property
+    def passed_resources(self) -> int: ...
+    @property
+    def failed_resources(self) -> int: ...
+    @property
+    def skipped_resources(self) -> int: ...
+    @property
+    def description(self) -> str: ...
 
 
 class ChangeKind(StrEnum):
@@ -220,8 +235,24 @@ def _predating(before: Snapshot, after: Snapshot, section: Section[Any], what: s
 
 _KEY = attrgetter("subscription_id", "standard", "control", "assessment")
 _KEY_AND_STATE = attrgetter("subscription_id", "standard", "control", "assessment", "state._value_")
-_STANDARD = attrgetter("subscription_id", "standard")
-_CONTROL = attrgetter("subscription_id", "standard", "control")
+_STANDARD = itemgetter(0, 1)
+_CONTROL = itemgetter(0, 1, 2)
+
+
+class _ProjectedRecords(Mapping[RecordKey, ProjectedRecord]):
+    """A projection's records by key, each built when a diff asks for it."""
+
+    def __init__(self, projection: Projection) -> None:
+        self._projection = projection
+
+    def __getitem__(self, key: RecordKey) -> ProjectedRecord:
+        return self._projection.record(self._projection.position_of(key))
+
+    def __iter__(self) -> Iterator[RecordKey]:
+        return iter(dict.fromkeys(self._projection.keys))  # each key once, as a dict's keys
+
+    def __len__(self) -> int:
+        return len(self._projection)
 
 
 class ComplianceIndex:
@@ -231,37 +262,66 @@ class ComplianceIndex:
     then costs set differences, not a walk over every record.
     """
 
-    __slots__ = ("_controls", "_standards", "records", "states")
+    __slots__ = ("_controls", "_standards", "control_rows", "projected", "records", "states")
 
     def __init__(self, records: Sequence[ComplianceRecord]) -> None:
-        self.records: dict[RecordKey, ComplianceRecord] = dict(
+        self.records: Mapping[RecordKey, DiffRecord] = dict(
             zip(map(_KEY, records), records, strict=True)
         )
         # (subscription, standard, control, assessment, state)
         self.states: frozenset[tuple[str, str, str, str, str]] = frozenset(
             map(_KEY_AND_STATE, records)
         )
+        # From a projection: its controls and records (else the snapshot's are read).
+        self.control_rows: Sequence[ControlRow] | None = None
+        self.projected: _ProjectedRecords | None = None
         self._standards: frozenset[tuple[str, str]] | None = None
         self._controls: frozenset[tuple[str, str, str]] | None = None
+
+    @classmethod
+    def from_projection(cls, projection: Projection) -> ComplianceIndex:
+        """The index of a snapshot's diff projection: the same keys and states as the index
+        of its records, with a record's fields built only for the keys a diff reports."""
+        index = cls(())
+        index.projected = index.records = _ProjectedRecords(projection)
+        with acyclic_build():
+            index.states = frozenset(projection.keys_and_states())
+        index.control_rows = projection.controls
+        return index
 
     @property
     def standards(self) -> frozenset[tuple[str, str]]:
         """(subscription, standard) pairs that have at least one record."""
         if self._standards is None:
-            self._standards = frozenset(map(_STANDARD, self.records.values()))
+            self._standards = frozenset(map(_STANDARD, self.records))
         return self._standards
 
     @property
     def controls(self) -> frozenset[tuple[str, str, str]]:
         if self._controls is None:
-            self._controls = frozenset(map(_CONTROL, self.records.values()))
+            self._controls = frozenset(map(_CONTROL, self.records))
         return self._controls
+
+    def controls_of(self, snapshot: Snapshot) -> Sequence[ControlRow]:
+        """The snapshot's controls: (subscription, standard, control, state), from the
+        projection when the index was built from one."""
+        if self.control_rows is not None:
+            return self.control_rows
+        controls = snapshot.posture.controls
+        return [(c.subscription_id, c.standard, c.control, c.state) for c in controls]
+
+    def first_failed(self, snapshot: Snapshot, key: RecordKey) -> datetime | None:
+        """Start of the record's failing streak, from the projection or the snapshot's history."""
+        if self.projected is not None:
+            return self.projected[key].first_failed
+        transition = snapshot.transitions.get(key)
+        return None if transition is None else transition.first_failed
 
     def __len__(self) -> int:
         return len(self.records)
 
 
-def _side(record: ComplianceRecord) -> Side:
+def _side(record: DiffRecord) -> Side:
     return Side(
         state=record.state,
         passed_resources=record.passed_resources,
@@ -271,7 +331,7 @@ def _side(record: ComplianceRecord) -> Side:
     )
 
 
-def _sum_side(state: State | None, records: list[ComplianceRecord]) -> Side:
+def _sum_side(state: State | None, records: list[DiffRecord]) -> Side:
     return Side(
         state=state,
         passed_resources=sum(r.passed_resources for r in records),
@@ -300,11 +360,12 @@ class _Appearance:
             (s.subscription_id, s.standard): s.state for s in snapshot.posture.standards
         }
         self.control_states = {
-            (c.subscription_id, c.standard, c.control): c.state for c in snapshot.posture.controls
+            (sub, standard, control): state
+            for sub, standard, control, state in index.controls_of(snapshot)
         }
 
     def changes(self, keys: Iterable[RecordKey], kind: ChangeKind, at_after: bool) -> list[Change]:
-        groups: dict[tuple[str, ...], list[ComplianceRecord]] = defaultdict(list)
+        groups: dict[tuple[str, ...], list[DiffRecord]] = defaultdict(list)
         for key in keys:
             if key[:2] not in self.other_standards:
                 groups[key[:2]].append(self.records[key])
@@ -343,24 +404,24 @@ class _Appearance:
 
 
 def _failing(
-    snapshot: Snapshot, key: RecordKey, state: State | None
+    snapshot: Snapshot, index: ComplianceIndex, key: RecordKey, state: State | None
 ) -> tuple[datetime | None, int | None]:
     if state is not State.FAILED:
         return None, None
-    transition = snapshot.transitions.get(key)
-    if transition is None or transition.first_failed is None:
+    first_failed = index.first_failed(snapshot, key)
+    if first_failed is None:
         return None, None
-    elapsed = snapshot.index.scheduled_at - transition.first_failed
-    return transition.first_failed, max(0, math.floor(elapsed.total_seconds() / 86400))
+    elapsed = snapshot.index.scheduled_at - first_failed
+    return first_failed, max(0, math.floor(elapsed.total_seconds() / 86400))
 
 
-def _with_failing(snapshot: Snapshot, change: Change) -> Change:
+def _with_failing(snapshot: Snapshot, index: ComplianceIndex, change: Change) -> Change:
     if change.level is not Level.ASSESSMENT or change.after is None:
         return change
     assert change.standard is not None and change.control is not None
     assert change.assessment is not None
     key = (change.subscription_id, change.standard, change.control, change.assessment)
-    since, days = _failing(snapshot, key, change.after.state)
+    since, days = _failing(snapshot, index, key, change.after.state)
     if since is None:
         return change
     return Change(
@@ -379,22 +440,24 @@ def _with_failing(snapshot: Snapshot, change: Change) -> Change:
 
 
 def _compliance(
-    before: Snapshot, after: Snapshot, comparable: set[str]
+    before: Snapshot,
+    after: Snapshot,
+    comparable: set[str],
+    controls: tuple[Sequence[ControlRow], Sequence[ControlRow]],
 ) -> tuple[StandardCompliance, ...]:
-    pairs_before = {(c.subscription_id, c.standard) for c in before.posture.controls}
-    pairs_after = {(c.subscription_id, c.standard) for c in after.posture.controls}
+    controls_before, controls_after = controls
+    pairs_before = set(map(_STANDARD, controls_before))
+    pairs_after = set(map(_STANDARD, controls_after))
     # Only pairs present at both ends: an unassignment must not read as a compliance drop.
     both = {pair for pair in pairs_before & pairs_after if pair[0] in comparable}
 
-    def comparable_only(controls: Iterable[ControlSummary]) -> dict[str, float | None]:
-        return compliance_by_standard(
-            c for c in controls if (c.subscription_id, c.standard) in both
-        )
+    def comparable_only(controls: Iterable[ControlRow]) -> dict[str, float | None]:
+        return compliance_of_states((c[1], c[3]) for c in controls if (c[0], c[1]) in both)
 
     reported_before = before.index.compliance_by_standard
     reported_after = after.index.compliance_by_standard
-    cmp_before = comparable_only(before.posture.controls)
-    cmp_after = comparable_only(after.posture.controls)
+    cmp_before = comparable_only(controls_before)
+    cmp_after = comparable_only(controls_after)
     standards = sorted(
         set(reported_before) | set(reported_after) | set(cmp_before) | set(cmp_after)
     )
@@ -523,8 +586,9 @@ def diff_snapshots(
     """
     if before.index.tenant_id != after.index.tenant_id:
         raise ValueError("a diff compares two snapshots of the same tenant")
-    old = before_index or ComplianceIndex(before.posture.compliance)
-    new = after_index or ComplianceIndex(after.posture.compliance)
+    # `is None`, not `or`: an index of no records is falsy, and may carry a projection's controls.
+    old = ComplianceIndex(before.posture.compliance) if before_index is None else before_index
+    new = ComplianceIndex(after.posture.compliance) if after_index is None else after_index
     changes, comparable = _scope_changes(before, after)
     scope_changes = list(changes)
 
@@ -533,7 +597,7 @@ def diff_snapshots(
     new_keys = {t[:4] for t in new.states - old.states if t[0] in comparable}
     for key in old_keys & new_keys:
         was, now = old.records[key], new.records[key]
-        since, days = _failing(after, key, now.state)
+        since, days = _failing(after, new, key, now.state)
         changes.append(
             Change(
                 subscription_id=key[0],
@@ -553,7 +617,7 @@ def diff_snapshots(
         appeared = _Appearance(after, new, old).changes(
             new_keys - old_keys, ChangeKind.ADDED, at_after=True
         )
-        changes.extend(_with_failing(after, change) for change in appeared)
+        changes.extend(_with_failing(after, new, change) for change in appeared)
     if old_keys - new_keys:
         changes.extend(
             _Appearance(before, old, new).changes(
@@ -573,7 +637,9 @@ def diff_snapshots(
             1 for c in scope_changes if c.change is ChangeKind.INCOMPARABLE
         ),
         subscriptions_compared=len(comparable),
-        compliance=_compliance(before, after, comparable),
+        compliance=_compliance(
+            before, after, comparable, (old.controls_of(before), new.controls_of(after))
+        ),
         plan_downgrades=plan_downgrades(before.posture.plans, after.posture.plans, comparable),
         secure_score_drops=secure_score_drops(
             before.posture.secure_scores, after.posture.secure_scores, comparable

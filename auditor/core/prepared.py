@@ -9,7 +9,7 @@ rule lives there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from auditor.core.canonical import (
     SnapshotHeader,
@@ -19,6 +19,7 @@ from auditor.core.canonical import (
 )
 from auditor.core.index_summary import Key, PreviousFigures, summarize_posture
 from auditor.core.model import CollectionStatus, TenantPosture
+from auditor.core.projection import projection_lines
 from auditor.core.registry import counts_of
 from auditor.core.snapshot import SnapshotIndexEntry, compliance_by_standard, slot_of
 from auditor.core.transitions import History, next_history
@@ -69,6 +70,8 @@ class PreparedSnapshot:
     entry: SnapshotIndexEntry
     sections: dict[str, list[str]]
     operations: dict[str, float]
+    # The diff projection of the content (auditor/core/projection.py): stored, never hashed.
+    projection: list[str] = field(default_factory=list)
 
 
 def header_of_entry(entry: SnapshotIndexEntry) -> SnapshotHeader:
@@ -144,4 +147,9 @@ def prepare_snapshot(
         first=previous is None,
     )
     entry = replace(entry, summary=summary)
-    return PreparedSnapshot(entry, sections, operations_of(completeness))
+    return PreparedSnapshot(
+        entry,
+        sections,
+        operations_of(completeness),
+        projection_lines(posture.compliance, transitions, posture.controls),
+    )

@@ -129,15 +129,20 @@ def compliance_by_standard(controls: Iterable[ControlSummary]) -> dict[str, floa
     compliant nor not); a standard with no passed or failed control has no percentage (None),
     never 100 %.
     """
+    return compliance_of_states((control.standard, control.state) for control in controls)
+
+
+def compliance_of_states(states: Iterable[tuple[str, State]]) -> dict[str, float | None]:
+    """compliance_by_standard of (standard, state) pairs, one per control."""
     passed: dict[str, int] = defaultdict(int)
     assessed: dict[str, int] = defaultdict(int)
-    for control in controls:
-        assessed.setdefault(control.standard, 0)
-        if control.state is State.PASSED:
-            passed[control.standard] += 1
-            assessed[control.standard] += 1
-        elif control.state is State.FAILED:
-            assessed[control.standard] += 1
+    for standard, state in states:
+        assessed.setdefault(standard, 0)
+        if state is State.PASSED:
+            passed[standard] += 1
+            assessed[standard] += 1
+        elif state is State.FAILED:
+            assessed[standard] += 1
     return {
         standard: (round(100.0 * passed[standard] / total, 2) if total else None)
         for standard, total in sorted(assessed.items())

@@ -42,7 +42,14 @@ from auditor.core.evidence import (
     report_id_of,
     workbook_of_manifest,
 )
-from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotReader, is_tenant_id
+from auditor.core.projection import projection_lines
+from auditor.core.snapshot import (
+    Snapshot,
+    SnapshotIndexEntry,
+    SnapshotNotFound,
+    SnapshotReader,
+    is_tenant_id,
+)
 from auditor.services.verify_checkpoint import (
     FULL,
     INCREMENTAL,
@@ -111,7 +118,28 @@ def check_content(reader: SnapshotReader, entry: SnapshotIndexEntry) -> tuple[st
     actual = snapshot_content_hash(snapshot)
     if actual != entry.content_hash:
         return f"content hashes to {actual}, the index says {entry.content_hash}", ""
-    return None, snapshot.content_digest
+    return check_projection(reader, snapshot), snapshot.content_digest
+
+
+def check_projection(reader: SnapshotReader, snapshot: Snapshot) -> str | None:
+    """Does the snapshot's stored diff projection say what its content says? (None when it
+    does, or when the snapshot predates the projection.)"""
+    read = getattr(reader, "get_projection", None)
+    if read is None:
+        return None
+    index = snapshot.index
+    try:
+        stored = read(index.tenant_id, index.snapshot_id)
+    except AzureError:
+        raise
+    except Exception as exc:  # altered entities or an undecodable stream
+        return f"diff projection altered or unreadable: {type(exc).__name__}: {exc}"
+    if stored is None:
+        return None
+    posture = snapshot.posture
+    if stored != projection_lines(posture.compliance, snapshot.transitions, posture.controls):
+        return "the diff projection disagrees with the content it was derived from"
+    return None
 
 
 def check_link(entry: SnapshotIndexEntry, previous: SnapshotIndexEntry | None) -> str | None:

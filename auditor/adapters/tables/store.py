@@ -68,6 +68,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from auditor.adapters.storage import table_service_client
 from auditor.adapters.tables import keys
 from auditor.adapters.tables.packing import (
+    SECTION_PROPERTY,
     Entity,
     PackingError,
     get_json,
@@ -92,6 +93,7 @@ from auditor.adapters.tables.rows import (
     pending_entity,
     property_digests,
 )
+from auditor.core import projection as diff_projection
 from auditor.core import registry
 from auditor.core.canonical import (
     ALWAYS_HASHED,
@@ -116,6 +118,7 @@ from auditor.core.model import (
     TenantPosture,
 )
 from auditor.core.prepared import Predecessor, PreparedSnapshot, header_of_entry, prepare_snapshot
+from auditor.core.projection import DiffView
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     CarriedAssessment,
@@ -268,8 +271,12 @@ class SnapshotStore:
         sleep: Callable[[float], None] = time.sleep,
         ledger: AnchorLedger | None = None,
         step_hook: Callable[[str], None] | None = None,
+        write_projection: bool = True,
     ) -> None:
         self.tables = TableNames(table_prefix)
+        # False only to write snapshots as the product did before the diff projection (tests
+        # and the benchmark of the old path).
+        self._write_projection = write_projection
         self.ledger = ledger
         # Called before each step of a commit ("claim", "content", "anchor", "commit"): tests
         # force interleavings of concurrent attempts with it.
@@ -298,6 +305,7 @@ class SnapshotStore:
         write_retries: int = WRITE_RETRIES,
         anchored: bool = True,
         step_hook: Callable[[str], None] | None = None,
+        write_projection: bool = True,
         **options: Any,
     ) -> SnapshotStore:
         """A store on AUDITOR_STORAGE; `options` go to the SDK clients (retries, hooks).
@@ -316,6 +324,7 @@ class SnapshotStore:
             write_retries=write_retries,
             ledger=ledger,
             step_hook=step_hook,
+            write_projection=write_projection,
         )
 
     def close(self) -> None:
@@ -614,34 +623,53 @@ class SnapshotStore:
         self, layout: ContentLayout, sections: Iterable[str]
     ) -> tuple[dict[str, list[str]], str]:
         """The lines of `sections`, and the digest of every entity of the partition."""
-        wanted = set(sections)
-        rows_by_section: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        every: list[Mapping[str, Any]] = []
-        for row in _query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}):
-            every.append(row)
-            section = row.get("section", "")
-            if section in wanted:
-                rows_by_section[section].append(row)
-        out: dict[str, list[str]] = {}
-        for section in wanted:
-            if section not in layout.sections and section not in ALWAYS_HASHED:
-                continue  # a section the snapshot did not collect (or predates)
-            rows = rows_by_section.get(section, [])
-            expected = layout.sections.get(section, (0, 0))
-            try:
-                lines = list(iter_section_lines(rows))
-            except PackingError as exc:
-                raise CorruptSnapshot(
-                    f"section {section} of {layout.partition_key}: {len(rows)} entities, index "
-                    f"says {expected[0]}: {exc}"
-                ) from exc
-            if (len(rows), len(lines)) != expected:
-                raise CorruptSnapshot(
-                    f"section {section} of {layout.partition_key}: {len(rows)} entities and "
-                    f"{len(lines)} lines, index says {expected[0]} and {expected[1]}"
-                )
-            out[section] = lines
-        return out, entities_digest(every)
+        every = list(_query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}))
+        return _section_lines(layout, every, sections), entities_digest(every)
+
+    # -----------------------------------------------------------------------------------------
+    # The diff view (auditor/core/projection.py)
+
+    def get_diff_view(self, tenant_id: str, snapshot_id: str) -> DiffView | None:
+        """A committed snapshot as a diff reads it: its projection and every section but those
+        the projection stands for, checked against the digest of them that its committed (and
+        anchored) row holds. None when the snapshot predates the projection (a diff then reads
+        it in full); SnapshotTampered when the entities differ from the digest."""
+        row = self._committed_row(tenant_id, snapshot_id)
+        entry = self._checked(row)
+        layout, lines = self._diff_view_lines(row, entry)
+        if layout is None:
+            return None
+        with _corruption_reported(tenant_id, snapshot_id):
+            projection = diff_projection.decode_projection(lines.pop(diff_projection.SECTION))
+            content = decode_sections(lines, layout.operations)
+        return DiffView(Snapshot(index=entry, posture=content.posture), projection)
+
+    def get_projection(self, tenant_id: str, snapshot_id: str) -> list[str] | None:
+        """A committed snapshot's stored projection lines (checked as get_diff_view checks
+        them); None when it predates the projection. What verify compares with the content."""
+        row = self._committed_row(tenant_id, snapshot_id)
+        layout, lines = self._diff_view_lines(row, self._checked(row))
+        return None if layout is None else lines[diff_projection.SECTION]
+
+    def _diff_view_lines(
+        self, row: Mapping[str, Any], entry: SnapshotIndexEntry
+    ) -> tuple[ContentLayout | None, dict[str, list[str]]]:
+        layout = content_layout(row)
+        expected = row.get(DIFF_VIEW_DIGEST)
+        if not isinstance(expected, str) or diff_projection.SECTION not in layout.sections:
+            return None, {}
+        query, parameters = _diff_view_query(layout.partition_key)
+        rows = [r for r in _query(self._content, query, parameters) if _in_diff_view(r)]
+        if entities_digest(rows) != expected:
+            raise SnapshotTampered(
+                entry.tenant_id,
+                entry.snapshot_id,
+                "stored diff projection entities differ from what the attempt wrote",
+            )
+        wanted = [n for n in layout.sections if n not in diff_projection.STANDS_FOR]
+        with _corruption_reported(entry.tenant_id, entry.snapshot_id):
+            lines = _section_lines(layout, rows, [*wanted, *(ALWAYS_HASHED - set(STANDS_FOR))])
+        return layout, lines
 
     # -----------------------------------------------------------------------------------------
     # Write side
@@ -779,12 +807,16 @@ class SnapshotStore:
             packed = section_entities(partition_key, section, sections[section])
             layout_sections[section] = (len(packed), len(sections[section]))
             entities.extend(packed)
+        if self._write_projection:
+            entities.extend(_projection_entities(partition_key, prepared, layout_sections))
         self._step("content")
         self._write(self._content, entities)
 
         entry = replace(entry, finished_at=self._clock(), attempt=attempt)
         layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
+        if diff_projection.SECTION in layout_sections:
+            row[DIFF_VIEW_DIGEST] = entities_digest(e for e in entities if _in_diff_view(e))
         properties = property_digests(row)
         entry = replace(entry, row_digest=digest_of(properties), row_properties=properties)
         self._step("anchor")
@@ -1039,6 +1071,66 @@ class SnapshotStore:
                 self._content.submit_transaction([("delete", e) for e in batch])
         except (AzureError, HttpResponseError) as exc:
             log.warning("could not delete orphan content %s: %s", partition_key, exc)
+
+
+DIFF_VIEW_DIGEST = "diff_view_digest"  # index row: digest of the entities a diff view reads
+STANDS_FOR = frozenset(diff_projection.STANDS_FOR)
+
+
+def _in_diff_view(entity: Mapping[str, Any]) -> bool:
+    return entity.get(SECTION_PROPERTY) not in STANDS_FOR
+
+
+def _diff_view_query(partition_key: str) -> tuple[str, dict[str, Any]]:
+    """Every entity of the partition but those of the sections the projection stands for."""
+    query = "PartitionKey eq @pk"
+    parameters: dict[str, Any] = {"pk": partition_key}
+    for number, section in enumerate(sorted(STANDS_FOR)):
+        low, high = section_prefix(section)
+        # Spaces around the parameters: the SDK reads a name up to the next space.
+        query += f" and ( RowKey lt @low{number} or RowKey ge @high{number} )"
+        parameters[f"low{number}"], parameters[f"high{number}"] = low, high
+    return query, parameters
+
+
+def _projection_entities(
+    partition_key: str, prepared: PreparedSnapshot, layout_sections: dict[str, tuple[int, int]]
+) -> list[Entity]:
+    packed = section_entities(partition_key, diff_projection.SECTION, prepared.projection)
+    layout_sections[diff_projection.SECTION] = (len(packed), len(prepared.projection))
+    return packed
+
+
+def _section_lines(
+    layout: ContentLayout, rows: Iterable[Mapping[str, Any]], sections: Iterable[str]
+) -> dict[str, list[str]]:
+    """The lines of `sections` from a partition's entities, checked against the layout."""
+    wanted = set(sections)
+    rows_by_section: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        section = row.get(SECTION_PROPERTY, "")
+        if section in wanted:
+            rows_by_section[section].append(row)
+    out: dict[str, list[str]] = {}
+    for section in wanted:
+        if section not in layout.sections and section not in ALWAYS_HASHED:
+            continue  # a section the snapshot did not collect (or predates)
+        rows_of = rows_by_section.get(section, [])
+        expected = layout.sections.get(section, (0, 0))
+        try:
+            lines = list(iter_section_lines(rows_of))
+        except PackingError as exc:
+            raise CorruptSnapshot(
+                f"section {section} of {layout.partition_key}: {len(rows_of)} entities, index "
+                f"says {expected[0]}: {exc}"
+            ) from exc
+        if (len(rows_of), len(lines)) != expected:
+            raise CorruptSnapshot(
+                f"section {section} of {layout.partition_key}: {len(rows_of)} entities and "
+                f"{len(lines)} lines, index says {expected[0]} and {expected[1]}"
+            )
+        out[section] = lines
+    return out
 
 
 class StoredPrior:

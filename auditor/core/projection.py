@@ -1,0 +1,313 @@
+"""A snapshot's diff projection: what a diff needs of its compliance records and controls. Pure.
+
+Decoding a 100,000-record snapshot's compliance lines takes seconds; a diff needs only each
+record's identity, state, resource counts, description and the start of its failing streak, and
+each control's identity and state. The projection holds exactly these, column by column: one
+table of strings (so the repeated identifiers and descriptions are stored once) and, per
+column, its integers (numbers into the table, or counts) as base64 of little-endian machine
+integers, which decode without a Python step per value: tens of milliseconds.
+
+It is derived, not evidence of its own: it is stored as its own content section beside the
+canonical sections (never in the content hash, so every hash is unchanged), covered by the
+anchor's content digest like every content entity, and ``verify`` recomputes it from the
+canonical content and reports any difference. A snapshot stored before the projection existed
+has none; its diff decodes the records (docs/schema.md, "Diff projection").
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import gc
+import json
+import sys
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain, count
+from operator import attrgetter, itemgetter
+
+from auditor.core.canonical import CanonicalFormatError, dumps, format_time, parse_time
+from auditor.core.model import ComplianceRecord, ControlSummary, State
+from auditor.core.snapshot import Snapshot, Transition
+
+SECTION = "projection"
+FORMAT = "auditor-projection/2"
+# Sections a diff view does not read: the projection stands for them (and a diff never needs
+# the carried assessments).
+STANDS_FOR: tuple[str, ...] = ("compliance", "carried", "controls")
+
+RecordKey = tuple[str, str, str, str]
+ControlRow = tuple[str, str, str, State]  # subscription, standard, control, state
+# Columns of unsigned integers: numbers of strings (s) or counts (c); first_failed is 1 + the
+# number of the time's text, 0 when the record is not failing.
+_RECORD_COLUMNS = (
+    ("subscription", "s"),
+    ("standard", "s"),
+    ("control", "s"),
+    ("assessment", "s"),
+    ("state", "s"),
+    ("passed", "c"),
+    ("failed", "c"),
+    ("skipped", "c"),
+    ("description", "s"),
+    ("first_failed", "s"),
+)
+_CONTROL_COLUMNS = (("subscription", "s"), ("standard", "s"), ("control", "s"), ("state", "s"))
+_GROUPS = (("records", _RECORD_COLUMNS), ("controls", _CONTROL_COLUMNS))
+# Array typecodes a column may be stored with: unsigned 32-bit (I) or, for counts above it,
+# unsigned 64-bit (Q): counts are at most 2**53 - 1 (normalize.MAX_COUNT). Unsigned, so that
+# no stored number can index the table of strings from its end.
+_TYPECODES = {"s": ("I",), "c": ("I", "Q")}
+_UINT32 = 2**32 - 1
+_STATES = {state.value: state for state in State}
+assert array.array("I").itemsize == 4 and array.array("Q").itemsize == 8
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedRecord:
+    """What a diff reads of one compliance record."""
+
+    state: State
+    passed_resources: int
+    failed_resources: int
+    skipped_resources: int
+    description: str
+    first_failed: datetime | None
+
+
+_RECORD_FIELDS = attrgetter(
+    "subscription_id", "standard", "control", "assessment", "state._value_"
+)  # fmt: skip
+_RECORD_TEXT = {
+    "subscription": attrgetter("subscription_id"),
+    "standard": attrgetter("standard"),
+    "control": attrgetter("control"),
+    "assessment": attrgetter("assessment"),
+    "state": attrgetter("state._value_"),
+    "description": attrgetter("description"),
+}
+_RECORD_COUNTS = {
+    "passed": attrgetter("passed_resources"),
+    "failed": attrgetter("failed_resources"),
+    "skipped": attrgetter("skipped_resources"),
+}
+
+
+@contextmanager
+def acyclic_build() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large containers of strings and
+    tuples (which form no cycles): otherwise every few hundred allocations start a collection
+    that walks the whole heap, which doubles the time of a 100,000-record build. It runs again
+    afterwards (unless the caller had paused it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _column_line(group: str, name: str, values: list[int]) -> str:
+    typecode = "Q" if values and max(values) > _UINT32 else "I"
+    packed = array.array(typecode, values)
+    if sys.byteorder != "little":  # pragma: no cover - the stored bytes are little-endian
+        packed.byteswap()
+    return f"{group}.{name}={typecode}:{base64.b64encode(packed.tobytes()).decode('ascii')}"
+
+
+def _failing_since(
+    records: Sequence[ComplianceRecord], transitions: Mapping[RecordKey, Transition]
+) -> list[str | None]:
+    out: list[str | None] = []
+    for record in records:
+        transition = transitions.get(record.key)  # every stored record has one; tests may not
+        first = None if transition is None else transition.first_failed
+        out.append(None if first is None else format_time(first))
+    return out
+
+
+def projection_lines(
+    compliance: Iterable[ComplianceRecord],
+    transitions: Mapping[RecordKey, Transition],
+    controls: Iterable[ControlSummary],
+) -> list[str]:
+    """The projection of a snapshot's content: a header line, the table of strings (JSON), then
+    one line per column (``group.name=``, the typecode ``I:`` or ``Q:`` and the base64 of its
+    little-endian unsigned 32- or 64-bit integers). Records in canonical order (key, then state),
+    controls in (key, state) order; strings numbered in order of first use, column by column.
+
+    Built column by column with C-level maps (a commit of 100,000 records pays for it once)."""
+    records = sorted(compliance, key=_RECORD_FIELDS)
+    ordered = sorted((c.subscription_id, c.standard, c.control, c.state.value) for c in controls)
+    texts = {name: list(map(get, records)) for name, get in _RECORD_TEXT.items()}
+    failing = _failing_since(records, transitions)
+    control_texts = [list(map(itemgetter(n), ordered)) for n in range(len(_CONTROL_COLUMNS))]
+    table = dict.fromkeys(
+        chain(
+            *texts.values(),
+            (t for t in failing if t is not None),
+            *control_texts,
+        )
+    )
+    numbers = dict(zip(table, count()))
+    number = numbers.__getitem__
+    columns: dict[str, list[int]] = {}
+    for name, _ in _RECORD_COLUMNS:
+        if name in _RECORD_COUNTS:
+            columns[name] = list(map(_RECORD_COUNTS[name], records))
+        elif name == "first_failed":
+            columns[name] = [0 if t is None else numbers[t] + 1 for t in failing]
+        else:
+            columns[name] = list(map(number, texts[name]))
+    header = {"format": FORMAT, "records": len(records), "controls": len(ordered)}
+    lines = [dumps(header), dumps(list(table))]
+    lines += [_column_line("records", name, columns[name]) for name, _ in _RECORD_COLUMNS]
+    lines += [
+        _column_line("controls", name, list(map(number, column)))
+        for (name, _), column in zip(_CONTROL_COLUMNS, control_texts, strict=True)
+    ]
+    return lines
+
+
+class Projection:
+    """A decoded projection: record keys and (key, state) pairs built with C-level maps; a
+    record's other fields built only when a diff asks for it."""
+
+    __slots__ = ("_records", "_strings", "_text", "controls", "keys")
+
+    def __init__(
+        self, strings: list[str], records: dict[str, array.array[int]], controls: list[ControlRow]
+    ) -> None:
+        self._strings = strings
+        self._records = records
+        self._text = {
+            name: list(map(strings.__getitem__, records[name]))
+            for name in ("subscription", "standard", "control", "assessment", "state")
+        }
+        text = self._text
+        self.keys: list[RecordKey] = list(
+            zip(text["subscription"], text["standard"], text["control"], text["assessment"],
+                strict=True)
+        )  # fmt: skip
+        self.controls = controls
+
+    def keys_and_states(self) -> Iterator[tuple[str, str, str, str, str]]:
+        """(subscription, standard, control, assessment, state value) of every record."""
+        text = self._text
+        return zip(
+            text["subscription"], text["standard"], text["control"], text["assessment"],
+            text["state"], strict=True,
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def position_of(self, key: RecordKey) -> int:
+        """Where the record of `key` is (KeyError when none is): records are in key order, so
+        a binary search, not a map of every key (the last of equal keys, as a dict keeps)."""
+        position = bisect_right(self.keys, key) - 1
+        if position < 0 or self.keys[position] != key:
+            raise KeyError(key)
+        return position
+
+    def record(self, position: int) -> ProjectedRecord:
+        columns, strings = self._records, self._strings
+        first = columns["first_failed"][position]  # 0: not failing
+        return ProjectedRecord(
+            state=_STATES[self._text["state"][position]],
+            passed_resources=columns["passed"][position],
+            failed_resources=columns["failed"][position],
+            skipped_resources=columns["skipped"][position],
+            description=strings[columns["description"][position]],
+            first_failed=None if first == 0 else parse_time(strings[first - 1]),
+        )
+
+
+def _decode_column(line: str, group: str, name: str, kind: str, length: int) -> array.array[int]:
+    prefix = f"{group}.{name}="
+    typecode, colon = line[len(prefix) : len(prefix) + 1], line[len(prefix) + 1 : len(prefix) + 2]
+    if not line.startswith(prefix) or colon != ":" or typecode not in _TYPECODES[kind]:
+        raise CanonicalFormatError(f"projection: expected column {group}.{name}")
+    try:
+        raw = base64.b64decode(line[len(prefix) + 2 :], validate=True)
+        column = array.array(typecode)
+        column.frombytes(raw)
+    except ValueError as exc:  # binascii.Error is a ValueError; so is a ragged byte count
+        raise CanonicalFormatError(f"projection column {group}.{name}: {exc}") from exc
+    if sys.byteorder != "little":  # pragma: no cover
+        column.byteswap()
+    if len(column) != length:
+        raise CanonicalFormatError(
+            f"projection column {group}.{name} holds {len(column)} values, the header says {length}"
+        )
+    return column
+
+
+def _checked_numbers(column: array.array[int], name: str, strings: int) -> None:
+    if column and max(column) >= strings:
+        raise CanonicalFormatError(f"projection column {name} names no string")
+
+
+def decode_projection(lines: Sequence[str]) -> Projection:
+    """The projection a stored section holds; CanonicalFormatError when it is malformed."""
+    expected = 2 + len(_RECORD_COLUMNS) + len(_CONTROL_COLUMNS)
+    if len(lines) != expected:
+        raise CanonicalFormatError(f"a projection has {expected} lines, not {len(lines)}")
+    try:
+        header, strings = json.loads(lines[0]), json.loads(lines[1])
+    except ValueError as exc:
+        raise CanonicalFormatError(f"projection: not JSON ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CanonicalFormatError(f"projection: not {FORMAT}")
+    if not isinstance(strings, list) or not set(map(type, strings)) <= {str}:
+        raise CanonicalFormatError("projection: strings are not a list of strings")
+    sizes: list[int] = []
+    for size in (header.get("records"), header.get("controls")):
+        if type(size) is not int or size < 0:
+            raise CanonicalFormatError("projection: the header's counts are not counts")
+        sizes.append(size)
+    columns: list[dict[str, array.array[int]]] = []
+    position = 2
+    for (group, declared), size in zip(_GROUPS, sizes, strict=True):
+        decoded = {}
+        for name, kind in declared:
+            decoded[name] = _decode_column(lines[position], group, name, kind, size)
+            position += 1
+        columns.append(decoded)
+    records, control_columns = columns
+    # The columns mapped to strings below raise IndexError for a number past the table; these
+    # two are mapped record by record later, so they are checked here.
+    _checked_numbers(records["description"], "description", len(strings))
+    _checked_numbers(records["first_failed"], "first_failed", len(strings) + 1)
+    for column in (records["state"], control_columns["state"]):
+        if any(n >= len(strings) or strings[n] not in _STATES for n in set(column)):
+            raise CanonicalFormatError("projection: a state column names no state")
+    for n in set(records["first_failed"]) - {0}:
+        parse_time(strings[n - 1])
+    # Interned: the two ends of a diff then share their identifier strings, and comparing their
+    # (key, state) tuples stops at identity instead of comparing characters.
+    strings = list(map(sys.intern, strings))
+    text = {name: map(strings.__getitem__, control_columns[name]) for name, _ in _CONTROL_COLUMNS}
+    try:
+        with acyclic_build():
+            controls = list(
+                zip(text["subscription"], text["standard"], text["control"],
+                    map(_STATES.__getitem__, text["state"]), strict=True)
+            )  # fmt: skip
+            return Projection(strings, records, controls)
+    except IndexError:
+        raise CanonicalFormatError("projection: a column names no string") from None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffView:
+    """A snapshot as a diff reads it: its index, every section but those the projection stands
+    for (so the posture holds no compliance records and no controls, and no history), and the
+    projection. Never a snapshot to show: only a diff's input."""
+
+    snapshot: Snapshot
+    projection: Projection
