@@ -49,7 +49,10 @@ def resource_name(resource_id: str) -> str:
 
 
 def _explained(record: ComplianceRecord, lookup: Lookup | None) -> RecommendationSummary | str:
-    """The recommendation listing `record`'s failing resources, or why there is none."""
+    """The recommendation listing `record`'s failing resources, or why there is none ("" when
+    the assessment is not failing)."""
+    if record.state is not State.FAILED:
+        return ""
     if lookup is None:
         return NOT_COLLECTED
     if not source_assessment(record):
@@ -66,8 +69,6 @@ def left_out_text(r: RecommendationSummary) -> str:
 
 def failing_names(record: ComplianceRecord, lookup: Lookup | None) -> str:
     """The printed cell: up to SHOWN resource names, then what else there is, counted."""
-    if record.state is not State.FAILED:
-        return ""
     found = _explained(record, lookup)
     if isinstance(found, str):
         return found
@@ -82,8 +83,6 @@ def failing_names(record: ComplianceRecord, lookup: Lookup | None) -> str:
 
 def failing_ids(record: ComplianceRecord, lookup: Lookup | None) -> str:
     """The reference cell: every listed resource id, then the count the cap left out."""
-    if record.state is not State.FAILED:
-        return ""
     found = _explained(record, lookup)
     if isinstance(found, str):
         return found

@@ -27,6 +27,7 @@ from auditor.core.diff import Change, ChangeKind, Diff, Level, Side
 from auditor.core.evidence import PackManifest, iso, parse_iso
 from auditor.core.failing_resources import (
     NOT_OBSERVED,
+    Lookup,
     failing_ids,
     failing_names,
     recommendation_lookup,
@@ -907,10 +908,10 @@ def _standard_rows(
     names: Mapping[str, str],
     controls: Mapping[tuple[str, str, str], _ControlInfo],
     portal: str,
+    lookup: Lookup | None,
 ) -> Iterator[Sequence[CellValue]]:
     at = snapshot.index.scheduled_at
     missing = _ControlInfo("", "")
-    lookup = recommendation_lookup(snapshot)
 
     def order(item: ComplianceRecord) -> tuple[object, ...]:
         return (
@@ -973,6 +974,7 @@ def standard_sheets(
         carried[item.record.standard].append(item)
     names = subscription_names(snapshot)
     controls = _control_info(snapshot)
+    lookup = recommendation_lookup(snapshot)  # failing resources, from the same snapshot
     sheets = []
     for standard in sorted(set(by_standard) | set(carried), key=str.lower):
         sheets.append(
@@ -982,7 +984,13 @@ def standard_sheets(
                 "first-failed date, the failing resources and Defender for Cloud portal link.",
                 columns=STANDARD_COLUMNS,
                 rows=_standard_rows(
-                    by_standard[standard], carried[standard], snapshot, names, controls, portal
+                    by_standard[standard],
+                    carried[standard],
+                    snapshot,
+                    names,
+                    controls,
+                    portal,
+                    lookup,
                 ),
                 printed=STANDARD_PRINTED,
             )
