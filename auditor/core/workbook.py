@@ -25,6 +25,13 @@ from enum import StrEnum
 
 from auditor.core.diff import Change, ChangeKind, Diff, Level, Side
 from auditor.core.evidence import PackManifest, iso, parse_iso
+from auditor.core.failing_resources import (
+    NOT_OBSERVED,
+    Lookup,
+    failing_ids,
+    failing_names,
+    recommendation_lookup,
+)
 from auditor.core.model import (
     CollectionStatus,
     ComplianceRecord,
@@ -852,23 +859,25 @@ def summary_sheet(inputs: PackInputs, titles: Mapping[str, str]) -> SheetLayout:
 # Printed: the first 12 (what an auditor reads); then reference columns for lookups.
 STANDARD_COLUMNS = (
     Column("Control", 9),
-    Column("Control description", 22, Kind.WRAP),
+    Column("Control description", 18, Kind.WRAP),
     Column("Control state", 11, Kind.TEXT, STATE_TONES),
-    Column("Assessment description", 30, Kind.WRAP),
-    Column("Subscription", 12, Kind.WRAP),
+    Column("Assessment description", 24, Kind.WRAP),
+    Column("Subscription", 10, Kind.WRAP),
     Column("State", 11, Kind.TEXT, STATE_TONES),
-    Column("Passed resources", 9, Kind.INTEGER),
-    Column("Failed resources", 9, Kind.INTEGER),
-    Column("Skipped resources", 9, Kind.INTEGER),
+    Column("Passed resources", 8, Kind.INTEGER),
+    Column("Failed resources", 8, Kind.INTEGER),
+    Column("Skipped resources", 8, Kind.INTEGER),
     Column("First failed (UTC)", 11, Kind.DATE),
     Column("Days failing", 7, Kind.INTEGER),
-    Column("Observed", 10, Kind.WRAP),
+    Column("Observed", 9, Kind.WRAP),
+    Column("Failing resources", 16, Kind.WRAP),
     Column("Assessment", 38, Kind.HASH),
     Column("Subscription ID", 38, Kind.HASH),
     Column("Assessment type", 14),
     Column("Portal link", 50, Kind.LINK),
+    Column("Failing resource IDs", 90, Kind.HASH),
 )
-STANDARD_PRINTED = 12
+STANDARD_PRINTED = 13
 
 
 def days_failing(transition: Transition | None, at: datetime) -> tuple[date | None, int | None]:
@@ -899,6 +908,7 @@ def _standard_rows(
     names: Mapping[str, str],
     controls: Mapping[tuple[str, str, str], _ControlInfo],
     portal: str,
+    lookup: Lookup | None,
 ) -> Iterator[Sequence[CellValue]]:
     at = snapshot.index.scheduled_at
     missing = _ControlInfo("", "")
@@ -922,10 +932,13 @@ def _standard_rows(
         if stale is None:
             first, days = days_failing(snapshot.transitions.get(record.key), at)
             state, observed = record.state.value, "current"
+            names_cell, ids_cell = failing_names(record, lookup), failing_ids(record, lookup)
         else:
             first, days = days_failing(stale.transition, at)
             state = "Stale"
             observed = f"not observed; last seen {record.state.value} on {stale.last_seen:%Y-%m-%d}"
+            # The end snapshot did not read the subscription: it has no resources to name.
+            names_cell = ids_cell = NOT_OBSERVED if record.state is State.FAILED else ""
         url = recommendation_url(portal, record.assessment)
         yield (
             record.control,
@@ -940,10 +953,12 @@ def _standard_rows(
             first,
             days,
             observed,
+            names_cell,
             record.assessment,
             record.subscription_id,
             record.assessment_type,
             Link(url, url=url),
+            ids_cell,
         )
 
 
@@ -959,16 +974,23 @@ def standard_sheets(
         carried[item.record.standard].append(item)
     names = subscription_names(snapshot)
     controls = _control_info(snapshot)
+    lookup = recommendation_lookup(snapshot)  # failing resources, from the same snapshot
     sheets = []
     for standard in sorted(set(by_standard) | set(carried), key=str.lower):
         sheets.append(
             SheetLayout(
                 title=titles[standard],
                 purpose=f"{standard}: every control's assessments with state, resource counts, "
-                "first-failed date and Defender for Cloud portal link.",
+                "first-failed date, the failing resources and Defender for Cloud portal link.",
                 columns=STANDARD_COLUMNS,
                 rows=_standard_rows(
-                    by_standard[standard], carried[standard], snapshot, names, controls, portal
+                    by_standard[standard],
+                    carried[standard],
+                    snapshot,
+                    names,
+                    controls,
+                    portal,
+                    lookup,
                 ),
                 printed=STANDARD_PRINTED,
             )

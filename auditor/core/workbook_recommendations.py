@@ -4,11 +4,13 @@ see workbook.py).
 Action plan: every recommendation unhealthy in the end snapshot, one row per (subscription,
 recommendation), as azqr's users expect: severity, impacted resources, remediation, portal
 link, days unhealthy; sorted by severity (High first) then impact (most unhealthy resources
-first). Impacted resources: the failing resources of each of those recommendations, in the same
-order, as listed in the snapshot (capped per recommendation: what the cap left out is counted,
-never silent), with the standard controls whose compliance assessments come from that
-recommendation (``assessmentDetailsLink``: normalize.source_assessment). An end snapshot
-taken before recommendations were collected says *not collected*, never "none".
+first). Impacted resources, read per control: one row per (standard, control, compliance
+assessment, subscription, resource) for every standard control whose compliance assessment
+comes from an unhealthy recommendation (``assessmentDetailsLink``:
+normalize.source_assessment), by standard and control, then the resources of recommendations
+feeding no control; resources as listed in the snapshot (capped per recommendation: what the
+cap left out is counted, never silent). An end snapshot taken before recommendations were
+collected says *not collected*, never "none".
 
 Days unhealthy: a snapshot keeps no history per recommendation, so the pack states what its
 two ends prove: a recommendation unhealthy at both ends has been unhealthy *at least* the
@@ -20,7 +22,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+from auditor.core.failing_resources import CAP_SETTING, resource_name
 from auditor.core.model import RecommendationSummary
 from auditor.core.normalize import source_assessment
 from auditor.core.portal import recommendation_url
@@ -42,6 +46,7 @@ from auditor.core.workbook import (
     SheetLayout,
     Tone,
     cell_text,
+    natural_key,
     subscription_names,
 )
 
@@ -65,17 +70,20 @@ ACTION_COLUMNS = (
 )
 ACTION_PRINTED = 7
 IMPACTED_COLUMNS = (
+    Column("Standard", 16, Kind.WRAP),
+    Column("Control", 9),
     Column("Severity", 10, Kind.TEXT, SEVERITY_TONES),
-    Column("Recommendation", 36, Kind.WRAP),
-    Column("Subscription", 18, Kind.WRAP),
-    Column("Resource", 30, Kind.WRAP),
-    Column("Resource type", 24, Kind.WRAP),
-    Column("Controls", 22, Kind.WRAP),
+    Column("Recommendation", 30, Kind.WRAP),
+    Column("Subscription", 16, Kind.WRAP),
+    Column("Resource", 26, Kind.WRAP),
+    Column("Resource type", 22, Kind.WRAP),
     Column("Resource ID", 90, Kind.HASH),
+    Column("Assessment", 38, Kind.HASH),
     Column("Subscription ID", 38, Kind.HASH),
     Column("Recommendation key", 38, Kind.HASH),
 )
-IMPACTED_PRINTED = 6
+IMPACTED_PRINTED = 7
+NO_CONTROL = "no control"
 LEFT_OUT_HEADER = HeaderRow.of(
     "Severity", "Recommendation", "Subscription", "Unhealthy", "Listed", "Left out by the cap"
 )
@@ -188,36 +196,63 @@ def _resource_type(resource_id: str) -> str:
     return "/".join([rest[0], *rest[1::2]]).lower()
 
 
-def controls_by_source(snapshot: Snapshot) -> dict[tuple[str, str], str]:
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """A control's compliance assessment fed by a recommendation (its source assessment)."""
+
+    standard: str
+    control: str
+    assessment: str  # the compliance assessment's key
+
+
+def controls_by_source(snapshot: Snapshot) -> dict[tuple[str, str], list[Mapped]]:
     """(subscription, assessment key) -> the standard controls whose regulatory compliance
-    assessments come from that assessment (``assessmentDetailsLink``), as one cell's text."""
-    found: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    assessments come from that assessment (``assessmentDetailsLink``), sorted."""
+    found: dict[tuple[str, str], set[Mapped]] = defaultdict(set)
     for record in snapshot.posture.compliance:
         key = source_assessment(record)
         if key:
-            found[(record.subscription_id, key)].add((record.standard, record.control))
-    return {
-        where: "; ".join(f"{standard} {control}" for standard, control in sorted(controls))
-        for where, controls in found.items()
-    }
+            found[(record.subscription_id, key)].add(
+                Mapped(record.standard, record.control, record.assessment)
+            )
+    return {where: sorted(mapped, key=_control_order) for where, mapped in found.items()}
+
+
+def _control_order(m: Mapped) -> tuple[object, ...]:
+    return (m.standard.lower(), natural_key(m.control), m.assessment)
+
+
+def per_control(
+    unhealthy: list[RecommendationSummary], controls: dict[tuple[str, str], list[Mapped]]
+) -> list[tuple[Mapped | None, RecommendationSummary]]:
+    """Every (control assessment, recommendation) pair, by standard and control (natural
+    order), each control's recommendations in action order; recommendations feeding no
+    control last (None), in action order."""
+    mapped = [
+        (m, rank, r)
+        for rank, r in enumerate(unhealthy)
+        for m in controls.get((r.subscription_id, r.recommendation), ())
+    ]
+    mapped.sort(key=lambda item: (_control_order(item[0]), item[1]))
+    unmapped = [r for r in unhealthy if (r.subscription_id, r.recommendation) not in controls]
+    return [(m, r) for m, _, r in mapped] + [(None, r) for r in unmapped]
 
 
 def _impacted_rows(
-    unhealthy: list[RecommendationSummary],
-    names: dict[str, str],
-    controls: dict[tuple[str, str], str],
+    pairs: list[tuple[Mapped | None, RecommendationSummary]], names: dict[str, str]
 ) -> Iterator[Sequence[CellValue]]:
-    for r in unhealthy:
-        mapped = cell_text(controls.get((r.subscription_id, r.recommendation), ""))
+    for m, r in pairs:
         for resource_id in r.unhealthy_resources:
             yield (
-                cell_text(r.severity),
-                cell_text(r.display_name),
-                cell_text(names.get(r.subscription_id, r.subscription_id)),
-                cell_text(resource_id.rstrip("/").rsplit("/", 1)[-1]),
-                cell_text(_resource_type(resource_id)),
-                mapped,
-                cell_text(resource_id),
+                m.standard if m else NO_CONTROL,
+                m.control if m else "",
+                r.severity,
+                r.display_name,
+                names.get(r.subscription_id, r.subscription_id),
+                resource_name(resource_id),
+                _resource_type(resource_id),
+                resource_id,
+                m.assessment if m else "",
                 r.subscription_id,
                 r.recommendation,
             )
@@ -231,13 +266,13 @@ def impacted_resources_sheet(inputs: PackInputs) -> SheetLayout:
         if unhealthy is None:
             yield Paragraph(NOT_COLLECTED, label="Section")
             return
-        yield from _impacted_rows(unhealthy, names, controls_by_source(inputs.end))
+        yield from _impacted_rows(per_control(unhealthy, controls_by_source(inputs.end)), names)
         capped = [r for r in unhealthy if r.unhealthy_left_out]
         yield []
         yield Paragraph(
             f"{sum(r.unhealthy_left_out for r in capped)} unhealthy resources of "
             f"{len(capped)} recommendations were left out of the list above by the cap per "
-            "recommendation (AUDITOR_RECOMMENDATION_MAX_RESOURCES); every one is counted.",
+            f"recommendation ({CAP_SETTING}); every one is counted.",
             label="Cap",
         )
         if capped:
@@ -255,8 +290,9 @@ def impacted_resources_sheet(inputs: PackInputs) -> SheetLayout:
 
     return SheetLayout(
         title=IMPACTED,
-        purpose="The failing resources of every unhealthy recommendation, in action-plan "
-        "order, with the controls it feeds; what the cap per recommendation left out is counted.",
+        purpose="The failing resources per control: every unhealthy recommendation's "
+        "resources under each standard control it feeds (then those feeding none); what the "
+        "cap per recommendation left out is counted.",
         columns=IMPACTED_COLUMNS,
         rows=rows(),
         printed=IMPACTED_PRINTED,

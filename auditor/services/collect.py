@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -58,7 +58,15 @@ from auditor.core.model import (
 )
 from auditor.core.normalize import T_REGISTRATION_ASSIGNMENT, T_SUBSCRIPTION
 from auditor.core.quoted import first_line, quote
-from auditor.core.registry import Batch, Derivation, empty_posture, posture_of, queries
+from auditor.core.registry import (
+    REGISTRY,
+    Batch,
+    Derivation,
+    Section,
+    empty_posture,
+    posture_of,
+    queries,
+)
 from auditor.core.snapshot import is_tenant_id
 from auditor.settings import Settings
 
@@ -203,8 +211,13 @@ class Collector:
         sleep: Callable[[float], None] = time.sleep,
         rest_backoff_base: float = 0.5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sections: Sequence[Section[Any]] = REGISTRY,
     ) -> None:
         self.settings = settings
+        # The sections it collects: the whole registry; fewer (a benchmark's baseline) read
+        # only their own queries and rows.
+        self.sections = tuple(sections)
+        self._queries = TENANT_QUERIES if self.sections == REGISTRY else queries(self.sections)
         # "Now" of the data read (look-backs count from it): the wall clock against Azure.
         self._clock = clock
         self.limits = settings.collect_limits
@@ -274,12 +287,12 @@ class Collector:
         expected = tuple(s.subscription_id for s in tenant.subscriptions)
         stats = QueryStats()
         rest_stats = ListStats()
-        batch = Batch()
+        batch = Batch(self.sections)
         missing: dict[str, str] = {}
         errors: list[str] = []
         pages_stopped = 0
 
-        for label, query in TENANT_QUERIES.items():
+        for label, query in self._queries.items():
             if missing:
                 break  # the whole scope is already known to be unreadable
             try:

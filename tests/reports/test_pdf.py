@@ -9,11 +9,13 @@ naming the tenant, the report, the period and "Page N of M".
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from auditor.core.model import State
+from auditor.core import registry
+from auditor.core.model import RecommendationSummary, State, TenantPosture
 from auditor.core.workbook import PackInputs, pack_layout, page_labels
 from auditor.core.workbook_writer import Paper, write_workbook
 from tests.reports.packs import TENANT, pack_inputs, week_inputs
@@ -31,11 +33,33 @@ MIN_TEXT_POINTS = 8.0
 PAPER_POINTS = {Paper.A4: (595, 842), Paper.LETTER: (612, 792)}
 
 
+SOURCE_KEY = "1195afff-c881-495e-9bc5-1486211ae03f"
+FAILING_VM = "vm-printed-{n}"
+
+
+def _recommendations(posture: TenantPosture) -> TenantPosture:
+    """`posture` whose first assessment comes from a recommendation (its details link) with
+    failing resources, more than a standard sheet's cell shows, some left out by the cap."""
+    first = posture.compliance[0]
+    sub = first.subscription_id
+    link = f"/subscriptions/{sub}/providers/Microsoft.Security/assessments/{SOURCE_KEY}"
+    vm = f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
+    ids = tuple(vm + FAILING_VM.format(n=n) for n in range(8))
+    summary = RecommendationSummary(
+        sub, SOURCE_KEY, "Machines should be patched", 1, 10, 0, "High", ids, 2, "Patch them."
+    )
+    linked = replace(first, details_link=link)
+    return registry.posture_of(
+        replace(posture, compliance=(linked, *posture.compliance[1:])),
+        {"recommendations": (summary,)},
+    )
+
+
 def _postures() -> tuple[object, object]:
     start = make_posture(TENANT, subscriptions=3, standards=4, controls=12, assessments=4)
     first = start.compliance[0]
     end = missing_subscription(
-        with_states(start, {first.key: State.FAILED}),
+        with_states(_recommendations(start), {first.key: State.FAILED}),
         start.tenant.subscriptions[2].subscription_id,
     )
     return start, end
@@ -121,3 +145,20 @@ def test_the_trend_of_a_period_with_a_failed_day_ends_at_the_end_snapshot(
     # included.
     for entry in inputs.period:
         assert entry.snapshot_id in summary.text
+
+
+def test_printed_packs_name_the_failing_resources_on_the_standard_sheet_and_per_control(
+    printed: tuple[PackInputs, int, list[Page]],
+) -> None:
+    inputs, _, sheets = printed
+    first = inputs.end.posture.compliance[0]
+    text = " ".join(page.text for page in sheets)
+    # The standard sheet's printed cell: five names, the rest counted, the cap's count too.
+    for n in range(5):
+        assert FAILING_VM.format(n=n) in text
+    assert "and 3 more (Impacted resources)" in text
+    assert "2 more not listed by the snapshot" in text
+    # Impacted resources prints every listed resource under the control it fails.
+    impacted = [p for p in sheets if "Impacted resources" in p.text and first.control in p.text]
+    assert impacted
+    assert FAILING_VM.format(n=7) in " ".join(p.text for p in impacted)

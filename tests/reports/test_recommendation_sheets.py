@@ -15,7 +15,7 @@ from auditor.core.portal import recommendation_url
 from auditor.core.workbook import ACTION_PLAN, IMPACTED, PUBLIC_PORTAL, pack_layout
 from auditor.core.workbook_recommendations import NOT_COLLECTED
 from auditor.core.workbook_writer import write_workbook
-from tests.reports.packs import pack_inputs, read_calamine
+from tests.reports.packs import pack_inputs, read_calamine, read_openpyxl
 from tools.posture_factory import make_posture, tenant_id_for
 
 TENANT = tenant_id_for(8)
@@ -146,25 +146,132 @@ def test_a_start_from_before_recommendations_leaves_days_unknown(tmp_path: Path)
     assert {r["Days unhealthy (at least)"] for r in rows} == {""}
 
 
-def test_impacted_resources_name_the_controls_whose_assessments_come_from_the_recommendation(
+KEY = "1195afff-c881-495e-9bc5-1486211ae03f"
+STANDARD = "Test-Std"
+
+
+def security(sub: str, path: str) -> str:
+    return f"https://management.azure.com/subscriptions/{sub}/providers/Microsoft.Security/{path}"
+
+
+def compliance(
+    sub: str, standard: str, control: str, assessment: str, link: str, state: State = State.FAILED
+) -> ComplianceRecord:
+    return ComplianceRecord(sub, standard, control, assessment, state, 0, 1, 0, "d", "", link)
+
+
+def test_impacted_resources_read_per_control_with_standard_control_assessment_and_resource(
     tmp_path: Path,
 ) -> None:
     start, end, sub = postures()
-    key = "1195afff-c881-495e-9bc5-1486211ae03f"
-    link = f"https://management.azure.com/subscriptions/{sub}/providers/Microsoft.Security/"
-    mapped = tuple(
-        ComplianceRecord(sub, standard, control, f"c{n}", State.FAILED, 0, 1, 0, "d", "", link)
-        for n, (standard, control, link) in enumerate(
-            (
-                ("PCI-DSS-4", "8.3.1", link + f"securityStatuses/{key.upper()}"),
-                ("Azure-CIS-1.4.0", "1.1", link + f"assessments/{key}"),
-                ("Azure-CIS-1.4.0", "9.9", "https://portal.azure.com/#blade/other"),
-            )
-        )
+    mapped = (
+        compliance(
+            sub, "PCI-DSS-4", "8.3.1", "c0", security(sub, f"securityStatuses/{KEY.upper()}")
+        ),
+        compliance(sub, "Azure-CIS-1.4.0", "10.1", "c1", security(sub, f"assessments/{KEY}")),
+        compliance(sub, "Azure-CIS-1.4.0", "9.2", "c2", security(sub, f"assessments/{KEY}")),
+        compliance(sub, "Azure-CIS-1.4.0", "9.9", "c3", "https://portal.azure.com/#blade/other"),
     )
+    recs = (rec(sub, KEY, "Low", 2), rec(sub, "other", "High", 1))
     end = dataclasses.replace(
-        registry.posture_of(end, {"recommendations": (rec(sub, key, "High", 1),)}),
+        registry.posture_of(end, {"recommendations": recs}),
         compliance=end.compliance + mapped,
     )
-    [row] = table(sheets(start, end, tmp_path / "pack.xlsx")[IMPACTED])
-    assert row["Controls"] == "Azure-CIS-1.4.0 1.1; PCI-DSS-4 8.3.1"
+    rows = table([list(r) for r in read_openpyxl_pack(start, end, tmp_path)[IMPACTED]])
+    got = [
+        (r["Standard"], r["Control"], r["Assessment"], r["Subscription ID"], r["Resource ID"])
+        for r in rows
+    ]
+    mine = [VM.format(sub=sub, n=f"{KEY}{i}") for i in range(2)]
+    # By standard, then control in natural order (9.2 before 10.1), each resource of the
+    # control's recommendation; recommendations feeding no control last.
+    assert got == [
+        ("Azure-CIS-1.4.0", "9.2", "c2", sub, mine[0]),
+        ("Azure-CIS-1.4.0", "9.2", "c2", sub, mine[1]),
+        ("Azure-CIS-1.4.0", "10.1", "c1", sub, mine[0]),
+        ("Azure-CIS-1.4.0", "10.1", "c1", sub, mine[1]),
+        ("PCI-DSS-4", "8.3.1", "c0", sub, mine[0]),
+        ("PCI-DSS-4", "8.3.1", "c0", sub, mine[1]),
+        ("no control", None, None, sub, VM.format(sub=sub, n="other0")),
+    ]
+    assert {r["Recommendation key"] for r in rows[:6]} == {KEY}
+
+
+def read_openpyxl_pack(
+    start: TenantPosture, end: TenantPosture, tmp_path: Path
+) -> dict[str, list[tuple[Any, ...]]]:
+    path = tmp_path / "pack.xlsx"
+    write_workbook(pack_layout(pack_inputs(start, end)), path)
+    return read_openpyxl(path)
+
+
+def standard_rows(start: TenantPosture, end: TenantPosture, tmp_path: Path) -> list[dict[str, Any]]:
+    read = read_openpyxl_pack(start, end, tmp_path)
+    return table([list(r) for r in read[STANDARD]])
+
+
+def with_standard(
+    end: TenantPosture, sub: str, recs: tuple[RecommendationSummary, ...] | None
+) -> TenantPosture:
+    """`end` with a standard of five assessments; `recs` its recommendations (None: a snapshot
+    from before the section)."""
+    rows = (
+        compliance(sub, STANDARD, "1", "a-listed", security(sub, f"assessments/{KEY}")),
+        compliance(
+            sub, STANDARD, "2", "b-passing", security(sub, f"assessments/{KEY}"), State.PASSED
+        ),
+        compliance(sub, STANDARD, "3", "c-unlinked", "https://portal.azure.com/#blade/x"),
+        compliance(sub, STANDARD, "4", "d-healthy", security(sub, "assessments/" + "0" * 36)),
+        compliance(sub, STANDARD, "5", "e-hostile", security(sub, "assessments/" + "e" * 36)),
+    )
+    base = dataclasses.replace(end, compliance=end.compliance + rows, sections={})
+    if recs is None:
+        return base
+    return registry.posture_of(base, {"recommendations": recs})
+
+
+def test_standard_sheets_name_the_failing_resources_of_each_failing_assessment(
+    tmp_path: Path,
+) -> None:
+    start, end, sub = postures()
+    listed = rec(sub, KEY, "High", 10, left_out=3)  # 7 listed, 3 left out by the cap
+    name = '=HYPERLINK("x","open")'
+    hostile_id = f"/subscriptions/{sub}/resourceGroups/rg/providers/X.Y/z/{name}\x1b[2J\u202e"
+    hostile = dataclasses.replace(rec(sub, "e" * 36, "Low", 1), unhealthy_resources=(hostile_id,))
+    healthy = rec(sub, "0" * 36, "Low", 0)
+    rows = {
+        r["Assessment"]: r
+        for r in standard_rows(start, with_standard(end, sub, (listed, hostile, healthy)), tmp_path)
+    }
+    names = ", ".join(f"vm-{KEY}{i}" for i in range(5))
+    assert rows["a-listed"]["Failing resources"] == (
+        f"{names} and 2 more (Impacted resources); 3 more not listed by the snapshot "
+        "(cap AUDITOR_RECOMMENDATION_MAX_RESOURCES)"
+    )
+    assert rows["a-listed"]["Failing resource IDs"] == "; ".join(
+        [
+            *listed.unhealthy_resources,
+            "3 more not listed by the snapshot (cap AUDITOR_RECOMMENDATION_MAX_RESOURCES)",
+        ]
+    )
+    # Only failing rows name resources; a failing row without resources says why.
+    assert rows["b-passing"]["Failing resources"] is None
+    assert rows["c-unlinked"]["Failing resources"] == "no source assessment named"
+    assert rows["d-healthy"]["Failing resources"] == (
+        "none listed: its recommendation has no unhealthy resources in this snapshot"
+    )
+    # Customer-controlled ids stay plain text: no formula, no control characters.
+    assert rows["e-hostile"]["Failing resources"] == f"{name}[2J"  # ESC and RLO removed
+    assert rows["e-hostile"]["Failing resource IDs"] == hostile_id.replace("\x1b", "")[:-1]
+
+
+def test_standard_sheets_of_a_snapshot_from_before_recommendations_say_not_collected(
+    tmp_path: Path,
+) -> None:
+    start, end, sub = postures()
+    rows = standard_rows(start, with_standard(end, sub, None), tmp_path)
+    failing = [r for r in rows if r["State"] == "Failed"]
+    assert len(failing) == 4
+    assert {(r["Failing resources"], r["Failing resource IDs"]) for r in failing} == {
+        ("not collected", "not collected")
+    }

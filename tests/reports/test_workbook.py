@@ -358,13 +358,13 @@ def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
     sheet = book[titles["PCI-DSS-4"]]
     rows = sheet.max_row
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:P{rows}"
+    assert sheet.auto_filter.ref == f"A1:R{rows}"
     assert sheet.print_title_rows == "$1:$1"
     assert sheet.page_setup.orientation == "landscape"
     assert sheet.page_setup.fitToWidth == 1
     assert sheet.page_setup.fitToHeight == 0
     assert sheet.sheet_properties.pageSetUpPr.fitToPage is True
-    assert sheet.column_dimensions["D"].width == 30
+    assert sheet.column_dimensions["D"].width == 24
     assert sheet["A1"].font.b is True
     first_failed = next(c for c in sheet["J"][1:] if c.value is not None)
     assert first_failed.number_format == "yyyy-mm-dd"
@@ -377,7 +377,7 @@ def test_excel_conventions(pack: Path, inputs: PackInputs) -> None:
     }
     assert {'"Passed"', '"Failed"', '"Skipped"', '"Unsupported"', '"Stale"'} <= state_rules
     # Reference columns (ids, links) stay in the workbook, out of the print area.
-    assert sheet.print_area == f"'{sheet.title}'!$A$1:$L${rows}"
+    assert sheet.print_area == f"'{sheet.title}'!$A$1:$M${rows}"
     summary = book[SUMMARY]
     assert summary["B2"].number_format == '0.0" %"'  # a percentage 0-100
     assert summary["C2"].number_format == '+0.0" pts";-0.0" pts";0.0" pts"'  # points, not %
@@ -637,7 +637,7 @@ def test_portal_links_follow_the_cloud_of_the_arm_endpoint(tmp_path: Path) -> No
     titles = standard_sheet_titles(r.standard for r in end.compliance)
     book = load_workbook(path)
     sheet = book[titles["PCI-DSS-4"]]
-    links = [c.hyperlink.target for c in sheet["P"][1:] if c.hyperlink]
+    links = [c.hyperlink.target for c in sheet["Q"][1:] if c.hyperlink]
     assert links and all(
         link.startswith("https://portal.azure.us/#view/Microsoft_Azure_Security/") for link in links
     )

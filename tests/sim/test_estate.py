@@ -521,3 +521,58 @@ def test_the_large_estate_has_realistic_volumes_and_its_ground_truth_counts_them
         resources = {r["properties"]["resourceDetails"]["Id"] for r in rows}
         assert len(resources) == truth["resources"] + 1  # and the subscription itself
     assert sum(sum(t["assessments"].values()) for t in truths) == summary["totals"][T_ASSESSMENT]
+
+
+def _statuses(e: Estate, day: int) -> dict[tuple[str, str], str]:
+    """(resource id, key) -> status code of every resource-level assessment served on `day`."""
+    return {
+        (r["properties"]["resourceDetails"]["Id"], r["name"]): r["properties"]["status"]["code"]
+        for r in rows_of(e, T_ASSESSMENT, day)
+    }
+
+
+def test_resource_assessments_drift_day_to_day_and_recommendations_appear() -> None:
+    e = Estate("small", 2)
+    day0, day1, day40 = _statuses(e, 0), _statuses(e, 1), _statuses(e, 40)
+    changed = [k for k in day0.keys() & day1.keys() if day0[k] != day1[k]]
+    # Resources become unhealthy and healthy again, a small share a day.
+    assert 0.001 < len(changed) / len(day0) < 0.02
+    moves = {(day0[k], day1[k]) for k in changed}
+    assert moves == {("Healthy", "Unhealthy"), ("Unhealthy", "Healthy")}
+    # NotApplicable is the policy's verdict: it never drifts (on subscriptions still delegated).
+    both = day0.keys() & day40.keys()
+    assert all(day40[k] == "NotApplicable" for k in both if day0[k] == "NotApplicable")
+    # Recommendations appear: assessments (and keys per subscription) absent on day 0.
+    subs = {rid.split("/")[2] for rid, _ in both}
+    later = {k for k in day40.keys() - day0.keys() if k[0].split("/")[2] in subs}
+    assert later
+    assert {(rid.split("/")[2], key) for rid, key in later} - {
+        (rid.split("/")[2], key) for rid, key in day0
+    }
+
+
+def test_resource_assessment_drift_is_reproducible_in_any_order() -> None:
+    a, b = Estate("tiny", 4), Estate("tiny", 4)
+    later = _statuses(b, 30)  # compute a later day first: must not change earlier days
+    assert _statuses(a, 3) == _statuses(b, 3)
+    assert _statuses(a, 30) == later
+    assert _statuses(Estate("tiny", 5), 30) != later  # another seed, another estate
+
+
+def test_ground_truth_lists_each_days_unhealthy_resources_as_served() -> None:
+    e = Estate("tiny", 4)
+    for day in (0, 25):
+        summary = e.summary(day)
+        assert summary["totals"][T_ASSESSMENT] == len(rows_of(e, T_ASSESSMENT, day))
+        for sub in (s for t in summary["tenants"] for s in t["subscriptions"]):
+            truth = sub["recommendations"]
+            served: dict[str, list[str]] = defaultdict(list)
+            for (rid, key), code in _statuses(e, day).items():
+                if code == "Unhealthy" and rid.split("/")[2] == sub["subscriptionId"]:
+                    served[key].append(rid.lower())
+            assert truth["unhealthyResources"] == {k: sorted(v) for k, v in served.items()}
+            assert truth["recommendationsUnhealthy"] == len(served)
+    assert (
+        "unhealthyResources"
+        not in (e.summary(25, details=False)["tenants"][0]["subscriptions"][0]["recommendations"])
+    )

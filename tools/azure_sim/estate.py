@@ -18,6 +18,7 @@ a page of 1,000 rows is assembled by joining strings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -757,14 +758,7 @@ class Estate:
         if type_ == T_ALERT:
             return len(alerts_of(self, sid, day))
         if type_ == T_ASSESSMENT:
-            res = self.resources(sid)
-            return (
-                len(res.vms) * len(cat.VM_KEYS)
-                + len(res.vmss) * len(cat.VMSS_KEYS)
-                + len(cat.SUBSCRIPTION_KEYS)
-                + sum(len(_OTHER_KEYS[a]) for _r, _g, a in res.others)
-                + sum(1 for _ in self.extra_assessments(sid))
-            )
+            return assessment_count(self, sid, day)
         raise KeyError(type_)
 
     # --- rows ----------------------------------------------------------------------------------
@@ -919,7 +913,7 @@ class Estate:
                         "complianceAssessments": self.type_count(sid, day, T_COMPLIANCE)
                         - (3 if self._malformed(sid) else 0),
                         "alerts": alert_truth(self, sid, day, details),
-                        "recommendations": assessment_truth(self, sid),
+                        "recommendations": assessment_truth(self, sid, day, details),
                     }
                 )
             malformed = [m for m in self.malformed_rows(day) if m["tenantId"] == tinfo["tenantId"]]
@@ -1391,55 +1385,132 @@ def _assessment_row(e: Estate, c: _Ctx, resource_id: str, rg: str, key: str, cod
     return c.row(rid, key, T_ASSESSMENT, props, rg=rg)
 
 
-def _code(e: Estate, rid: str, key: str) -> str:
-    u = det_unit(e.seed, "acode", rid, key)
-    return "Healthy" if u < 0.55 else "Unhealthy" if u < 0.9 else "NotApplicable"
+# --- resource-level assessments: drifting day by day ----------------------------------------
+#
+# Day 0 is each assessment's first draw (Healthy 55 %, Unhealthy 35 %, NotApplicable 10 %: the
+# policy's verdict, which does not drift). From then on an assessment re-draws Healthy or
+# Unhealthy once per epoch of its own length (ASSESSMENT_EPOCH_DAYS, its phase staggered), so
+# about half a percent of them change on any day; and recommendations appear: a share of the
+# recommendations of a resource's kind that do not apply to it on day 0 start applying on a
+# day 1..APPEAR_WINDOW. All of it is a pure function of (seed, resource, key, day), like the
+# alerts': any day can be served, in any order, and the ground truth is the same function.
+
+ASSESSMENT_EPOCH_DAYS = (40, 160)
+APPEAR_SHARE = 0.3
+APPEAR_WINDOW = 60
+_HEALTHY, _APPLICABLE = 0.55, 0.9  # the day-0 draw's bounds
+_UNIT = float(1 << 56)
 
 
-def assessed(e: Estate, sid: str) -> Iterator[tuple[str, str, str, str]]:
+def _code(e: Estate, rid: str, key: str, day: int) -> str:
+    digest = _digest(e.seed, ("acode", rid, key))
+    u = int.from_bytes(digest[:7], "big") / _UNIT  # det_unit's draw: day 0 as before drift
+    if u >= _APPLICABLE:
+        return "NotApplicable"
+    lo, hi = ASSESSMENT_EPOCH_DAYS
+    period = lo + int.from_bytes(digest[7:9], "big") % (hi - lo)
+    epoch = (day + int.from_bytes(digest[9:11], "big") % period) // period
+    if epoch:
+        u = det_unit(e.seed, "acode", rid, key, epoch) * _APPLICABLE
+    return "Healthy" if u < _HEALTHY else "Unhealthy"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _appearing(e: Estate, sid: str) -> tuple[tuple[str, str, str, int], ...]:
+    """(resource id, rg, key, first day) of the recommendations that start applying to a
+    resource after day 0: of storage, key vault and SQL resources, their kind's keys past the
+    first four; of the `large` estate's extras, their kind's keys that did not apply."""
+    res = e.resources(sid)
+    candidates = [
+        (rid, rg, key)
+        for rid, rg, applies in res.others
+        for key in cat.KIND_KEYS[applies][len(_OTHER_KEYS[applies]) :]
+    ]
+    candidates += [
+        (rid, rg, key)
+        for rid, rg, kind in res.extras
+        for key in cat.KIND_KEYS[kind]
+        if det_unit(e.seed, "applies", rid, key) >= APPLIES_SHARE
+    ]
+    out = []
+    for rid, rg, key in candidates:
+        digest = _digest(e.seed, ("appear", rid, key))
+        if int.from_bytes(digest[:7], "big") / _UNIT < APPEAR_SHARE:
+            out.append((rid, rg, key, 1 + int.from_bytes(digest[7:9], "big") % APPEAR_WINDOW))
+    return tuple(out)
+
+
+def appeared(e: Estate, sid: str, day: int) -> Iterator[tuple[str, str, str]]:
+    """(resource id, rg, key) of the recommendations that started applying by `day`."""
+    return ((rid, rg, key) for rid, rg, key, first in _appearing(e, sid) if first <= day)
+
+
+def assessed(e: Estate, sid: str, day: int) -> Iterator[tuple[str, str, str, str]]:
     """(resource id, rg, assessment key, status code) of every resource-level assessment of a
-    subscription: the rows served and the ground truth both come from here."""
+    subscription on `day`: the rows served and the ground truth both come from here."""
     res = e.resources(sid)
     for vm in res.vms:
         for key in cat.VM_KEYS:
-            if key == cat.KEY_JIT:
+            if key == cat.KEY_JIT:  # follows the JIT policies (jit_policies), not the drift
                 yield vm.rid, vm.rg, key, "Healthy" if vm.jit else "Unhealthy"
             else:
-                yield vm.rid, vm.rg, key, _code(e, vm.rid, key)
+                yield vm.rid, vm.rg, key, _code(e, vm.rid, key, day)
     for rid, rg in res.vmss:
         for key in cat.VMSS_KEYS:
-            yield rid, rg, key, _code(e, rid, key)
+            yield rid, rg, key, _code(e, rid, key, day)
     sub_id = f"/subscriptions/{sid}"
     for key in cat.SUBSCRIPTION_KEYS:
-        yield sub_id, "", key, _code(e, sub_id, key)
+        yield sub_id, "", key, _code(e, sub_id, key, day)
     for rid, rg, applies in res.others:
         for key in _OTHER_KEYS[applies]:
-            yield rid, rg, key, _code(e, rid, key)
+            yield rid, rg, key, _code(e, rid, key, day)
     for rid, rg, key in e.extra_assessments(sid):
-        yield rid, rg, key, _code(e, rid, key)
+        yield rid, rg, key, _code(e, rid, key, day)
+    for rid, rg, key in appeared(e, sid, day):
+        yield rid, rg, key, _code(e, rid, key, day)
 
 
-def assessment_truth(e: Estate, sid: str) -> dict[str, Any]:
-    """Ground truth of a subscription's resource-level assessments (``/_sim/estate``)."""
+def assessment_count(e: Estate, sid: str, day: int) -> int:
+    """How many resource-level assessment rows a subscription has on `day` (no status drawn)."""
+    res = e.resources(sid)
+    return (
+        len(res.vms) * len(cat.VM_KEYS)
+        + len(res.vmss) * len(cat.VMSS_KEYS)
+        + len(cat.SUBSCRIPTION_KEYS)
+        + sum(len(_OTHER_KEYS[a]) for _r, _g, a in res.others)
+        + sum(1 for _ in e.extra_assessments(sid))
+        + sum(1 for _ in appeared(e, sid, day))
+    )
+
+
+def assessment_truth(e: Estate, sid: str, day: int, details: bool) -> dict[str, Any]:
+    """Ground truth of a subscription's resource-level assessments on `day` (``/_sim/estate``);
+    with details, every unhealthy resource id (lower case, as collected) per recommendation."""
     res = e.resources(sid)
     codes: Counter[str] = Counter()
-    unhealthy: set[str] = set()
+    unhealthy: dict[str, list[str]] = {}
     keys: set[str] = set()
-    for _rid, _rg, key, code in assessed(e, sid):
+    for rid, _rg, key, code in assessed(e, sid, day):
         codes[code] += 1
         keys.add(key)
         if code == "Unhealthy":
-            unhealthy.add(key)
-    return {
+            unhealthy.setdefault(key, []).append(rid.lower())
+    truth: dict[str, Any] = {
         "resources": len(res.vms) + len(res.vmss) + len(res.others) + len(res.extras),
         "assessments": {code: codes[code] for code in ("Healthy", "Unhealthy", "NotApplicable")},
         "recommendations": len(keys),
         "recommendationsUnhealthy": len(unhealthy),
     }
+    if details:
+        truth["unhealthyResources"] = {k: sorted(ids) for k, ids in sorted(unhealthy.items())}
+    return truth
 
 
 def _b_assessments(e: Estate, c: _Ctx) -> list[Row]:
-    return [_assessment_row(e, c, rid, rg, key, code) for rid, rg, key, code in assessed(e, c.sid)]
+    return [
+        _assessment_row(e, c, rid, rg, key, code)
+        for rid, rg, key, code in assessed(e, c.sid, c.day)
+    ]
 
 
 # --- security alerts: appearing and resolving day by day ----------------------------------------
