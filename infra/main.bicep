@@ -1245,11 +1245,14 @@ resource functionAppScmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPol
   }
 }
 
-// App Service Authentication (Entra ID) in front of the API (the collector has no HTTP
-// function): validates bearer tokens issued for the API's app registration, accepts only the
-// configured audiences (api://<client id>, <client id> and apiAuthExtraAudiences) and answers
-// 401 to anything else. No client secret: the API only validates tokens, it never signs users
-// in. The resource is always declared (every site has an authsettingsV2 document) and switched
+// App Service Authentication (Entra ID) in front of the API and the dashboard (the collector
+// has no HTTP function): validates bearer tokens and sign-in sessions issued for the API's app
+// registration and accepts only the configured audiences (api://<client id>, <client id> and
+// apiAuthExtraAudiences). It lets a request without a caller through (AllowAnonymous) so that
+// the app decides, as it does for every request: a page redirects to /.auth/login/aad, /api
+// answers 401 (and still needs the function key first), nothing names a tenant. The app
+// believes the principal header only while this is on (WEBSITE_AUTH_ENABLED). No client
+// secret: sign-in uses the ID-token flow (docs/deploy.md). The resource is always declared (every site has an authsettingsV2 document) and switched
 // by enableApiAuth, so that a redeployment with the switch off really turns authentication
 // off, and so that checkov scans its properties.
 resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
@@ -1267,8 +1270,8 @@ resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
       enabled: enableApiAuth
     }
     globalValidation: {
-      requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
     }
     httpSettings: {
       requireHttps: true

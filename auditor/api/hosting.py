@@ -1,6 +1,7 @@
 """Building the API from settings, for its two hosts.
 
-- ``azure_app()``: the app ``function_app.py`` hands to ``func.AsgiFunctionApp``. The caller is
+- ``azure_app()``: the app ``function_app.py`` serves through its two HTTP functions
+  (auditor/api/http_functions.py: /api only through the keyed one). The caller is
   whoever App Service Authentication names (the header is ignored unless the platform says
   authentication is on: WEBSITE_AUTH_ENABLED); without ``AUDITOR_ACCESS_POLICY`` nobody may see
   any tenant (deny by default). Settings are checked when the module loads (a bad policy stops
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
+from auditor.api.http_functions import API_FUNCTION
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, SnapshotReader
@@ -98,6 +100,7 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
         trust_principal_header=app_service_authentication_enabled(),
         public_base_url=public_base_url(),
         snapshot_schedule=checked.snapshot_schedule,
+        keyed_function=API_FUNCTION,
     )
 
 
