@@ -153,6 +153,7 @@ def create_app(
     dashboard: bool = True,
     snapshot_schedule: str | None = None,
     keyed_function: str | None = None,
+    web_secret: str | None = None,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
@@ -167,6 +168,8 @@ def create_app(
     web dashboard at ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
     `keyed_function` (Azure: the HTTP function that needs the function key) answers paths
     under /api only when they came through that function (auditor/api/guard.py).
+    `web_secret` signs the dashboard's CSRF tokens (AUDITOR_WEB_SECRET: the same on every
+    instance); without it the app makes one of its own.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -210,6 +213,7 @@ def create_app(
             sign_in_redirect=local is None and trust_principal_header,
             secure_cookies=local is None,
             snapshot_schedule=snapshot_schedule,
+            secret=web_secret,
         )
     # Outermost last: the audit record covers every answer, the guards' refusals included.
     app.add_middleware(BodyLimit)

@@ -66,6 +66,8 @@ def call_hosted(azurite: Azurite, store: SnapshotStore, policy: dict[str, Any],
     env = {
         **os.environ,
         "WEBSITE_AUTH_ENABLED": "True" if auth_enabled else "False",
+        "WEBSITE_HOSTNAME": HOST.removeprefix("https://"),
+        "AUDITOR_WEB_SECRET": "a-key-of-at-least-32-characters-for-tests",
         "AUDITOR_STORAGE": azurite.connection_string,
         "AUDITOR_TABLE_PREFIX": store.tables.prefix,
         "AUDITOR_ACCESS_POLICY": json.dumps(policy),
