@@ -7,12 +7,14 @@ template cannot reveal another one whatever it renders.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from auditor.core.access import TenantScope
 from auditor.core.model import AlertSeverity, CollectionStatus
 from auditor.core.snapshot import SnapshotIndexEntry
+from auditor.services.ranking import Kind, LatestSnapshots, RankedItem, rank_where_to_act
 from auditor.web.summary import Recent, TenantSummaries, TenantSummary, change_of, stale
 
 STALE = "stale"
@@ -164,44 +166,52 @@ def build_portfolio(
     return Portfolio(tuple(kept), totals, standards, len(kept))
 
 
+ACTIONS_PER_PAGE = 50
+
+
 @dataclass(frozen=True, slots=True)
-class ActionRow:
-    """A failing control across the visible estate: how many tenants and subscriptions."""
+class ActionPage:
+    """One page of the where-to-act ranking over the visible estate."""
 
-    standard: str
-    control: str
-    description: str
-    tenants: tuple[tuple[str, str], ...]  # (tenant id, display name)
-    subscriptions: int
-    failing_assessments: int
+    items: tuple[tuple[int, RankedItem], ...]  # (rank over every item, item)
+    total: int  # items over every visible tenant
+    tenants_ranked: int
+    not_collected: tuple[tuple[str, str], ...]  # visible tenants without recommendations
+    page: int
+    pages: int
+    kind: Kind | None
 
 
-def where_to_act(rows: list[PortfolioRow], limit: int = 200) -> list[ActionRow]:
-    """Failing controls ranked by the tenants, then subscriptions, they affect.
+def where_to_act(
+    snapshots: LatestSnapshots,
+    scope: TenantScope,
+    *,
+    kind: Kind | None = None,
+    page: int = 1,
+    per_page: int | None = None,
+) -> ActionPage:
+    """Recommendations and failing controls ranked by severity, then unhealthy resources,
+    over the tenants in `scope` only (services/ranking.py, the API's /api/where-to-act)."""
+    kinds: tuple[Kind, ...] = (kind,) if kind else ("recommendation", "control")
+    per_page = per_page or ACTIONS_PER_PAGE
+    offset = (page - 1) * per_page
+    ranking = rank_where_to_act(snapshots, scope, kinds=kinds, offset=offset, limit=per_page)
+    names = {e.tenant_id: e.tenant_name for e in snapshots.list_tenants() if e.tenant_id in scope}
+    return ActionPage(
+        items=tuple((offset + n + 1, item) for n, item in enumerate(ranking.items)),
+        total=ranking.total,
+        tenants_ranked=ranking.tenants_ranked,
+        not_collected=tuple((t, names.get(t, t)) for t in ranking.tenants_not_collected),
+        page=page,
+        pages=max(1, -(-ranking.total // per_page)),
+        kind=kind,
+    )
 
-    The seam for the cross-tenant ranking service (issue 12): it replaces this function's
-    body; the page only needs ActionRow items in ranked order.
-    """
-    tenants: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    subs: Counter[tuple[str, str]] = Counter()
-    failing: Counter[tuple[str, str]] = Counter()
-    descriptions: dict[tuple[str, str], str] = {}
-    for row in rows:
-        if row.summary is None:
-            continue
-        for control in row.summary.controls:
-            if not control.failing_subscriptions:
-                continue
-            key = (control.standard, control.control)
-            tenants[key].append((row.entry.tenant_id, row.name))
-            subs[key] += control.failing_subscriptions
-            failing[key] += control.failing_assessments
-            descriptions.setdefault(key, control.description)
-    ranked = sorted(tenants, key=lambda k: (-len(tenants[k]), -subs[k], k))
-    return [
-        ActionRow(k[0], k[1], descriptions[k], tuple(tenants[k]), subs[k], failing[k])
-        for k in ranked[:limit]
-    ]
+
+def control_place(item: RankedItem) -> tuple[str, str]:
+    """(standard, control) of a control item (its key is "standard/control")."""
+    standard, _, control = item.key.partition("/")
+    return standard, control
 
 
 def complete(entry: SnapshotIndexEntry) -> bool:
