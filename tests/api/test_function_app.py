@@ -8,6 +8,7 @@ a deployment, through its HTTP functions with real ``func.HttpRequest`` objects.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -214,3 +215,46 @@ def test_without_app_service_authentication_pages_through_the_anonymous_function
     )
     assert answer["status"] == 401
     assert TENANT_A not in answer["body"]
+
+
+def id_token_session(object_id: str, home_tenant: str) -> dict[str, str]:
+    """The principal header App Service Authentication sends for a person signed in to the
+    dashboard: the ID token's claims, with its URI spellings (no scp, no client id)."""
+    claims = [
+        {"typ": "aud", "val": "11111111-2222-4000-8000-000000000001"},
+        {"typ": "nonce", "val": "0f1e2d3c4b5a_20261201T000000Z"},
+        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": object_id},
+        {"typ": "preferred_username", "val": "carol@customer.example"},
+        {"typ": "name", "val": "Carol"},
+        {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": home_tenant},
+        {"typ": "ver", "val": "2.0"},
+    ]
+    document = {"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": claims}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(document).encode()).decode()}
+
+
+def test_a_signed_in_customer_user_sees_their_own_tenant_alone_through_the_pages_function(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # tenant:self end to end: a person of a delegated tenant signs in (an ID-token session,
+    # no scp) and the '*' grant with tenant:self gives them that tenant, and nothing else.
+    carol = id_token_session("c0000000-0000-4000-8000-00000000000c", TENANT_A)
+    outsider = id_token_session(ALICE, "f0000000-0000-4000-8000-00000000000f")
+    policy = {"grants": [{"principal": "*", "tenants": ["tenant:self"]}]}
+    mine, theirs, act, nothing = call_hosted(
+        azurite,
+        api_store,
+        policy,
+        [
+            {"url": f"{HOST}/", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/tenants/{TENANT_B}", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/act", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/", "headers": outsider, "function": PAGES_FUNCTION},
+        ],
+    )
+    assert mine["status"] == 200
+    assert f"/tenants/{TENANT_A}" in mine["body"] and TENANT_B not in mine["body"]
+    assert "1 of 1 tenants shown" in mine["body"]
+    assert theirs["status"] == 404
+    assert act["status"] == 200 and TENANT_B not in act["body"]
+    assert nothing["status"] == 200 and "0 of 0 tenants shown" in nothing["body"]
