@@ -18,6 +18,7 @@ from auditor.web.pages import install_handlers, router
 from auditor.web.render import TEMPLATES, RowCache
 from auditor.web.security import FormCSRF, SecurityHeaders
 from auditor.web.summary import TenantSummaries
+from auditor.web.views import ranking_cache
 
 STATIC = TEMPLATES.parent / "static"
 
@@ -47,6 +48,7 @@ def install(
     app.state.run_grace = run_grace if run_grace is not None else grace()
     app.state.summaries = TenantSummaries(app.state.context.history)
     app.state.portfolio_rows = RowCache("portfolio_row.html")
+    app.state.rankings = ranking_cache()
     app.state.csrf_secret = secret or secrets.token_urlsafe(32)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

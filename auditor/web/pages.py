@@ -45,6 +45,7 @@ from auditor.web.views import (
     SORTS,
     STATUSES,
     PortfolioRow,
+    VisibleLatest,
     build_portfolio,
     control_place,
     portfolio_row,
@@ -203,11 +204,22 @@ PageNumber = Annotated[str | None, Query(alias="page")]
 
 @router.get("/act", response_class=HTMLResponse)
 def act_first(
-    request: Request, ctx: Ctx, who: Who, kind: str | None = None, page_number: PageNumber = None
+    request: Request,
+    ctx: Ctx,
+    who: Who,
+    sums: Sums,
+    kind: str | None = None,
+    page_number: PageNumber = None,
 ) -> HTMLResponse:
     chosen = cast(Kind | None, _choice("kind", kind, ACTION_KINDS))
     number = _page_number(page_number)
-    actions = where_to_act(ctx.history, ctx.policy.scope_of(who), kind=chosen, page=number)
+    # The latest entries as the portfolio reads them (at most a minute old), content from
+    # the history's cache, the ranking kept per visible snapshots.
+    latest = VisibleLatest(sums.latest_entries(), ctx.history)
+    actions = where_to_act(
+        latest, ctx.policy.scope_of(who), kind=chosen, page=number,
+        cache=request.app.state.rankings,
+    )  # fmt: skip
     if number > actions.pages:
         raise PageError(400, "Bad request", f"page must be between 1 and {actions.pages}.")
     return page(

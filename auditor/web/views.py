@@ -13,8 +13,9 @@ from datetime import datetime
 
 from auditor.core.access import TenantScope
 from auditor.core.model import AlertSeverity, CollectionStatus
-from auditor.core.snapshot import SnapshotIndexEntry
-from auditor.services.ranking import Kind, LatestSnapshots, RankedItem, rank_where_to_act
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry
+from auditor.services.bounded_cache import BoundedCache
+from auditor.services.ranking import Kind, LatestSnapshots, RankedItem, Ranking, rank_where_to_act
 from auditor.web.summary import Recent, TenantSummaries, TenantSummary, change_of, stale
 
 STALE = "stale"
@@ -182,23 +183,62 @@ class ActionPage:
     kind: Kind | None
 
 
+# Rankings kept per (kinds, visible tenants' latest snapshots), weighed by their items.
+MAX_RANKED_ITEMS = 200_000
+ALL_ITEMS = 10**9
+RankingKey = tuple[tuple[Kind, ...], tuple[tuple[str, str, str], ...]]
+
+
+def ranking_cache() -> BoundedCache[RankingKey, Ranking]:
+    return BoundedCache(MAX_RANKED_ITEMS, lambda r: len(r.items) + 1)
+
+
+class VisibleLatest:
+    """The latest snapshots ranking reads: the visible tenants' entries, content from history."""
+
+    def __init__(self, entries: list[SnapshotIndexEntry], history: LatestSnapshots) -> None:
+        self.entries, self.history = entries, history
+
+    def list_tenants(self) -> list[SnapshotIndexEntry]:
+        return self.entries
+
+    def snapshot(self, entry: SnapshotIndexEntry) -> Snapshot:
+        return self.history.snapshot(entry)
+
+
 def where_to_act(
-    snapshots: LatestSnapshots,
+    latest: LatestSnapshots,
     scope: TenantScope,
     *,
     kind: Kind | None = None,
     page: int = 1,
     per_page: int | None = None,
+    cache: BoundedCache[RankingKey, Ranking] | None = None,
 ) -> ActionPage:
     """Recommendations and failing controls ranked by severity, then unhealthy resources,
-    over the tenants in `scope` only (services/ranking.py, the API's /api/where-to-act)."""
+    over the tenants in `scope` only (services/ranking.py, the API's /api/where-to-act).
+
+    The whole ranking is kept in `cache` under the visible tenants' latest snapshots (ids and
+    content hashes): a new snapshot, or another grant, is another key, so a page never shows
+    a stale or foreign ranking; paging slices it."""
     kinds: tuple[Kind, ...] = (kind,) if kind else ("recommendation", "control")
     per_page = per_page or ACTIONS_PER_PAGE
+    visible = [e for e in latest.list_tenants() if e.tenant_id in scope]
+    key: RankingKey = (kinds, tuple((e.tenant_id, e.snapshot_id, e.content_hash) for e in visible))
+
+    def rank() -> Ranking:
+        return rank_where_to_act(
+            VisibleLatest(visible, latest), scope, kinds=kinds, limit=ALL_ITEMS
+        )
+
+    ranking = cache.get_or_load(key, rank) if cache is not None else rank()
     offset = (page - 1) * per_page
-    ranking = rank_where_to_act(snapshots, scope, kinds=kinds, offset=offset, limit=per_page)
-    names = {e.tenant_id: e.tenant_name for e in snapshots.list_tenants() if e.tenant_id in scope}
+    names = {e.tenant_id: e.tenant_name for e in visible}
     return ActionPage(
-        items=tuple((offset + n + 1, item) for n, item in enumerate(ranking.items)),
+        items=tuple(
+            (offset + n + 1, item)
+            for n, item in enumerate(ranking.items[offset : offset + per_page])
+        ),
         total=ranking.total,
         tenants_ranked=ranking.tenants_ranked,
         not_collected=tuple((t, names.get(t, t)) for t in ranking.tenants_not_collected),

@@ -24,8 +24,9 @@ from auditor.services.history import SnapshotHistory
 from auditor.services.ranking import RankedItem, rank_where_to_act
 from auditor.web import views
 from tests.api.conftest import TestClient, principal_header
-from tests.unit.test_ranking import ESTATE, EVERYTHING, TENANTS, only
+from tests.unit.test_ranking import ESTATE, EVERYTHING, TENANTS, Latest, only, posture
 from tools.devservices import Azurite
+from tools.posture_factory import make_snapshot
 
 CALLER = Principal("a11ce000-0000-4000-8000-000000000001", auth_type="aad")
 ROW = re.compile(r"<tr>\s*<td>(\d+)</td>(.*?)</tr>", re.S)
@@ -175,3 +176,20 @@ def test_no_row_count_or_link_of_the_ranking_comes_from_a_tenant_outside_the_gra
     for hidden in (p for p in NAMED if p.tenant.tenant_id not in granted):
         assert hidden.tenant.tenant_id not in html
         assert hidden.tenant.display_name not in html
+
+
+def test_a_kept_ranking_is_never_served_for_other_snapshots_or_another_grant() -> None:
+    cache = views.ranking_cache()
+    before = Latest(ESTATE)
+    first = views.where_to_act(before, EVERYTHING, cache=cache)
+    assert views.where_to_act(before, EVERYTHING, cache=cache) == first  # kept
+    # A new snapshot of one tenant (other content, other hash) ranks afresh.
+    newer = Latest(ESTATE)
+    newer.by_tenant[TENANTS[2]] = make_snapshot(posture(TENANTS[2], 9), "20261128T020000Z")
+    fresh = views.where_to_act(newer, EVERYTHING, cache=cache)
+    expected = rank_where_to_act(newer, EVERYTHING, limit=1000)
+    assert [i for _, i in fresh.items] == list(expected.items[: len(fresh.items)])
+    assert fresh != first
+    # Another grant over the same snapshots is another ranking.
+    narrow = views.where_to_act(before, only(TENANTS[0]), cache=cache)
+    assert {t.tenant_id for _, i in narrow.items for t in i.tenants} == {TENANTS[0]}
