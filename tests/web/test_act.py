@@ -41,8 +41,8 @@ NAMED = [
 def history(azurite: Azurite) -> Iterator[SnapshotHistory]:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     store = SnapshotStore(service, "act" + uuid.uuid4().hex[:10])
-    for posture in NAMED:
-        store.commit_snapshot(posture, slot_of("20261127T020000Z"), "test/1")
+    for named in NAMED:
+        store.commit_snapshot(named, slot_of("20261127T020000Z"), "test/1")
     try:
         yield SnapshotHistory(store)
     finally:
