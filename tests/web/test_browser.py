@@ -161,8 +161,11 @@ def test_an_officer_filters_drills_in_compares_and_downloads_a_pack_equal_to_its
         # of the most severe, and its tenants link to their pages.
         first = page.locator("table.act tbody tr").first
         assert first.locator(".severity").inner_text() == "High"
-        first.locator("a[href^='/tenants/']").first.click()
-        assert page.locator("h1").count() == 1 and "/tenants/" in page.url
+        link = first.locator("a[href^='/tenants/']").first
+        tenant_name = link.inner_text()
+        link.click()
+        page.wait_for_url(f"{base}/tenants/**")
+        assert page.locator("h1").inner_text() == tenant_name
         page.goto(base + "/operations")
         accessible(page)
         shoot(page, tmp_path, "operations")
