@@ -7,8 +7,8 @@ One package, two apps (infra/main.bicep): AUDITOR_ROLE chooses what this app reg
 
 - ``collector``: the timers and queues below (the blueprint ``collector``). It runs with the
   identity customers delegate to through Lighthouse, and has no HTTP function.
-- ``api``: the HTTP API only, with an identity that reads storage (and may only queue packs):
-  the internet-facing app never holds the delegated identity.
+- ``api``: the HTTP API and the dashboard only, with an identity that reads storage (and may
+  only queue packs): the internet-facing app never holds the delegated identity.
 - ``all`` (the default, local runs): both.
 
 A bad AUDITOR_ROLE stops the app at load with one line naming the setting. To add a trigger
@@ -87,15 +87,17 @@ def build_evidence_pack(message: func.QueueMessage) -> None:
     reports.on_queue_message(message.get_body().decode("utf-8"), message.dequeue_count or 1)
 
 
-# The one app object. The API (FastAPI, routes under /api, host.json routePrefix "") answers on
-# a catch-all HTTP function; every request needs the function key, and the caller's identity
-# comes from App Service Authentication.
+# The one app object. The API app answers HTTP on two functions over one FastAPI app
+# (auditor/api/http_functions.py; host.json routePrefix ""): `api/{*route}` needs the function
+# key, `{*route}` (the dashboard's pages, signed in through App Service Authentication) does
+# not; a path under /api through the second answers like an unknown one. The caller's
+# identity comes from App Service Authentication.
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 if ROLE in ("api", "all"):
     from auditor.api.hosting import azure_app
+    from auditor.api.http_functions import http_functions
 
-    app = func.AsgiFunctionApp(app=azure_app(), http_auth_level=func.AuthLevel.FUNCTION)
-else:
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    app.register_functions(http_functions(azure_app()))
 if ROLE in ("collector", "all"):
     app.register_functions(collector)
     # The run digest's figures as metrics in Application Insights (logs go there via the host).

@@ -30,6 +30,8 @@ class SettingSpec:
     meaning: str
 
 
+WEB_SECRET_MIN_CHARS = 32
+
 # Every setting the application reads. infra/main.bicep must set each one (tests/infra checks it),
 # except those marked local-only below.
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -144,6 +146,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "30",
         "Resolved and dismissed alerts that ended within this many days are counted.",
     ),
+    # The dashboard's CSRF tokens are signed with it: one value for every instance of the API
+    # app, so a form rendered by one instance posts to another. Unset locally: `serve` makes
+    # one per process. Never logged.
+    SettingSpec(
+        "AUDITOR_WEB_SECRET",
+        None,
+        f"Key signing the dashboard's CSRF tokens, at least {WEB_SECRET_MIN_CHARS} characters, "
+        "the same on every instance (Azure: a Key Vault reference; unset locally: one per "
+        "process).",
+    ),
     SettingSpec(
         "AUDITOR_RECOMMENDATION_MAX_RESOURCES",
         "200",
@@ -165,6 +177,9 @@ COLLECTOR_ONLY: frozenset[str] = frozenset(
         "AUDITOR_NOTIFY_EVENTGRID_ENDPOINT",
     }
 )
+
+# Settings only the API app reads: infra keeps them out of the collector.
+API_ONLY: frozenset[str] = frozenset({"AUDITOR_WEB_SECRET"})
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -299,6 +314,7 @@ class Settings:
     alerts_max_per_tenant: int = 1000
     alerts_lookback_days: int = 30
     recommendation_max_resources: int = 200
+    web_secret: str | None = field(default=None, repr=False)
 
     @property
     def arm_scope(self) -> str:
@@ -416,7 +432,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alerts_max_per_tenant=_int(env, "AUDITOR_ALERTS_MAX_PER_TENANT", 0),
         alerts_lookback_days=_int(env, "AUDITOR_ALERTS_LOOKBACK_DAYS", 1),
         recommendation_max_resources=_int(env, "AUDITOR_RECOMMENDATION_MAX_RESOURCES", 0),
+        web_secret=load_web_secret(env),
     )
+
+
+def load_web_secret(env: Mapping[str, str]) -> str | None:
+    """AUDITOR_WEB_SECRET, or None when unset; SettingsError naming it when it is an
+    unresolved Key Vault reference or too short (the value itself is never echoed)."""
+    _resolved(env, "AUDITOR_WEB_SECRET")
+    secret = _get(env, "AUDITOR_WEB_SECRET")
+    if secret is not None and len(secret) < WEB_SECRET_MIN_CHARS:
+        raise SettingsError(
+            "AUDITOR_WEB_SECRET", f"must be at least {WEB_SECRET_MIN_CHARS} characters"
+        )
+    return secret
 
 
 def load_role(env: Mapping[str, str] | None = None) -> str:

@@ -111,6 +111,13 @@ param apiAuthTenantId string = tenant().tenantId
 @description('Extra audiences accepted by the API besides api://<apiAuthClientId> and <apiAuthClientId>.')
 param apiAuthExtraAudiences array = []
 
+// Not a hardcoded default: newGuid() draws a new random key at each deployment (Bicep draws
+// randomness only in parameter defaults); it goes straight into Key Vault (.checkov.yaml).
+@secure()
+@description('Key signing the dashboard\'s CSRF tokens (AUDITOR_WEB_SECRET, the Key Vault secret web-secret), shared by every instance of the API app. The default is a new random value at every deployment, so a form left open across a deployment needs a reload.')
+@minLength(32)
+param webSecret string = newGuid()
+
 @description('E-mail address of the action group the alert rules notify (failed tenants, stale tenants, poison messages). Empty: the rules fire without an e-mail receiver.')
 param alertEmail string = ''
 
@@ -629,6 +636,29 @@ resource notifyVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
+// The dashboard's CSRF signing key: one value for every instance of the API app (a form
+// rendered by one instance posts to another), set by each deployment, read by the API alone.
+resource webSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_41: every deployment writes a new value (param webSecret), so it is rotated with each release; an expiry date would stop the dashboard's forms (the app refuses to start without the key) between releases
+  parent: notifyVault
+  name: 'web-secret'
+  properties: {
+    value: webSecret
+    contentType: 'text/plain'
+  }
+}
+
+resource apiWebSecretRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(webSecretValue.id, apiIdentity.id, keyVaultSecretsUserRoleId)
+  scope: webSecretValue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: apiIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'API: read the dashboard\'s CSRF signing key (a Key Vault reference), this secret only.'
+  }
+}
+
 resource notifyVaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(notifyVault.id, identity.id, keyVaultSecretsUserRoleId)
   scope: notifyVault
@@ -1045,6 +1075,10 @@ var apiSettings = concat(auditorSettings, [
     value: 'api'
   }
   {
+    name: 'AUDITOR_WEB_SECRET'
+    value: '@Microsoft.KeyVault(SecretUri=${webSecretValue.properties.secretUri})'
+  }
+  {
     name: 'AUDITOR_STORAGE__credential'
     value: 'managedidentity'
   }
@@ -1187,6 +1221,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: apiIdentity.id
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -1225,6 +1260,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     apiReportQueueRole
     apiAppInsightsRole
     apiDeploymentContainer
+    apiWebSecretRole
   ]
 }
 
@@ -1245,11 +1281,14 @@ resource functionAppScmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPol
   }
 }
 
-// App Service Authentication (Entra ID) in front of the API (the collector has no HTTP
-// function): validates bearer tokens issued for the API's app registration, accepts only the
-// configured audiences (api://<client id>, <client id> and apiAuthExtraAudiences) and answers
-// 401 to anything else. No client secret: the API only validates tokens, it never signs users
-// in. The resource is always declared (every site has an authsettingsV2 document) and switched
+// App Service Authentication (Entra ID) in front of the API and the dashboard (the collector
+// has no HTTP function): validates bearer tokens and sign-in sessions issued for the API's app
+// registration and accepts only the configured audiences (api://<client id>, <client id> and
+// apiAuthExtraAudiences). It lets a request without a caller through (AllowAnonymous) so that
+// the app decides, as it does for every request: a page redirects to /.auth/login/aad, /api
+// answers 401 (and still needs the function key first), nothing names a tenant. The app
+// believes the principal header only while this is on (WEBSITE_AUTH_ENABLED). No client
+// secret: sign-in uses the ID-token flow (docs/deploy.md). The resource is always declared (every site has an authsettingsV2 document) and switched
 // by enableApiAuth, so that a redeployment with the switch off really turns authentication
 // off, and so that checkov scans its properties.
 resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
@@ -1267,8 +1306,8 @@ resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
       enabled: enableApiAuth
     }
     globalValidation: {
-      requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
     }
     httpSettings: {
       requireHttps: true

@@ -5,9 +5,9 @@ each exposing ``router``), the problem+json error handlers and the audit middlew
 endpoints (e.g. evidence-pack reports), write ``routes_<name>.py`` and add its name here;
 services it needs go in ``create_app(extra={...})`` and are read from ``ApiContext.extra``.
 
-Hosting: ``function_app.py`` wraps the app in ``func.AsgiFunctionApp`` (Azure: function key plus
-App Service Authentication's principal header); ``python -m auditor serve`` runs it with uvicorn
-in local mode (loopback only, one fixed principal).
+Hosting: ``function_app.py`` serves the app on two HTTP functions (Azure: the function key for
+/api, App Service Authentication's principal header for everything); ``python -m auditor
+serve`` runs it with uvicorn in local mode (loopback only, one fixed principal).
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from auditor import __version__
 from auditor.api import problems
 from auditor.api.audit import AuditMiddleware
 from auditor.api.context import ApiContext
-from auditor.api.guard import BodyLimit, LoopbackHostOnly, require_json_for_changes
+from auditor.api.guard import (
+    ApiThroughKeyedFunction,
+    BodyLimit,
+    LoopbackHostOnly,
+    require_json_for_changes,
+)
 from auditor.api.params import WORDS, reject_unknown_query
 from auditor.api.problems import Problem
 from auditor.core.access import AccessPolicy, Principal
@@ -147,6 +152,8 @@ def create_app(
     public_base_url: str | None = None,
     dashboard: bool = True,
     snapshot_schedule: str | None = None,
+    keyed_function: str | None = None,
+    web_secret: str | None = None,
 ) -> FastAPI:
     """The API over `reader` (wrapped in a caching SnapshotHistory unless it is one).
 
@@ -159,6 +166,10 @@ def create_app(
     links from that address (auditor/api/guard.py). `public_base_url` (Azure: the app's
     ``https://`` host name) is the server the OpenAPI document names. `dashboard` mounts the
     web dashboard at ``/`` (auditor/web); `snapshot_schedule` lets it tell stale tenants.
+    `keyed_function` (Azure: the HTTP function that needs the function key) answers paths
+    under /api only when they came through that function (auditor/api/guard.py).
+    `web_secret` signs the dashboard's CSRF tokens (AUDITOR_WEB_SECRET: the same on every
+    instance); without it the app makes one of its own.
     """
     history = reader if isinstance(reader, SnapshotHistory) else SnapshotHistory(reader)
     local = Principal(object_id=local_principal, auth_type="local") if local_principal else None
@@ -202,11 +213,14 @@ def create_app(
             sign_in_redirect=local is None and trust_principal_header,
             secure_cookies=local is None,
             snapshot_schedule=snapshot_schedule,
+            secret=web_secret,
         )
     # Outermost last: the audit record covers every answer, the guards' refusals included.
     app.add_middleware(BodyLimit)
     if local_base_url:
         app.add_middleware(LoopbackHostOnly)
+    if keyed_function is not None:
+        app.add_middleware(ApiThroughKeyedFunction, function=keyed_function)
     app.add_middleware(
         AuditMiddleware, local_principal=local, trust_principal_header=trust_principal_header
     )

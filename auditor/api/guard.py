@@ -15,10 +15,17 @@
   attacker resolves to 127.0.0.1 (DNS rebinding) cannot read the local API. Links are built
   from the bound address, never from the Host header. In Azure the platform fronts the app and
   routes by host name, so the rule is not needed there.
+- Azure only: a path under ``/api`` is answered only when it came through the HTTP function
+  that needs the function key (``ApiThroughKeyedFunction``; the functions are in
+  auditor/api/http_functions.py). Through any other function (the dashboard's anonymous one)
+  it answers exactly like an unknown path under /api and never reaches a route. The platform
+  names the invoked function in the request (``azure_functions.function_name``); a request
+  that names none is refused too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -30,6 +37,7 @@ from auditor.api.problems import (
     UNSUPPORTED_MEDIA_TYPE,
     ApiProblem,
     problem_response,
+    unknown_path,
 )
 from auditor.core.loopback import host_name, is_loopback
 
@@ -42,6 +50,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_BODY_BYTES = 1024 * 1024
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MEDIA_TYPE = "application/json"
+# Any spelling a router or a host might take for /api: case and repeated slashes ignored.
+_API_PATH = re.compile(r"^/*api(/|$)", re.IGNORECASE)
+FUNCTION_NAME_KEY = "azure_functions.function_name"
+
+
+def is_api_path(path: str) -> bool:
+    return _API_PATH.match(path) is not None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -123,6 +138,23 @@ class LoopbackHostOnly:
                     parameter="Host",
                 )
                 await problem_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class ApiThroughKeyedFunction:
+    """ASGI middleware of Azure: a path under /api reaches the app only through `function`,
+    the HTTP function whose route needs the function key; otherwise it is an unknown path."""
+
+    def __init__(self, app: ASGIApp, *, function: str) -> None:
+        self.app = app
+        self.function = function
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get(FUNCTION_NAME_KEY) != self.function:
+            raw = bytes(scope.get("raw_path") or b"").decode("latin-1")
+            if is_api_path(str(scope.get("path", ""))) or is_api_path(raw):
+                await problem_response(unknown_path())(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -1,11 +1,12 @@
 """Building the API from settings, for its two hosts.
 
-- ``azure_app()``: the app ``function_app.py`` hands to ``func.AsgiFunctionApp``. The caller is
+- ``azure_app()``: the app ``function_app.py`` serves through its two HTTP functions
+  (auditor/api/http_functions.py: /api only through the keyed one). The caller is
   whoever App Service Authentication names (the header is ignored unless the platform says
   authentication is on: WEBSITE_AUTH_ENABLED); without ``AUDITOR_ACCESS_POLICY`` nobody may see
-  any tenant (deny by default). Settings are checked when the module loads (a bad policy stops
-  the app at start); the storage client is made on the first request, so that loading
-  function_app.py opens no connection.
+  any tenant (deny by default). Settings are checked when the module loads (a bad policy, or
+  no AUDITOR_WEB_SECRET in Azure, stops the app at start); the storage client is made on the
+  first request, so that loading function_app.py opens no connection.
 - ``local_app()``: the app ``python -m auditor serve`` runs: every request comes from one fixed
   principal; without ``AUDITOR_ACCESS_POLICY`` that principal may see every tenant, with it the
   policy applies exactly as in Azure. Only loopback Host headers are answered, and links are
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 
 from auditor.adapters.tables.store import SnapshotStore
 from auditor.api.app import LOCAL_PRINCIPAL, create_app
+from auditor.api.http_functions import API_FUNCTION
 from auditor.core.access import AccessPolicy, PolicyError, parse_policy
 from auditor.core.projection import DiffView
 from auditor.core.runs import Delegation
@@ -117,7 +119,22 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
         trust_principal_header=app_service_authentication_enabled(),
         public_base_url=public_base_url(),
         snapshot_schedule=checked.snapshot_schedule,
+        keyed_function=API_FUNCTION,
+        web_secret=shared_web_secret(checked),
     )
+
+
+def shared_web_secret(settings: Settings, env: Mapping[str, str] | None = None) -> str | None:
+    """AUDITOR_WEB_SECRET; in Azure (the platform sets WEBSITE_HOSTNAME) it must be set: the
+    app scales out, and a form signed by one instance must verify on every other."""
+    env = os.environ if env is None else env
+    if settings.web_secret is None and env.get("WEBSITE_HOSTNAME", "").strip():
+        raise SettingsError(
+            "AUDITOR_WEB_SECRET",
+            "is not set: every instance of the API app must sign the dashboard's forms with "
+            "the same key (infra/main.bicep sets it from Key Vault)",
+        )
+    return settings.web_secret
 
 
 def public_base_url(env: Mapping[str, str] | None = None) -> str | None:
@@ -160,5 +177,6 @@ def local_app(
         },
         local_base_url=base_url,
         snapshot_schedule=settings.snapshot_schedule,
+        web_secret=settings.web_secret,
     )
     return app, store

@@ -110,6 +110,11 @@ def snapshot_not_found(detail: str) -> ApiProblem:
     return ApiProblem(404, SNAPSHOT_NOT_FOUND, detail)
 
 
+def unknown_path() -> ApiProblem:
+    """What a path under /api that no route answers gets."""
+    return ApiProblem(404, NOT_FOUND, "No such path in this API.")
+
+
 def problem_response(problem: ApiProblem) -> Response:
     body: dict[str, Any] = {
         "type": problem.type,
@@ -172,7 +177,7 @@ async def _on_http_exception(_: Request, exc: Exception) -> Response:
             problem.headers["Allow"] = allow
         return problem_response(problem)
     if exc.status_code == 404:
-        return problem_response(ApiProblem(404, NOT_FOUND, "No such path in this API."))
+        return problem_response(unknown_path())
     if exc.status_code == 400:
         # Starlette's own 400s (e.g. a body that does not decode) are the caller's error.
         return problem_response(

@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
             "policy applies exactly as in Azure. Binds to a loopback address only and answers "
             "only requests addressed to a loopback host; links are built from the bound "
             "address. State-changing requests must be application/json; bodies are capped at "
-            "1 MiB. The web dashboard is at /; OpenAPI: /api/openapi.json; reference: /api/docs. "
+            "1 MiB. The web dashboard is at /; its forms' CSRF tokens are signed with "
+            "AUDITOR_WEB_SECRET, or a key made at start. OpenAPI: /api/openapi.json; reference: "
+            "/api/docs. "
             "A background thread works "
             "the report queue as `worker --queues reports` does, so requested packs complete."
         ),

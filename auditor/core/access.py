@@ -30,6 +30,11 @@ reference (learn.microsoft.com/entra/identity-platform/access-token-claims-refer
 optional ``idtyp`` claim is ``app`` for app-only tokens and ``user`` for user tokens; without it,
 the ``scp`` claim (delegated scopes) is present only in tokens issued for a user, so a token
 without ``scp`` is app-only. The client id is ``azp`` (v2.0 tokens) or ``appid`` (v1.0).
+A person signed in to the dashboard through App Service Authentication is known by the claims
+of an *ID token* (learn.microsoft.com/entra/identity-platform/id-token-claims-reference): it
+has no ``scp``, but it is only ever issued for a user, names no client (every access token
+carries ``azp`` or ``appid``; an ID token neither) and carries sign-in claims no app-only token
+has (``nonce``, ``preferred_username``, ``name``). Such a principal is a user.
 
 In Azure the caller comes from App Service Authentication, which injects the header
 ``X-MS-CLIENT-PRINCIPAL``: base64 of ``{"auth_typ", "name_typ", "role_typ",
@@ -62,6 +67,8 @@ SCOPE_CLAIMS = ("http://schemas.microsoft.com/identity/claims/scope", "scp")
 TOKEN_TYPE_CLAIM = "idtyp"  # noqa: S105 - a claim name, not a secret
 CLIENT_ID_CLAIMS = ("azp", "appid")
 HOME_TENANT_CLAIMS = ("http://schemas.microsoft.com/identity/claims/tenantid", "tid")
+# Claims of an ID token (a signed-in user) that no app-only access token carries.
+ID_TOKEN_USER_CLAIMS = ("nonce", "preferred_username", "name")
 # A principal document nests three levels (object, claims list, claim); anything deeper is not
 # one, and json would recurse on it.
 MAX_PRINCIPAL_DEPTH = 8
@@ -337,8 +344,11 @@ def read_client_principal(header: str | None) -> Principal | None:
     auth_type = document.get("auth_typ")
     token_types = {v.lower() for v in _claim_values(claims, (TOKEN_TYPE_CLAIM,))}
     has_scope = bool(_claim_values(claims, SCOPE_CLAIMS))
-    app_only = "app" in token_types or (not has_scope and "user" not in token_types)
     client_ids = _claim_values(claims, CLIENT_ID_CLAIMS)
+    id_token = not client_ids and bool(_claim_values(claims, ID_TOKEN_USER_CLAIMS))
+    app_only = "app" in token_types or (
+        not has_scope and not id_token and "user" not in token_types
+    )
     homes = {h.lower() for h in _claim_values(claims, HOME_TENANT_CLAIMS) if _GUID.match(h)}
     return Principal(
         object_id=object_ids[0].lower(),

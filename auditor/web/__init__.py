@@ -18,6 +18,7 @@ from auditor.web.pages import install_handlers, router
 from auditor.web.render import TEMPLATES, RowCache
 from auditor.web.security import FormCSRF, SecurityHeaders
 from auditor.web.summary import TenantSummaries
+from auditor.web.views import ranking_cache
 
 STATIC = TEMPLATES.parent / "static"
 
@@ -29,13 +30,16 @@ def install(
     secure_cookies: bool,
     snapshot_schedule: str | None = None,
     run_grace: timedelta | None = None,
+    secret: str | None = None,
 ) -> None:
     """Mount the dashboard on `app` (whose ``state.context`` is the API's ApiContext).
 
     `sign_in_redirect`: an unauthenticated page view is sent to App Service Authentication's
     sign-in (Azure with authentication on); otherwise it is a 401 page. `snapshot_schedule`
     (NCRONTAB) makes a tenant whose latest snapshot is older than the schedule's latest slot
-    (allowing `run_grace` for the run) show as stale.
+    (allowing `run_grace` for the run) show as stale. `secret` signs the CSRF tokens: give
+    every instance the same one (AUDITOR_WEB_SECRET) so that a form rendered by one instance
+    posts to another; without it this process makes its own.
     """
     from auditor.web.pages import grace
 
@@ -44,7 +48,8 @@ def install(
     app.state.run_grace = run_grace if run_grace is not None else grace()
     app.state.summaries = TenantSummaries(app.state.context.history)
     app.state.portfolio_rows = RowCache("portfolio_row.html")
-    app.state.csrf_secret = secrets.token_urlsafe(32)
+    app.state.rankings = ranking_cache()
+    app.state.csrf_secret = secret or secrets.token_urlsafe(32)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_handlers(app)

@@ -12,10 +12,10 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -41,6 +41,7 @@ from auditor.core.snapshot import (
 )
 from auditor.services import diff_query
 from auditor.services.history import SnapshotRef
+from auditor.services.ranking import Kind
 from auditor.services.verify import check_link
 from auditor.web import charts
 from auditor.web.render import RowCache, render
@@ -50,7 +51,9 @@ from auditor.web.views import (
     SORTS,
     STATUSES,
     PortfolioRow,
+    VisibleLatest,
     build_portfolio,
+    control_place,
     portfolio_row,
     status_of,
     where_to_act,
@@ -219,10 +222,43 @@ def portfolio(
     )  # fmt: skip
 
 
+ACTION_KINDS = ("recommendation", "control")
+MAX_PAGE = 10_000
+PageNumber = Annotated[str | None, Query(alias="page")]
+
+
 @router.get("/act", response_class=HTMLResponse)
-def act_first(request: Request, ctx: Ctx, who: Who, sums: Sums) -> HTMLResponse:
-    actions = where_to_act(visible_rows(request, ctx, who, sums, detail=True))
-    return page(request, ctx, who, "act.html", actions=actions)
+def act_first(
+    request: Request,
+    ctx: Ctx,
+    who: Who,
+    sums: Sums,
+    kind: str | None = None,
+    page_number: PageNumber = None,
+) -> HTMLResponse:
+    chosen = cast(Kind | None, _choice("kind", kind, ACTION_KINDS))
+    number = _page_number(page_number)
+    # The latest entries as the portfolio reads them (at most a minute old), content from
+    # the history's cache, the ranking kept per visible snapshots.
+    latest = VisibleLatest(sums.latest_entries(), ctx.history)
+    actions = where_to_act(
+        latest, ctx.policy.scope_of(who), kind=chosen, page=number,
+        cache=request.app.state.rankings,
+    )  # fmt: skip
+    if number > actions.pages:
+        raise PageError(400, "Bad request", f"page must be between 1 and {actions.pages}.")
+    return page(
+        request, ctx, who, "act.html",
+        actions=actions, kinds=ACTION_KINDS, control_place=control_place,
+    )  # fmt: skip
+
+
+def _page_number(value: str | None) -> int:
+    if value in (None, ""):
+        return 1
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise PageError(400, "Bad request", f"page must be a whole number from 1 to {MAX_PAGE:,}.")
+    return int(value)
 
 
 def latest_visible(ctx: ApiContext, who: Principal, tenant: str) -> SnapshotIndexEntry:

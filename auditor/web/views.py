@@ -7,14 +7,17 @@ template cannot reveal another one whatever it renders.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from auditor.core.access import TenantScope
 from auditor.core.index_summary import SPARKLINE_DAYS, IndexSummary
 from auditor.core.index_summary import mean as _mean
 from auditor.core.model import AlertSeverity, CollectionStatus
-from auditor.core.snapshot import SnapshotIndexEntry, UnverifiedLatest
+from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, UnverifiedLatest
+from auditor.services.bounded_cache import BoundedCache
+from auditor.services.ranking import Kind, LatestSnapshots, RankedItem, Ranking, rank_where_to_act
 from auditor.web.summary import (
     Recent,
     TenantSummaries,
@@ -211,44 +214,91 @@ def build_portfolio(
     return Portfolio(tuple(kept), totals, standards, len(kept))
 
 
+ACTIONS_PER_PAGE = 50
+
+
 @dataclass(frozen=True, slots=True)
-class ActionRow:
-    """A failing control across the visible estate: how many tenants and subscriptions."""
+class ActionPage:
+    """One page of the where-to-act ranking over the visible estate."""
 
-    standard: str
-    control: str
-    description: str
-    tenants: tuple[tuple[str, str], ...]  # (tenant id, display name)
-    subscriptions: int
-    failing_assessments: int
+    items: tuple[tuple[int, RankedItem], ...]  # (rank over every item, item)
+    total: int  # items over every visible tenant
+    tenants_ranked: int
+    not_collected: tuple[tuple[str, str], ...]  # visible tenants without recommendations
+    page: int
+    pages: int
+    kind: Kind | None
 
 
-def where_to_act(rows: list[PortfolioRow], limit: int = 200) -> list[ActionRow]:
-    """Failing controls ranked by the tenants, then subscriptions, they affect.
+# Rankings kept per (kinds, visible tenants' latest snapshots), weighed by their items.
+MAX_RANKED_ITEMS = 200_000
+ALL_ITEMS = 10**9
+RankingKey = tuple[tuple[Kind, ...], tuple[tuple[str, str, str], ...]]
 
-    The seam for the cross-tenant ranking service (issue 12): it replaces this function's
-    body; the page only needs ActionRow items in ranked order.
-    """
-    tenants: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    subs: Counter[tuple[str, str]] = Counter()
-    failing: Counter[tuple[str, str]] = Counter()
-    descriptions: dict[tuple[str, str], str] = {}
-    for row in rows:
-        if not isinstance(row.summary, TenantSummary):
-            continue  # rows built with detail=True carry controls
-        for control in row.summary.controls:
-            if not control.failing_subscriptions:
-                continue
-            key = (control.standard, control.control)
-            tenants[key].append((row.entry.tenant_id, row.name))
-            subs[key] += control.failing_subscriptions
-            failing[key] += control.failing_assessments
-            descriptions.setdefault(key, control.description)
-    ranked = sorted(tenants, key=lambda k: (-len(tenants[k]), -subs[k], k))
-    return [
-        ActionRow(k[0], k[1], descriptions[k], tuple(tenants[k]), subs[k], failing[k])
-        for k in ranked[:limit]
-    ]
+
+def ranking_cache() -> BoundedCache[RankingKey, Ranking]:
+    return BoundedCache(MAX_RANKED_ITEMS, lambda r: len(r.items) + 1)
+
+
+class VisibleLatest:
+    """The latest snapshots ranking reads: the visible tenants' entries, content from history."""
+
+    def __init__(self, entries: list[SnapshotIndexEntry], history: LatestSnapshots) -> None:
+        self.entries, self.history = entries, history
+
+    def list_tenants(self) -> list[SnapshotIndexEntry]:
+        return self.entries
+
+    def snapshot(self, entry: SnapshotIndexEntry) -> Snapshot:
+        return self.history.snapshot(entry)
+
+
+def where_to_act(
+    latest: LatestSnapshots,
+    scope: TenantScope,
+    *,
+    kind: Kind | None = None,
+    page: int = 1,
+    per_page: int | None = None,
+    cache: BoundedCache[RankingKey, Ranking] | None = None,
+) -> ActionPage:
+    """Recommendations and failing controls ranked by severity, then unhealthy resources,
+    over the tenants in `scope` only (services/ranking.py, the API's /api/where-to-act).
+
+    The whole ranking is kept in `cache` under the visible tenants' latest snapshots (ids and
+    content hashes): a new snapshot, or another grant, is another key, so a page never shows
+    a stale or foreign ranking; paging slices it."""
+    kinds: tuple[Kind, ...] = (kind,) if kind else ("recommendation", "control")
+    per_page = per_page or ACTIONS_PER_PAGE
+    visible = [e for e in latest.list_tenants() if e.tenant_id in scope]
+    key: RankingKey = (kinds, tuple((e.tenant_id, e.snapshot_id, e.content_hash) for e in visible))
+
+    def rank() -> Ranking:
+        return rank_where_to_act(
+            VisibleLatest(visible, latest), scope, kinds=kinds, limit=ALL_ITEMS
+        )
+
+    ranking = cache.get_or_load(key, rank) if cache is not None else rank()
+    offset = (page - 1) * per_page
+    names = {e.tenant_id: e.tenant_name for e in visible}
+    return ActionPage(
+        items=tuple(
+            (offset + n + 1, item)
+            for n, item in enumerate(ranking.items[offset : offset + per_page])
+        ),
+        total=ranking.total,
+        tenants_ranked=ranking.tenants_ranked,
+        not_collected=tuple((t, names.get(t, t)) for t in ranking.tenants_not_collected),
+        page=page,
+        pages=max(1, -(-ranking.total // per_page)),
+        kind=kind,
+    )
+
+
+def control_place(item: RankedItem) -> tuple[str, str]:
+    """(standard, control) of a control item (its key is "standard/control")."""
+    standard, _, control = item.key.partition("/")
+    return standard, control
 
 
 def complete(entry: SnapshotIndexEntry) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TRIGGERS = {"plan_snapshot_run", "snapshot_tenant", "queue_monthly_packs", "build_evidence_pack"}
-HTTP = {"http_app_func"}
+HTTP = {"api", "pages"}
 
 INDEX = """
 import json

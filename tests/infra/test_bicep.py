@@ -19,6 +19,7 @@ import yaml
 from pycep import BicepParser
 
 from auditor.settings import (
+    API_ONLY,
     COLLECTOR_ONLY,
     LOCAL_ONLY,
     SETTINGS,
@@ -230,6 +231,8 @@ def test_every_setting_the_code_reads_is_set(main: dict[str, Any], app: str) -> 
     for spec in SETTINGS:
         if spec.name in LOCAL_ONLY or (spec.name in COLLECTOR_ONLY and app != "collectorApp"):
             continue
+        if spec.name in API_ONLY and app != "functionApp":
+            continue
         if spec.name == STORAGE_CONNECTION:
             # In Azure the connection is identity-based: one URI per service instead.
             wanted = [f"{spec.name}__{suffix}" for suffix in STORAGE_SERVICE_URI_SUFFIXES]
@@ -298,6 +301,10 @@ def test_no_connection_strings_or_keys_in_app_settings(main: dict[str, Any], app
             assert marker.lower() not in text.lower(), f"{name} carries {marker}"
 
 
+# The one secure parameter: drawn at random by its default, never given by anyone.
+GENERATED_SECRET = re.compile(r"@secure\(\)\n(@\w+\(.*\)\n)*param webSecret string = newGuid\(\)\n")
+
+
 @pytest.mark.parametrize("path", list(bicep_files()), ids=lambda p: p.name)
 def test_no_keys_anywhere_in_the_templates(path: Path) -> None:
     code = "\n".join(
@@ -307,7 +314,10 @@ def test_no_keys_anywhere_in_the_templates(path: Path) -> None:
     )
     for marker in SECRET_MARKERS:
         assert marker.lower() not in code.lower(), f"{path.name} uses {marker}"
-    assert "@secure()" not in code, "no secret parameters: everything is identity-based"
+    # No secret parameters: everything is identity-based. The one exception holds no
+    # credential anyone gives: the dashboard's CSRF key, which Bicep can only draw at random
+    # as a parameter's default (newGuid), stored straight into Key Vault (test_web_infra.py).
+    assert "@secure()" not in GENERATED_SECRET.sub("", code + "\n"), "no secret parameters"
 
 
 @pytest.mark.parametrize("app", list(APPS))
@@ -437,14 +447,17 @@ def test_api_authentication_is_optional_and_entra_only(main: dict[str, Any]) -> 
     assert props["platform"]["enabled"] == "enableApiAuth"
     assert main["parameters"]["enableApiAuth"]["type"] == "bool"
     assert param_default(main, "enableApiAuth") is False
+    # The platform lets a caller-less request through; the app answers it (a page redirects
+    # to sign-in, /api is 401): a platform 401 would stop the sign-in redirect of pages.
     assert props["globalValidation"] == {
-        "requireAuthentication": True,
-        "unauthenticatedClientAction": "Return401",
+        "requireAuthentication": False,
+        "unauthenticatedClientAction": "AllowAnonymous",
     }
     aad = props["identityProviders"]["azureActiveDirectory"]
     assert aad["enabled"] == "enableApiAuth"
     assert aad["registration"]["clientId"] == "apiAuthClientId"
-    assert "clientSecretSettingName" not in aad["registration"]  # validates tokens, no secret
+    # No secret stored: tokens are validated, and sign-in takes the ID-token flow.
+    assert "clientSecretSettingName" not in aad["registration"]
     assert aad["registration"]["openIdIssuer"].endswith("${apiAuthTenantId}/v2.0")
     # Only tokens for the API's own registration (and the listed extras) are accepted.
     audiences = render(aad["validation"]["allowedAudiences"])
@@ -595,6 +608,8 @@ EXPECTED_ROLES = {
     ("apiIdentity", "reportQueue"): {"Storage Queue Data Message Sender"},
     ("apiIdentity", "apiHostStorage"): {"Storage Blob Data Owner"},
     ("apiIdentity", "appInsights"): {"Monitoring Metrics Publisher"},
+    # Issue 13: the dashboard's CSRF key, that one secret only.
+    ("apiIdentity", "webSecretValue"): {"Key Vault Secrets User"},
 }
 # Roles that carry data actions an account-wide scope would extend to other containers/queues.
 BLOB_DATA_ROLES = {"Storage Blob Data Reader", "Storage Blob Data Contributor"}

@@ -178,6 +178,14 @@ def _principal(*claims: tuple[str, str]) -> Principal:
         ((("roles", "Auditor"), ("azp", CLIENT)), True),
         ((("http://schemas.microsoft.com/identity/claims/scope", "read"),), False),
         ((("scp", "read"), ("azp", CLIENT)), False),
+        # A dashboard sign-in session: the ID token's claims (no scp, no client named, sign-in
+        # claims only user tokens carry).
+        ((("nonce", "n-1"), ("preferred_username", "alice@example.com"), ("tid", T1)), False),
+        ((("name", "Alice"),), False),
+        # Access tokens always name their client: without scp that is an application.
+        ((("azp", CLIENT), ("name", "Alice")), True),
+        ((("appid", CLIENT), ("nonce", "n-1")), True),
+        ((("roles", "Auditor"),), True),
     ],
 )
 def test_an_app_only_token_is_told_from_a_user_token(

@@ -154,10 +154,21 @@ def test_an_officer_filters_drills_in_compares_and_downloads_a_pack_equal_to_its
         assert hashlib.sha256(downloaded).hexdigest() == status["workbookSha256"]
         assert len(downloaded) == status["workbookBytes"]
 
-        for path, name in (("/act", "act"), ("/operations", "operations")):
-            page.goto(base + path)
-            accessible(page)
-            shoot(page, tmp_path, name)
+        page.goto(base + "/act")
+        accessible(page)
+        shoot(page, tmp_path, "act")
+        # The simulator's estate has unhealthy recommendations: the first ranked row is one
+        # of the most severe, and its tenants link to their pages.
+        first = page.locator("table.act tbody tr").first
+        assert first.locator(".severity").inner_text() == "High"
+        link = first.locator("a[href^='/tenants/']").first
+        tenant_name = link.inner_text()
+        link.click()
+        page.wait_for_url(f"{base}/tenants/**")
+        assert page.locator("h1").inner_text() == tenant_name
+        page.goto(base + "/operations")
+        accessible(page)
+        shoot(page, tmp_path, "operations")
         assert "Planned tenants" in page.content()
         page.close()
     print(f"screenshots in {tmp_path}")
@@ -173,6 +184,9 @@ def test_a_user_granted_one_tenant_sees_only_it(estate: Estate, browser: Any) ->
         assert "1 of 1 tenants shown" in page.content()
         assert other.tenant_id not in page.content() and other.tenant_name not in page.content()
         assert page.locator("a[href='/operations']").count() == 0
+        page.goto(base + "/act")
+        assert other.tenant_id not in page.content() and other.tenant_name not in page.content()
+        assert f"/tenants/{mine.tenant_id}" in page.content()
         response = page.goto(f"{base}/tenants/{other.tenant_id}")
         assert response is not None and response.status == 404
         assert other.tenant_name not in page.content()

@@ -91,6 +91,11 @@ def test_no_page_names_a_tenant_outside_the_grant(
     for tenant in visible:
         assert f"/tenants/{tenant}" in portfolio
     assert f"{len(visible)} of {len(visible)} tenants shown" in portfolio
+    # Where to act names every visible tenant (ranked, or not ranked for want of
+    # recommendations in its latest snapshot) and, above, no hidden one.
+    act = client.get("/act", headers=headers).text
+    for tenant in visible:
+        assert f"/tenants/{tenant}" in act
 
 
 @PROPERTY
