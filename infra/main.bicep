@@ -938,6 +938,11 @@ var auditorSettings = [
     name: 'AUDITOR_COLLECT_TIMEOUT_SECONDS'
     value: string(collectTimeoutSeconds)
   }
+  // The identity's Resource Graph quota, shared by every instance (docs/scale.md).
+  {
+    name: 'AUDITOR_ARG_QUOTA'
+    value: '15/5'
+  }
   // Caps on what one collection reads, at the code's defaults (auditor/settings.py).
   {
     name: 'AUDITOR_COLLECT_MAX_RESPONSE_BYTES'

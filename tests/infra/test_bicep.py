@@ -332,6 +332,7 @@ def test_schedules_match_local_settings_sample(main: dict[str, Any], name: str) 
         "AUDITOR_EVIDENCE_CONTAINER",
         "AUDITOR_EVIDENCE_RETENTION_DAYS",
         "AUDITOR_COLLECT_TIMEOUT_SECONDS",
+        "AUDITOR_ARG_QUOTA",
     ],
 )
 def test_defaults_match_local_settings_sample_and_the_code(main: dict[str, Any], name: str) -> None:
