@@ -84,6 +84,9 @@ param dataStorageSku string = 'Standard_GRS'
 @description('Flex Consumption scale-out ceiling. Kept low: every instance queries Resource Graph as the same principal, and the per-principal quota (about 15 queries per 5 s) is shared.')
 param maximumInstanceCount int = 10
 
+@description('Resource Graph quota of the collector identity, LIMIT/SECONDS: every instance takes its query slots from one lease in Table Storage (docs/scale.md).')
+param argQuota string = '15/5'
+
 @allowed([
   2048
   4096
@@ -941,7 +944,7 @@ var auditorSettings = [
   // The identity's Resource Graph quota, shared by every instance (docs/scale.md).
   {
     name: 'AUDITOR_ARG_QUOTA'
-    value: '15/5'
+    value: argQuota
   }
   // Caps on what one collection reads, at the code's defaults (auditor/settings.py).
   {
