@@ -158,12 +158,21 @@ def outcome(env: dict[str, str], slot: str) -> tuple[int, bool]:
             digests.close()
 
 
-def run_fleet(workers: int, env: dict[str, str]) -> tuple[float, list[float]]:
+def run_fleet(workers: int, env: dict[str, str], concurrency: int = 1) -> tuple[float, list[float]]:
     """Start `workers` worker processes, wait for all: (wall seconds, peak MB of each)."""
     started = time.perf_counter()
+    command = [
+        "-m",
+        "auditor",
+        "worker",
+        "--queues",
+        "snapshots",
+        "--concurrency",
+        str(concurrency),
+    ]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "auditor", "worker", "--queues", "snapshots"],
+            [sys.executable, *command],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -200,13 +209,13 @@ def keep_tenants(sim: Simulator, count: int | None) -> int:
 
 
 def measure(
-    sim: Simulator, azurite: Azurite, workers: int, limit: int, window: float
+    sim: Simulator, azurite: Azurite, workers: int, limit: int, window: float, concurrency: int = 1
 ) -> FleetResult:
     env = storage_env(azurite, sim, f"fleet{workers}x{int(time.time()) % 100000}")
     slot, tenants, planning = plan(env)
     sim.set_quota(limit, window)  # a fresh window: planning's queries do not count
     sim.reset_stats()
-    wall, peaks = run_fleet(workers, env)
+    wall, peaks = run_fleet(workers, env, concurrency)
     stats = sim.stats()
     committed, closed = outcome(env, slot)
     return FleetResult(
@@ -231,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=None, help="first N tenants only")
     parser.add_argument("--fleets", default="1,2,4,8", help="fleet sizes, comma-separated")
     parser.add_argument("--quota", default="15/5", help="LIMIT/WINDOW_S of the one principal")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="messages each worker works at once"
+    )
     args = parser.parse_args(argv)
     fleets = [int(n) for n in args.fleets.split(",")]
     limit_text, window_text = args.quota.split("/")
@@ -244,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         kept = keep_tenants(sim, args.tenants)
         print(
             f"large estate, {kept} tenants, quota {limit} queries / {window:g} s for one "
-            f"principal; fleets of {', '.join(map(str, fleets))} worker process(es)"
+            f"principal; fleets of {', '.join(map(str, fleets))} worker process(es), each "
+            f"working {args.concurrency} message(s) at once"
         )
         for workers in fleets:
-            result = measure(sim, azurite, workers, limit, window)
+            result = measure(sim, azurite, workers, limit, window, args.concurrency)
             print(result.line(), flush=True)
             ok = result.ok() and ok
     print(

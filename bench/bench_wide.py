@@ -58,7 +58,11 @@ def count_requests(env: dict[str, str] | os._Environ[str]) -> Counter[str]:
 
     def send(self: RequestsTransport, request: Any, **kwargs: Any) -> Any:
         response = original(self, request, **kwargs)
-        counts[ports.get(urlsplit(request.url).port, "arm")] += 1
+        service = ports.get(urlsplit(request.url).port, "arm")
+        counts[service] += 1
+        if request.method in ("PUT", "POST", "PATCH", "MERGE"):
+            body = getattr(request, "body", None) or b""
+            counts[f"{service} bytes sent"] += len(body)
         return response
 
     RequestsTransport.send = send
@@ -149,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     floor = answered / (limit / window)
     ratio = wall / floor if floor else float("inf")
     share = throttled / (answered + throttled) if answered + throttled else 0.0
-    storage = {k: v for k, v in (counts + plan_counts).items() if k != "arm"}
+    both = counts + plan_counts
+    storage = {k: v for k, v in both.items() if k in ("blob", "queue", "table")}
     total = sum(storage.values())
+    sent = {k: v for k, v in both.items() if k.endswith("bytes sent") and not k.startswith("arm")}
     print(
         f"  {args.workers} workers: run {wall:.1f} s vs quota floor {floor:.1f} s -> {ratio:.2f}x "
         f"(target <= {TARGET_FLOOR}x); 429s {throttled}/{answered + throttled} = {share:.1%}; "
@@ -161,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{total / tenants:.1f} per tenant ("
         + ", ".join(f"{k} {v:,}" for k, v in sorted(storage.items()))
         + f"); control-plane requests {counts['arm'] + plan_counts['arm']:,}"
+    )
+    print(
+        "  bytes written: "
+        + ", ".join(
+            f"{k} {v / 1e6:.1f} MB ({v / tenants / 1e3:.0f} kB a tenant)"
+            for k, v in sorted(sent.items())
+        )
     )
     print(f"  committed {committed}/{tenants}, run closed: {'yes' if closed else 'NO'}")
     ok = (
