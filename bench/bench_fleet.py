@@ -57,6 +57,8 @@ class FleetResult:
     limit: int
     window: float
     planning: float = 0.0
+    cpu: float = 0.0  # CPU seconds the workers used (user + system)
+    load: float = 0.0  # the machine's 1-minute load average at the end (2 cores)
 
     @property
     def issued(self) -> int:
@@ -93,7 +95,8 @@ class FleetResult:
             f"{self.ratio:.2f}x; 429s {self.throttled}/{self.issued} = {self.share_429:.1%}; "
             f"issued {self.issued} vs pages {self.pages} (fewest {self.fewest_pages}); "
             f"peak {max(self.peaks_mb):.0f} MB/worker; committed {self.committed}/{self.tenants}"
-            f", closed {'yes' if self.closed else 'NO'} (planned in {self.planning:.1f} s)"
+            f", closed {'yes' if self.closed else 'NO'} (planned in {self.planning:.1f} s); "
+            f"worker CPU {self.cpu:.0f} s, load average {self.load:.1f}"
         )
 
 
@@ -158,8 +161,11 @@ def outcome(env: dict[str, str], slot: str) -> tuple[int, bool]:
             digests.close()
 
 
-def run_fleet(workers: int, env: dict[str, str], concurrency: int = 1) -> tuple[float, list[float]]:
-    """Start `workers` worker processes, wait for all: (wall seconds, peak MB of each)."""
+def run_fleet(
+    workers: int, env: dict[str, str], concurrency: int = 1
+) -> tuple[float, list[float], float]:
+    """Start `workers` worker processes, wait for all: (wall seconds, peak MB of each, CPU
+    seconds of all)."""
     started = time.perf_counter()
     command = [
         "-m",
@@ -181,12 +187,14 @@ def run_fleet(workers: int, env: dict[str, str], concurrency: int = 1) -> tuple[
         for _ in range(workers)
     ]
     peaks = []
+    cpu = 0.0
     failures = []
     for proc in procs:
         # wait4 gives the child's own rusage: ru_maxrss is its VmHWM, in KiB on Linux.
         _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         peaks.append(usage.ru_maxrss / 1024)
+        cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             tail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
             failures.append(f"worker {proc.pid} exited {proc.returncode}:\n{tail}")
@@ -196,7 +204,7 @@ def run_fleet(workers: int, env: dict[str, str], concurrency: int = 1) -> tuple[
             proc.stderr.close()
     if failures:
         print("\n".join(failures))
-    return wall, peaks
+    return wall, peaks, cpu
 
 
 def keep_tenants(sim: Simulator, count: int | None) -> int:
@@ -215,7 +223,7 @@ def measure(
     slot, tenants, planning = plan(env)
     sim.set_quota(limit, window)  # a fresh window: planning's queries do not count
     sim.reset_stats()
-    wall, peaks = run_fleet(workers, env, concurrency)
+    wall, peaks, cpu = run_fleet(workers, env, concurrency)
     stats = sim.stats()
     committed, closed = outcome(env, slot)
     return FleetResult(
@@ -232,6 +240,8 @@ def measure(
         limit=limit,
         window=window,
         planning=planning,
+        cpu=cpu,
+        load=os.getloadavg()[0],
     )
 
 
