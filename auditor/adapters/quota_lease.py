@@ -52,6 +52,10 @@ ROW = "resource-graph"
 # leaving 0.26 s for the spread between a slot and its request's arrival.
 HEADROOM = 0.95
 CLAIM_ATTEMPTS = 20  # conditional updates lost to other workers before pacing alone
+# A 429 means the spread between slots and arrivals is wider than the headroom (a loaded host,
+# a slow network): this process then spaces its claims wider, by STRETCH_UP a 429 up to
+# STRETCH_MAX, and back by STRETCH_DOWN a claim (about 140 claims to undo one 429).
+STRETCH_UP, STRETCH_MAX, STRETCH_DOWN = 1.1, 1.5, 0.9993
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class SharedQuotaPacer(QuotaPacer):
         self._next_at = 0.0  # the shared instant as this process last wrote it
         self._alone_next_at = 0.0  # pacing alone while storage fails
         self._storage_down = False
+        self.stretch = 1.0  # this process's widening of the interval (see STRETCH_UP)
         self.claims = 0  # slots claimed
         self.transactions = 0  # table requests spent on them
 
@@ -128,6 +133,7 @@ class SharedQuotaPacer(QuotaPacer):
 
     def throttled(self, retry_after: float) -> None:
         super().throttled(retry_after)
+        self.stretch = min(STRETCH_MAX, self.stretch * STRETCH_UP)
         self._push(self._wall() + retry_after)
 
     # --- the shared entity -------------------------------------------------------------------
@@ -137,10 +143,12 @@ class SharedQuotaPacer(QuotaPacer):
         with self._claim_lock:
             self.claims += 1
             try:
+                interval = self.spec.interval * self.stretch
                 for _ in range(CLAIM_ATTEMPTS):
                     slot = max(now, self._next_at)
-                    if self._write(slot + self.spec.interval):
+                    if self._write(slot + interval):
                         self._recovered()
+                        self.stretch = max(1.0, self.stretch * STRETCH_DOWN)
                         return slot
                     self._read()
             except AzureError as exc:

@@ -80,6 +80,21 @@ def test_a_429_met_by_one_worker_makes_every_worker_wait_it_out(
     assert a.delay() >= 7.0
 
 
+def test_a_429_widens_the_spacing_of_the_worker_that_met_it_then_it_narrows_back(
+    pacers: list[SharedQuotaPacer],
+) -> None:
+    clock = Clock()
+    a, _ = (on_clock(p, clock) for p in pacers)
+    interval = a.spec.interval
+    a.throttled(0.0)  # the arrivals spread wider than the headroom allows
+    first = a.delay()
+    assert a.delay() - first == pytest.approx(interval * 1.1, rel=0.01)
+    for _ in range(400):
+        clock.now += 10
+        a.delay()
+    assert a.stretch == 1.0
+
+
 def test_workers_on_threads_never_share_a_slot(pacers: list[SharedQuotaPacer]) -> None:
     clock = Clock()
     for pacer in pacers:
