@@ -58,6 +58,7 @@ class FleetResult:
     window: float
     planning: float = 0.0
     cpu: float = 0.0  # CPU seconds the workers used (user + system)
+    services_cpu: float = 0.0  # CPU seconds the simulator and Azurite used meanwhile
     load: float = 0.0  # the machine's 1-minute load average at the end (2 cores)
 
     @property
@@ -96,7 +97,8 @@ class FleetResult:
             f"issued {self.issued} vs pages {self.pages} (fewest {self.fewest_pages}); "
             f"peak {max(self.peaks_mb):.0f} MB/worker; committed {self.committed}/{self.tenants}"
             f", closed {'yes' if self.closed else 'NO'} (planned in {self.planning:.1f} s); "
-            f"worker CPU {self.cpu:.0f} s, load average {self.load:.1f}"
+            f"CPU: workers {self.cpu:.0f} s, simulator + Azurite {self.services_cpu:.0f} s; "
+            f"load average {self.load:.1f}"
         )
 
 
@@ -207,6 +209,17 @@ def run_fleet(
     return wall, peaks, cpu
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (and its waited-for children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu(sim: Simulator, azurite: Azurite) -> float:
+    return cpu_seconds(sim.pid) + cpu_seconds(azurite.pid)
+
+
 def keep_tenants(sim: Simulator, count: int | None) -> int:
     """Leave only the first `count` tenants delegated (all when None); the number kept."""
     tenants = sim.estate(details=False)["tenants"]
@@ -223,7 +236,9 @@ def measure(
     slot, tenants, planning = plan(env)
     sim.set_quota(limit, window)  # a fresh window: planning's queries do not count
     sim.reset_stats()
+    before = services_cpu(sim, azurite)
     wall, peaks, cpu = run_fleet(workers, env, concurrency)
+    services = services_cpu(sim, azurite) - before
     stats = sim.stats()
     committed, closed = outcome(env, slot)
     return FleetResult(
@@ -241,6 +256,7 @@ def measure(
         window=window,
         planning=planning,
         cpu=cpu,
+        services_cpu=services,
         load=os.getloadavg()[0],
     )
 
