@@ -20,7 +20,9 @@ HOST = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
 QUEUES = HOST["extensions"]["queues"]
 
 # Measured (docs/scale.md, with the command that measured each):
-IN_FLIGHT_AT_FLOOR = 4  # tenants in hand, fleet-wide, that kept the quota busy (bench fleet)
+# Tenants in hand, fleet-wide, that keep the quota busy: one worker spends 10.3 s a `large`
+# tenant, 5.3 s of it the tenant's queries at the quota (bench fleet); 2 fill it, 4 for margin.
+IN_FLIGHT_AT_FLOOR = 4
 PEAK_MB_PER_TENANT = 420  # a worker's peak with one `large` tenant in hand (bench fleet)
 COMMIT_SECONDS = 120  # commit of the largest tenant the caps allow, with margin (bench persist)
 QUERIES_PER_SUBSCRIPTION = 1.4  # `large`: 1,401 queries for 1,000 subscriptions (bench collect)
