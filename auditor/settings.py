@@ -78,6 +78,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "900",
         "Upper bound on one tenant's collection time, retries and throttling included.",
     ),
+    SettingSpec(
+        "AUDITOR_ARG_QUOTA",
+        "15/5",
+        "Resource Graph quota of the collector's identity, LIMIT/SECONDS: every worker of the "
+        "identity shares it through a slot lease in Table Storage (docs/scale.md); off paces "
+        "each process on the quota headers alone.",
+    ),
     # Caps on what one collection reads, whatever the control plane sends (reaching one makes
     # the tenant incomplete with the reason). Defaults: far above any real answer (a Resource
     # Graph page of 1,000 rows is about 0.8 MB; the `large` estate's biggest tenant is about
@@ -315,6 +322,8 @@ class Settings:
     alerts_lookback_days: int = 30
     recommendation_max_resources: int = 200
     web_secret: str | None = field(default=None, repr=False)
+    # (limit, window seconds) of the identity's Resource Graph quota; None: paced per process.
+    arg_quota: tuple[int, float] | None = (15, 5.0)
 
     @property
     def arm_scope(self) -> str:
@@ -433,6 +442,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alerts_lookback_days=_int(env, "AUDITOR_ALERTS_LOOKBACK_DAYS", 1),
         recommendation_max_resources=_int(env, "AUDITOR_RECOMMENDATION_MAX_RESOURCES", 0),
         web_secret=load_web_secret(env),
+        arg_quota=load_arg_quota(env),
     )
 
 
@@ -446,6 +456,22 @@ def load_web_secret(env: Mapping[str, str]) -> str | None:
             "AUDITOR_WEB_SECRET", f"must be at least {WEB_SECRET_MIN_CHARS} characters"
         )
     return secret
+
+
+_QUOTA = re.compile(r"^([1-9][0-9]{0,5})/([0-9]{1,5}(?:\.[0-9]+)?)$")
+
+
+def load_arg_quota(env: Mapping[str, str]) -> tuple[int, float] | None:
+    """AUDITOR_ARG_QUOTA: LIMIT/SECONDS (e.g. 15/5) or off; SettingsError naming it otherwise."""
+    raw = (_get(env, "AUDITOR_ARG_QUOTA") or "").lower()
+    if raw == "off":
+        return None
+    match = _QUOTA.match(raw)
+    if not match or float(match.group(2)) <= 0:
+        raise SettingsError(
+            "AUDITOR_ARG_QUOTA", f"must be LIMIT/SECONDS (e.g. 15/5) or off, got {raw!r}"
+        )
+    return int(match.group(1)), float(match.group(2))
 
 
 def load_role(env: Mapping[str, str] | None = None) -> str:

@@ -81,8 +81,16 @@ param dataStorageSku string = 'Standard_GRS'
 
 @minValue(1)
 @maxValue(1000)
-@description('Flex Consumption scale-out ceiling. Kept low: every instance queries Resource Graph as the same principal, and the per-principal quota (about 15 queries per 5 s) is shared.')
+@description('Flex Consumption scale-out ceiling of the API app (HTTP only: it never queries Resource Graph).')
 param maximumInstanceCount int = 10
+
+@minValue(1)
+@maxValue(10)
+@description('Scale-out ceiling of the collector app (queues and timers). Derived in docs/scale.md: 3 instances x 3 messages in hand (host.json batchSize 2 + newBatchThreshold 1) keep the shared Resource Graph quota busy, and the largest tenant the caps allow still reads its pages within its time bound at a ninth of the quota.')
+param collectorMaximumInstanceCount int = 3
+
+@description('Resource Graph quota of the collector identity, LIMIT/SECONDS: every instance takes its query slots from one lease in Table Storage (docs/scale.md).')
+param argQuota string = '15/5'
 
 @allowed([
   2048
@@ -968,6 +976,11 @@ var auditorSettings = [
     name: 'AUDITOR_COLLECT_TIMEOUT_SECONDS'
     value: string(collectTimeoutSeconds)
   }
+  // The identity's Resource Graph quota, shared by every instance (docs/scale.md).
+  {
+    name: 'AUDITOR_ARG_QUOTA'
+    value: argQuota
+  }
   // Caps on what one collection reads, at the code's defaults (auditor/settings.py).
   {
     name: 'AUDITOR_COLLECT_MAX_RESPONSE_BYTES'
@@ -1157,7 +1170,7 @@ resource collectorApp 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
-        maximumInstanceCount: maximumInstanceCount
+        maximumInstanceCount: collectorMaximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
       runtime: {

@@ -464,7 +464,7 @@ class FakeSource:
     def discover(self) -> list[Tenant]:
         return [p.tenant for p in self.postures.values()]
 
-    def collect(self, tenant: Tenant) -> TenantPosture:
+    def collect(self, tenant: Tenant, until: float | None = None) -> TenantPosture:
         self.collected.append(tenant.tenant_id)
         script = self.failures.get(tenant.tenant_id)
         if script:

@@ -37,6 +37,7 @@ from auditor.adapters.bounded import (
     TimeBoundReached,
 )
 from auditor.adapters.credentials import build_credential
+from auditor.adapters.quota_lease import shared_pacer
 from auditor.adapters.reach import Unreachable
 from auditor.adapters.resource_graph import (
     RETRYABLE_STATUS,
@@ -222,8 +223,14 @@ class Collector:
         self._clock = clock
         self.limits = settings.collect_limits
         self._credential = credential or build_credential()
+        # Every worker of the identity shares its Resource Graph quota (quota_lease.py).
+        self._shared_pacer = shared_pacer(settings) if graph is None else None
         self.graph = graph or ResourceGraph(
-            self._credential, settings.arm_endpoint, sleep=sleep, limits=self.limits
+            self._credential,
+            settings.arm_endpoint,
+            sleep=sleep,
+            limits=self.limits,
+            pacer=self._shared_pacer,
         )
         self.rest = SecurityRest(
             self._credential, settings.arm_endpoint, self.limits, backoff_base=rest_backoff_base
@@ -237,6 +244,8 @@ class Collector:
 
     def close(self) -> None:
         self.graph.close()
+        if self._shared_pacer is not None:
+            self._shared_pacer.close()
         self.rest.close()
         self._directory_client.close()
 
@@ -280,10 +289,18 @@ class Collector:
             log.warning("tenant display names unavailable: %s", exc)
             return {}
 
-    def collect(self, tenant: Tenant) -> TenantPosture:
-        """Read one tenant's posture; failures that will not pass by retrying are recorded."""
+    def collect(self, tenant: Tenant, until: float | None = None) -> TenantPosture:
+        """Read one tenant's posture; failures that will not pass by retrying are recorded.
+
+        `until` is the run's deadline (epoch seconds): when it comes before the collection's
+        own time bound, a query still waiting then (for quota, a retry) is not read, and the
+        tenant is incomplete with the reason (failed when nothing was read) instead of being
+        handed back for a retry that would end past the run."""
         started = time.monotonic()
         deadline = started + self.settings.collect_timeout_seconds
+        run_bound = until is not None and started + (until - time.time()) < deadline
+        if run_bound and until is not None:
+            deadline = started + (until - time.time())
         expected = tuple(s.subscription_id for s in tenant.subscriptions)
         stats = QueryStats()
         rest_stats = ListStats()
@@ -301,6 +318,17 @@ class Collector:
                 )
                 for page in prefetch(pages):
                     batch.extend(page)
+            except DeadlineExceeded as exc:
+                if not run_bound:
+                    raise TransientCollectionError(f"{label} query: {exc}") from exc
+                labels = list(TENANT_QUERIES)
+                unread = ", ".join(labels[labels.index(label) :])
+                reason = f"the run's deadline came before these queries were read: {unread} ({exc})"
+                if stats.pages == 0:  # nothing read: the tenant failed, with the reason
+                    missing.update((sub, reason) for sub in expected)
+                else:
+                    errors.append(reason)
+                break
             except GraphQueryError as exc:
                 if _is_transient(exc):
                     raise TransientCollectionError(f"{label} query: {exc}") from exc

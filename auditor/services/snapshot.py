@@ -76,7 +76,10 @@ class PostureSource(Protocol):
 
     def discover(self) -> list[Tenant]: ...
 
-    def collect(self, tenant: Tenant) -> TenantPosture: ...
+    def collect(self, tenant: Tenant, until: float | None = None) -> TenantPosture:
+        """`until`: the run's deadline (epoch seconds): what is still waiting for the control
+        plane then is not read, and the posture says so (never raised for a retry)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -291,8 +294,14 @@ class SnapshotService:
             return duplicate
         backfill = self._backfill(job.scheduled_at)
         version = self.source.version
+        until = self._run_deadline(job.snapshot_id)
+        if until is not None and self.clock() >= until:
+            # A retry that would end past the run: recorded as the sweep would, not collected.
+            return self._past_deadline(tenant, job, until, started)
         try:
-            posture = self.source.collect(tenant)
+            posture = self.source.collect(tenant, until=until.timestamp() if until else None)
+            # At the run's deadline what was read is committed as it is: no retry after it.
+            final = final or (until is not None and self.clock() >= until)
             if posture.completeness.status is CollectionStatus.FAILED and not final:
                 raise CollectionFailed("; ".join(posture.completeness.reasons) or "nothing read")
             entry = self.store.commit_snapshot(
@@ -324,8 +333,27 @@ class SnapshotService:
             raise
         outcome = self._committed(entry, started, posture=posture, dequeue_count=dequeue_count)
         self._close_if_last(outcome)
-        if entry.status is CollectionStatus.FAILED:
+        if entry.status is CollectionStatus.FAILED and not (until and self.clock() >= until):
             raise CollectionFailed(f"collection failed: {'; '.join(entry.reasons)}")
+        return outcome
+
+    def _run_deadline(self, snapshot_id: str) -> datetime | None:
+        planned_at = self.runs.planned_at(snapshot_id)
+        return None if planned_at is None else planned_at + self.deadline
+
+    def _past_deadline(
+        self, tenant: Tenant, job: SnapshotJob, until: datetime, started: float
+    ) -> TenantOutcome:
+        reason = f"no snapshot committed by the run's deadline {format_time(until)}"
+        try:
+            entry = self.store.commit_failed(
+                tenant, job.scheduled_at, reason, self.source.version,
+                backfill=self._backfill(job.scheduled_at),
+            )  # fmt: skip
+        except (SnapshotSuperseded, SlotBusy, SnapshotTampered) as exc:
+            return self._not_recorded(job.tenant_id, job.snapshot_id, exc, started)
+        outcome = self._committed(entry, started, reason=reason)
+        self._close_if_last(outcome)
         return outcome
 
     def _job_problem(self, job: SnapshotJob) -> str | None:

@@ -342,6 +342,7 @@ def test_schedules_match_local_settings_sample(main: dict[str, Any], name: str) 
         "AUDITOR_EVIDENCE_CONTAINER",
         "AUDITOR_EVIDENCE_RETENTION_DAYS",
         "AUDITOR_COLLECT_TIMEOUT_SECONDS",
+        "AUDITOR_ARG_QUOTA",
     ],
 )
 def test_defaults_match_local_settings_sample_and_the_code(main: dict[str, Any], name: str) -> None:
@@ -403,8 +404,10 @@ def test_function_app_runtime_and_deployment_storage(main: dict[str, Any], app: 
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
     assert render(storage["authentication"]["userAssignedIdentityResourceId"]) == f"{identity}.id"
     scale = config["scaleAndConcurrency"]
-    assert scale["maximumInstanceCount"] == "maximumInstanceCount"
-    assert 1 <= param_default(main, "maximumInstanceCount") <= 1000
+    # The collector's own ceiling is derived from the shared quota (tests/infra/test_scale.py).
+    ceiling = "collectorMaximumInstanceCount" if app == "collectorApp" else "maximumInstanceCount"
+    assert scale["maximumInstanceCount"] == ceiling
+    assert 1 <= param_default(main, ceiling) <= 1000
 
 
 @pytest.mark.parametrize("app", list(APPS))

@@ -30,7 +30,7 @@ class Hanging(FakeSource):
 
     text = ""
 
-    def collect(self, tenant: Tenant) -> TenantPosture:
+    def collect(self, tenant: Tenant, until: float | None = None) -> TenantPosture:
         sys.stdout.write(f"collecting {self.text}\n")
         sys.stdout.flush()
         threading.Event().wait()

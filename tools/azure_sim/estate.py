@@ -86,7 +86,14 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 TYPE_TABLE: dict[str, str] = {t: table for table, types in TABLES.items() for t in types}
 
-SIZES: dict[str, tuple[int, int]] = {"tiny": (2, 3), "small": (10, 5), "large": (100, 10)}
+# size -> (tenants, subscriptions a tenant; in `wide` the most a tenant has, see WIDE_SUBSCRIPTIONS)
+SIZES: dict[str, tuple[int, int]] = {
+    "tiny": (2, 3),
+    "small": (10, 5),
+    "large": (100, 10),
+    "wide": (1000, 5),
+}
+WIDE_SUBSCRIPTIONS = (1, 5)  # `wide`: each tenant has between these many subscriptions
 BASE_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 FLIP_RATE = 0.02
 EXEMPTION_SCHEDULE_DAYS = 60  # one exemption expires on each of days 1..60
@@ -271,21 +278,25 @@ class Estate:
             name = base if t < len(cat.TENANT_NAMES) else f"{base} {t // len(cat.TENANT_NAMES) + 1}"
             self.tenant_list.append(Tenant(t, det_guid(self.seed, "tenant", t), name))
 
+        counts = [self._subscription_count(t, n_subs) for t in range(n_tenants)]
         rng = random.Random(f"{self.seed}|structure")
-        # Tenant that loses a subscription from day 1 (never the malformed-data tenant) and the
-        # tenant that gains one.
-        lose_candidates = [t for t in range(n_tenants) if t != MALFORMED_TENANT_INDEX]
+        # Tenant that loses a subscription from day 1 (never the malformed-data tenant, never
+        # its tenant's only one) and the tenant that gains one.
+        lose_candidates = [
+            t for t in range(n_tenants) if t != MALFORMED_TENANT_INDEX and counts[t] > 1
+        ]
         self._loser = rng.choice(lose_candidates)
         self._gainer = rng.choice([t for t in range(n_tenants) if t != self._loser])
 
         self._subs: dict[str, Subscription] = {}
         self._base_subs: list[str] = []
         for tenant in self.tenant_list:
-            for j in range(n_subs):
+            for j in range(counts[tenant.index]):
                 sub = self._make_sub(tenant, j)
                 self._base_subs.append(sub.sid)
-        self.added_sub = self._make_sub(self.tenant_list[self._gainer], n_subs).sid
-        self.removed_sub = det_guid(self.seed, "sub", self._loser, n_subs - 1)
+        gainer = self.tenant_list[self._gainer]
+        self.added_sub = self._make_sub(gainer, counts[self._gainer]).sid
+        self.removed_sub = det_guid(self.seed, "sub", self._loser, counts[self._loser] - 1)
         self._stable_subs = sorted(s for s in self._base_subs if s != self.removed_sub)
         self._malformed_sub = det_guid(self.seed, "sub", MALFORMED_TENANT_INDEX, 0)
 
@@ -307,6 +318,14 @@ class Estate:
         self._exemptions = self._plan_exemptions()
 
     # --- structure ---------------------------------------------------------------------------
+
+    def _subscription_count(self, tenant_index: int, most: int) -> int:
+        """Subscriptions of a tenant: `most` in every size but `wide`, where each tenant has
+        its own deterministic count in WIDE_SUBSCRIPTIONS (about 3,000 in all)."""
+        if self.size != "wide":
+            return most
+        low, high = WIDE_SUBSCRIPTIONS
+        return low + int(det_unit(self.seed, "wide-subs", tenant_index) * (high - low + 1))
 
     def _make_sub(self, tenant: Tenant, j: int) -> Subscription:
         sid = det_guid(self.seed, "sub", tenant.index, j)

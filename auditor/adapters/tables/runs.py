@@ -238,6 +238,13 @@ class RunStore:
         head = self._get(snapshot_id, RUN_MANIFEST_ROW)
         return head is not None and head.get("status") != "failed"
 
+    def planned_at(self, snapshot_id: str) -> datetime | None:
+        """When the slot's run was planned (None when no run was)."""
+        head = self._get(snapshot_id, RUN_MANIFEST_ROW)
+        if head is None or head.get("status") == "failed":
+            return None
+        return parse_time(str(head["planned_at"]))
+
     def mark_enqueued(self, snapshot_id: str) -> None:
         self._table.upsert_entity(
             {"PartitionKey": snapshot_id, "RowKey": RUN_MANIFEST_ROW, "enqueued": True},

@@ -1,0 +1,243 @@
+"""One Resource Graph quota shared by every worker of the identity: a slot lease in Table Storage.
+
+Resource Graph's quota (``AUDITOR_ARG_QUOTA``, 15 queries per 5 s by default) belongs to the
+managed identity, and every instance of the collector app is that identity. The per-process
+pacer (auditor/adapters/resource_graph.py) only knows the headers its own answers carried, so a
+fleet of processes spends the quota together and meets 429s, then waits out whole windows.
+
+This pacer spaces the fleet's queries evenly instead. One entity (``{prefix}Quota``,
+``resource-graph``) holds the instant the next query of the identity may be sent; a query
+claims it with a conditional update (ETag) that moves it one interval on, then sleeps until its
+slot. The interval is the window ÷ the limit, widened by ``HEADROOM`` so that the jitter between
+a slot and the request reaching Resource Graph does not put one query too many in a window. A
+429 (another client of the identity, a clock step) pushes the shared instant past its
+Retry-After, so the whole fleet waits once instead of each worker meeting its own 429.
+
+Why a lease and not headers treated as shared state: measured in bench/bench_fleet.py and
+docs/scale.md (the headers say how many queries remain, not who will send the next one).
+
+Each claim costs one table transaction when this process wrote the entity last (its ETag still
+holds), two otherwise (read, update). Storage failing never stops a collection: the pacer says
+so once and paces this process alone on the interval until storage answers again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from auditor.adapters.resource_graph import QuotaPacer
+from auditor.adapters.storage import table_service_client
+from auditor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PARTITION = "quota"
+ROW = "resource-graph"
+# Share of the quota the fleet plans to use: 15 intervals then span 5.26 s of a 5 s window,
+# leaving 0.26 s for the spread between a slot and its request's arrival.
+HEADROOM = 0.95
+CLAIM_ATTEMPTS = 20  # conditional updates lost to other workers before pacing alone
+# A 429 means the spread between slots and arrivals is wider than the headroom (a loaded host,
+# a slow network): this process then spaces its claims wider, by STRETCH_UP a 429 up to
+# STRETCH_MAX, and back by STRETCH_DOWN a claim (about 140 claims to undo one 429).
+STRETCH_UP, STRETCH_MAX, STRETCH_DOWN = 1.1, 1.5, 0.9993
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSpec:
+    """The identity's Resource Graph quota: `limit` queries per `window` seconds."""
+
+    limit: int
+    window: float
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two queries of the fleet."""
+        return self.window / self.limit / HEADROOM
+
+    @property
+    def rate(self) -> float:
+        """Queries a second at the quota floor (what no client of the identity can beat)."""
+        return self.limit / self.window
+
+
+def quota_table_name(table_prefix: str) -> str:
+    return f"{table_prefix}Quota"
+
+
+class SharedQuotaPacer(QuotaPacer):
+    """A QuotaPacer whose slots come from the one entity every worker of the identity shares."""
+
+    def __init__(
+        self,
+        table: TableClient,
+        spec: QuotaSpec,
+        *,
+        clock: Callable[[], float] = time.time,
+        service: TableServiceClient | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.spec = spec
+        self._table = table
+        self._service = service
+        self._wall = clock
+        self._claim_lock = threading.Lock()
+        self._etag: str | None = None  # of the entity as this process last wrote it
+        self._next_at = 0.0  # the shared instant as this process last wrote it
+        self._alone_next_at = 0.0  # pacing alone while storage fails
+        self._storage_down = False
+        self.stretch = 1.0  # this process's widening of the interval (see STRETCH_UP)
+        self.claims = 0  # slots claimed
+        self.transactions = 0  # table requests spent on them
+
+    @classmethod
+    def from_service(
+        cls, service: TableServiceClient, table_prefix: str, spec: QuotaSpec
+    ) -> SharedQuotaPacer:
+        """The pacer on `service` (closed with it); the table is made on the first claim."""
+        return cls(service.get_table_client(quota_table_name(table_prefix)), spec, service=service)
+
+    def close(self) -> None:
+        self._table.close()
+        if self._service is not None:
+            self._service.close()
+
+    # The headers' remaining count is not used: the shared slots keep the fleet under it, and
+    # a count that reaches 0 between two slots would only add a wait the slots already make.
+    def observe(self, remaining: str | None, resets_after: str | None) -> None:
+        return None
+
+    def spend(self) -> None:
+        return None
+
+    def delay(self) -> float:
+        """Claim the identity's next slot: seconds until it (and until any Retry-After)."""
+        throttled = super().delay()
+        slot = self._claim(self._wall())
+        return max(throttled, slot - self._wall())
+
+    def throttled(self, retry_after: float) -> None:
+        super().throttled(retry_after)
+        self.stretch = min(STRETCH_MAX, self.stretch * STRETCH_UP)
+        self._push(self._wall() + retry_after)
+
+    # --- the shared entity -------------------------------------------------------------------
+
+    def _claim(self, now: float) -> float:
+        """The instant of a slot of our own (claimed in storage, or alone when it fails)."""
+        with self._claim_lock:
+            self.claims += 1
+            try:
+                interval = self.spec.interval * self.stretch
+                for _ in range(CLAIM_ATTEMPTS):
+                    slot = max(now, self._next_at)
+                    if self._write(slot + interval):
+                        self._recovered()
+                        self.stretch = max(1.0, self.stretch * STRETCH_DOWN)
+                        return slot
+                    self._read()
+            except AzureError as exc:
+                self._failed(exc)
+            return self._alone(now)
+
+    def _push(self, not_before: float) -> None:
+        """Move the shared instant to at least `not_before` (after a 429)."""
+        with self._claim_lock:
+            try:
+                for _ in range(CLAIM_ATTEMPTS):
+                    if self._next_at >= not_before or self._write(not_before):
+                        return
+                    self._read()
+            except AzureError as exc:
+                self._failed(exc)
+            self._alone_next_at = max(self._alone_next_at, not_before)
+
+    def _write(self, next_at: float) -> bool:
+        """Set the shared instant if nobody wrote it since we last saw it; False when lost."""
+        entity = {"PartitionKey": PARTITION, "RowKey": ROW, "NextAt": next_at}
+        self.transactions += 1
+        try:
+            if self._etag is None:
+                meta = self._table.create_entity(entity)
+            else:
+                meta = self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=self._etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceNotFoundError:
+            if self._etag is None:  # no table yet: the first claim of the deployment makes it
+                self.transactions += 1
+                with contextlib.suppress(ResourceExistsError):
+                    self._table.create_table()
+            return False
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        self._etag = str(meta["etag"])
+        self._next_at = next_at
+        return True
+
+    def _read(self) -> None:
+        self.transactions += 1
+        try:
+            entity = self._table.get_entity(PARTITION, ROW)
+        except ResourceNotFoundError:
+            self._etag, self._next_at = None, 0.0
+            return
+        self._etag = str(entity.metadata["etag"])
+        self._next_at = float(entity.get("NextAt") or 0.0)
+
+    def _alone(self, now: float) -> float:
+        slot = max(now, self._alone_next_at, self._next_at)
+        self._alone_next_at = slot + self.spec.interval
+        return slot
+
+    def _failed(self, exc: AzureError) -> None:
+        self._etag = None
+        if not self._storage_down:
+            self._storage_down = True
+            log.warning(
+                "shared Resource Graph quota unavailable, pacing this process alone: %s",
+                str(exc).splitlines()[0],
+            )
+
+    def _recovered(self) -> None:
+        if self._storage_down:
+            self._storage_down = False
+            log.info("shared Resource Graph quota available again")
+
+
+# A claim must not stall the query it paces: few, short storage retries (then pace alone).
+PACER_STORAGE_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 1,
+    "connection_timeout": 5,
+    "read_timeout": 10,
+}
+
+
+def shared_pacer(settings: Settings) -> SharedQuotaPacer | None:
+    """The fleet's pacer for `settings` (None when AUDITOR_ARG_QUOTA is off or there is no
+    storage: then each process paces on the headers it sees)."""
+    if settings.arg_quota is None or settings.storage is None:
+        return None
+    service = table_service_client(settings.storage, **PACER_STORAGE_OPTIONS)
+    spec = QuotaSpec(*settings.arg_quota)
+    return SharedQuotaPacer.from_service(service, settings.table_prefix, spec)
