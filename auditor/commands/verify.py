@@ -60,6 +60,7 @@ def as_json(result: Verification) -> dict[str, Any]:
         "trusted": result.trusted,
         "scopes": result.scopes,
         "checkpointsWritten": result.checkpoints,
+        "notes": result.notes,
         "firstBroken": None if first is None else str(first),
         "findings": [
             {"tenantId": f.tenant_id, "subject": f.subject, "problem": f.problem}
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if retention is not None:
             print(retention.line())
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
         # Said per tenant when its check was full (and why); incremental ones are counted.
         for tenant_id, scope in result.scopes.items():
             if not scope.startswith(INCREMENTAL):

@@ -53,6 +53,7 @@ from auditor.core.snapshot import (
 from auditor.services.verify_checkpoint import (
     FULL,
     INCREMENTAL,
+    CheckpointNotWritten,
     Start,
     as_full,
     record_checkpoint,
@@ -90,6 +91,8 @@ class Verification:
     scopes: dict[str, str] = field(default_factory=dict)
     # Checkpoints this run wrote (tenant -> number).
     checkpoints: dict[str, int] = field(default_factory=dict)
+    # What the run could not do that is not a finding (e.g. a checkpoint it may not write).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -275,7 +278,13 @@ def _record_checkpoints(
     for tenant_id, chain in chains.items():
         if tenant_id in latest_broken or not chain.ok:
             continue
-        written = record_checkpoint(evidence, chain.entries, chain.head_digest, chain.start, now)
+        try:
+            written = record_checkpoint(
+                evidence, chain.entries, chain.head_digest, chain.start, now
+            )
+        except CheckpointNotWritten as exc:
+            result.notes.append(str(exc))
+            return  # the same for every tenant: said once
         if written is not None:
             result.checkpoints[tenant_id] = written.sequence
 

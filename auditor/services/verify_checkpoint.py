@@ -29,6 +29,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from azure.core.exceptions import HttpResponseError
+
 from auditor.adapters.blobs import EvidenceExists, EvidenceStore, StoredBlob
 from auditor.core.checkpoint import (
     Checkpoint,
@@ -244,6 +246,11 @@ def _covered_problem(
     return None
 
 
+class CheckpointNotWritten(RuntimeError):
+    """The verifier may read the evidence container but not write to it: the verification
+    stands, the next run starts where the last written checkpoint left off."""
+
+
 def record_checkpoint(
     evidence: EvidenceStore,
     entries: list[SnapshotIndexEntry],
@@ -269,4 +276,11 @@ def record_checkpoint(
     except EvidenceExists:
         log.info("checkpoint %s was written by another verifier", checkpoint.blob_name)
         return None
+    except HttpResponseError as exc:
+        if exc.status_code != 403:
+            raise
+        raise CheckpointNotWritten(
+            "checkpoint not written: this identity may not write to the evidence container "
+            "(HTTP 403); the next verify starts from the last one written"
+        ) from None
     return checkpoint

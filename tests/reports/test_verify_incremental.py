@@ -422,3 +422,38 @@ def test_a_failed_head_retaken_after_its_checkpoint_makes_the_check_full_without
     )
     assert len(raw.read) == 4 and result.checkpoints == {TENANT: 2}
     assert _scope(_check(raw, evidence)).startswith("incremental from checkpoint 000000002")
+
+
+def test_a_verifier_that_may_only_read_verifies_and_says_the_checkpoint_was_not_written(
+    raw: ReadCounting, settings: Settings, history: list[SnapshotIndexEntry]
+) -> None:
+    """A read-only identity (here a read-and-list SAS, as Storage Blob Data Reader would have)
+    gets its verification and one note, not a 403 traceback."""
+    from azure.storage.blob import (
+        BlobServiceClient,
+        ContainerSasPermissions,
+        generate_container_sas,
+    )
+
+    from tools.devservices import DEV_ACCOUNT, DEV_KEY
+
+    owner = EvidenceStore.from_settings(settings)
+    token = generate_container_sas(
+        DEV_ACCOUNT,
+        settings.evidence_container,
+        account_key=DEV_KEY,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    account_url = owner.container.url.rsplit("/", 1)[0]
+    reader = EvidenceStore(
+        BlobServiceClient(account_url, credential=token),
+        settings.evidence_container,
+        identity_based=True,
+    )
+    with owner, reader:
+        result = verify(raw, reader, [TENANT], checkpoints=INCREMENTAL, now=NOW)
+        assert result.ok and result.checkpoints == {}
+        (note,) = result.notes
+        assert note.startswith("checkpoint not written: this identity may not write")
+        assert list_checkpoints(owner, TENANT) == []
