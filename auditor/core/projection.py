@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, count
+from itertools import chain, count, repeat
 from operator import attrgetter, itemgetter
 
 from auditor.core.canonical import CanonicalFormatError, dumps, format_time, parse_time
@@ -119,15 +119,18 @@ def _column_line(group: str, name: str, values: list[int]) -> str:
     return f"{group}.{name}={typecode}:{base64.b64encode(packed.tobytes()).decode('ascii')}"
 
 
+_KEY = attrgetter("subscription_id", "standard", "control", "assessment")
+_FIRST_FAILED = attrgetter("first_failed")
+# Every stored record has a transition; a pure test's may not: it reads as never failing.
+_NO_TRANSITION = Transition(first_seen=datetime.min, last_changed=datetime.min, first_failed=None)
+
+
 def _failing_since(
     records: Sequence[ComplianceRecord], transitions: Mapping[RecordKey, Transition]
 ) -> list[str | None]:
-    out: list[str | None] = []
-    for record in records:
-        transition = transitions.get(record.key)  # every stored record has one; tests may not
-        first = None if transition is None else transition.first_failed
-        out.append(None if first is None else format_time(first))
-    return out
+    """The text of each record's first_failed (None when not failing), with C-level maps."""
+    found = map(transitions.get, map(_KEY, records), repeat(_NO_TRANSITION))
+    return [None if first is None else format_time(first) for first in map(_FIRST_FAILED, found)]
 
 
 def projection_lines(
@@ -141,6 +144,15 @@ def projection_lines(
     controls in (key, state) order; strings numbered in order of first use, column by column.
 
     Built column by column with C-level maps (a commit of 100,000 records pays for it once)."""
+    with acyclic_build():
+        return _projection_lines(compliance, transitions, controls)
+
+
+def _projection_lines(
+    compliance: Iterable[ComplianceRecord],
+    transitions: Mapping[RecordKey, Transition],
+    controls: Iterable[ControlSummary],
+) -> list[str]:
     records = sorted(compliance, key=_RECORD_FIELDS)
     ordered = sorted((c.subscription_id, c.standard, c.control, c.state.value) for c in controls)
     texts = {name: list(map(get, records)) for name, get in _RECORD_TEXT.items()}

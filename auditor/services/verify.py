@@ -110,18 +110,27 @@ def _snapshot(entry_id: str) -> str:
 def check_content(reader: SnapshotReader, entry: SnapshotIndexEntry) -> tuple[str | None, str]:
     """Read the snapshot back and hash its records again: (the problem or None, the digest of
     its stored content entities)."""
+    problem, digest, _ = check_snapshot(reader, entry)
+    return problem, digest
+
+
+def check_snapshot(
+    reader: SnapshotReader, entry: SnapshotIndexEntry
+) -> tuple[str | None, str, str | None]:
+    """check_content, and whether the snapshot's diff projection says what its content says
+    (None when it does, predates the projection, or the content itself failed)."""
     try:
         snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
     except SnapshotNotFound as exc:
-        return f"content missing ({exc})", ""
+        return f"content missing ({exc})", "", None
     except AzureError:
         raise  # storage unavailable: not a finding about the evidence
     except Exception as exc:  # any decoding or hash failure of altered content
-        return f"content altered or unreadable: {type(exc).__name__}: {exc}", ""
+        return f"content altered or unreadable: {type(exc).__name__}: {exc}", "", None
     actual = snapshot_content_hash(snapshot)
     if actual != entry.content_hash:
-        return f"content hashes to {actual}, the index says {entry.content_hash}", ""
-    return check_projection(reader, snapshot), snapshot.content_digest
+        return f"content hashes to {actual}, the index says {entry.content_hash}", "", None
+    return None, snapshot.content_digest, check_projection(reader, snapshot)
 
 
 def check_projection(reader: SnapshotReader, snapshot: Snapshot) -> str | None:
@@ -227,9 +236,11 @@ def verify_chain(
     for entry in entries[begin.trusted :]:
         result.snapshots += 1
         subject = _snapshot(entry.snapshot_id)
-        content_problem, digest = check_content(reader, entry)
+        content_problem, digest, projection_problem = check_snapshot(reader, entry)
         problems = [content_problem, check_link(entry, previous)]
         problems += anchor_problems(entry, anchors.pop(entry.snapshot_id, {}), digest)
+        if not any(problems):  # an edited snapshot is the anchor's finding; this is a fault's
+            problems.append(projection_problem)
         if entry.finished_at < entry.scheduled_at:
             problems.append(
                 f"its slot lies after the time it was collected ({iso(entry.finished_at)}): a "

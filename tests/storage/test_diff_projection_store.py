@@ -134,7 +134,10 @@ def test_a_tampered_projection_entity_is_caught_on_read_and_by_verify(
     ):
         result = verify(raw, evidence, [TENANT])
     problems = [f.problem for f in result.findings if f.subject == f"snapshot {second.snapshot_id}"]
-    assert any("diff projection altered" in p for p in problems), problems
+    assert problems == [
+        "stored content entities differ from what the attempt wrote (a property of a content "
+        "entity was edited, added or removed)"
+    ]
 
 
 def test_an_edited_projection_digest_in_the_index_row_is_caught_by_the_anchor(
