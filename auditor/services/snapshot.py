@@ -299,7 +299,7 @@ class SnapshotService:
             # A retry that would end past the run: recorded as the sweep would, not collected.
             return self._past_deadline(tenant, job, until, started)
         try:
-            posture = self.source.collect(tenant, until=until.timestamp() if until else None)
+            posture = self.source.collect(tenant, until=self._wall_time(until))
             # At the run's deadline what was read is committed as it is: no retry after it.
             final = final or (until is not None and self.clock() >= until)
             if posture.completeness.status is CollectionStatus.FAILED and not final:
@@ -336,6 +336,10 @@ class SnapshotService:
         if entry.status is CollectionStatus.FAILED and not (until and self.clock() >= until):
             raise CollectionFailed(f"collection failed: {'; '.join(entry.reasons)}")
         return outcome
+
+    def _wall_time(self, at: datetime | None) -> float | None:
+        """`at` on this service's clock as epoch seconds of the wall clock (the collector's)."""
+        return None if at is None else time.time() + (at - self.clock()).total_seconds()
 
     def _run_deadline(self, snapshot_id: str) -> datetime | None:
         planned_at = self.runs.planned_at(snapshot_id)
