@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"wide estate: {kept} tenants, {subs} subscriptions; planned in {planning:.1f} s, "
             f"{tenants} queue messages; storage transactions "
-            f"{sum(plan_counts.values()) - plan_counts['arm']}"
+            f"{sum(plan_counts[k] for k in ('blob', 'queue', 'table'))}"
         )
         sim.set_quota(limit, window)
         sim.reset_stats()

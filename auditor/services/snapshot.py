@@ -294,12 +294,11 @@ class SnapshotService:
             return duplicate
         backfill = self._backfill(job.scheduled_at)
         version = self.source.version
+        # The collection waits for nothing past the run's deadline (a retry dequeued after it
+        # reads nothing), and what it read by then is committed as it is.
         until = self._run_deadline(job.snapshot_id)
-        if until is not None and self.clock() >= until:
-            # A retry that would end past the run: recorded as the sweep would, not collected.
-            return self._past_deadline(tenant, job, until, started)
         try:
-            posture = self.source.collect(tenant, until=until.timestamp() if until else None)
+            posture = self.source.collect(tenant, until=self._wall_time(until))
             # At the run's deadline what was read is committed as it is: no retry after it.
             final = final or (until is not None and self.clock() >= until)
             if posture.completeness.status is CollectionStatus.FAILED and not final:
@@ -337,24 +336,13 @@ class SnapshotService:
             raise CollectionFailed(f"collection failed: {'; '.join(entry.reasons)}")
         return outcome
 
+    def _wall_time(self, at: datetime | None) -> float | None:
+        """`at` on this service's clock as epoch seconds of the wall clock (the collector's)."""
+        return None if at is None else time.time() + (at - self.clock()).total_seconds()
+
     def _run_deadline(self, snapshot_id: str) -> datetime | None:
         planned_at = self.runs.planned_at(snapshot_id)
         return None if planned_at is None else planned_at + self.deadline
-
-    def _past_deadline(
-        self, tenant: Tenant, job: SnapshotJob, until: datetime, started: float
-    ) -> TenantOutcome:
-        reason = f"no snapshot committed by the run's deadline {format_time(until)}"
-        try:
-            entry = self.store.commit_failed(
-                tenant, job.scheduled_at, reason, self.source.version,
-                backfill=self._backfill(job.scheduled_at),
-            )  # fmt: skip
-        except (SnapshotSuperseded, SlotBusy, SnapshotTampered) as exc:
-            return self._not_recorded(job.tenant_id, job.snapshot_id, exc, started)
-        outcome = self._committed(entry, started, reason=reason)
-        self._close_if_last(outcome)
-        return outcome
 
     def _job_problem(self, job: SnapshotJob) -> str | None:
         """Why a well-formed job is not one of this deployment's (None when it is)."""

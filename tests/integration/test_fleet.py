@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,11 +19,10 @@ from auditor.core.model import CollectionStatus
 from auditor.core.runs import SnapshotJob, encode_job
 from auditor.core.schedule import latest_occurrence
 from auditor.services.collect import Collector
-from auditor.services.snapshot import SnapshotService, open_service
+from auditor.services.snapshot import open_service
 from auditor.settings import Settings, load_settings
 from tools.azure_sim.launcher import Simulator
 from tools.devservices import REPO, Azurite
-from tools.posture_factory import FakeSource, make_posture, tenant_id_for
 
 
 @pytest.fixture
@@ -112,38 +110,21 @@ def test_a_tenant_still_waiting_for_quota_at_the_runs_deadline_is_committed_inco
     assert outcome.entry is not None and outcome.entry.counts.get("compliance", 0) > 0
 
 
-def test_a_retry_dequeued_after_the_runs_deadline_is_recorded_not_collected(
-    azurite: Azurite, table_prefix: str
+def test_a_retry_dequeued_after_the_runs_deadline_reads_nothing_and_is_recorded(
+    env: dict[str, str], sim: Simulator
 ) -> None:
-    settings = load_settings(
-        {
-            "AUDITOR_STORAGE": azurite.connection_string,
-            "AUDITOR_TABLE_PREFIX": table_prefix,
-            "AUDITOR_SNAPSHOT_QUEUE": f"q{uuid.uuid4().hex[:12]}",
-        }
-    )
-    tenant = tenant_id_for(7)
-    source = FakeSource([make_posture(tenant)])
-    now = [datetime(2024, 5, 1, 2, 0, 5, tzinfo=UTC)]
-    service = SnapshotService(
-        SnapshotStore.from_settings(settings),
-        RunStore.from_settings(settings),
-        source,
-        SnapshotQueue.from_settings(settings),
-        clock=lambda: now[0],
-        deadline=timedelta(hours=1),
-    )
-    try:
-        slot_at = datetime(2024, 5, 1, 2, tzinfo=UTC)
-        manifest = service.plan_run(slot_at, enqueue=False)
-        now[0] += timedelta(hours=1, seconds=1)  # the first attempt failed; the retry is late
-        text = encode_job(SnapshotJob(tenant, manifest.snapshot_id))
-        outcome = service.process_job(text, dequeue_count=2, max_dequeues=5)
-    finally:
-        service.store.close()
-        service.runs.close()
-        assert service.queue is not None
-        service.queue.close()
-    assert source.collected == []  # no collection that would end past the run
+    planning = load_settings({**env, "AUDITOR_ARG_QUOTA": "off"})
+    slot = plan(planning)
+    settings = load_settings(env)
+    with Collector(settings) as collector, open_service(settings, source=collector) as service:
+        service.deadline = timedelta(minutes=2)
+        manifest = service.runs.get_manifest(slot)
+        assert manifest is not None
+        late = manifest.planned_at + timedelta(minutes=2, seconds=1)
+        service.clock = lambda: late  # the first attempt failed; its retry comes too late
+        sim.reset_stats()
+        text = encode_job(SnapshotJob(manifest.tenants[0].tenant_id, slot))
+        outcome = service.process_job(text, dequeue_count=2, max_dequeues=5)  # no raise: done
+    assert sim.stats().get("arg_queries", 0) == 0  # nothing read past the run's deadline
     assert outcome.outcome == "failed"
-    assert outcome.reason.startswith("no snapshot committed by the run's deadline 2024-05-01T03")
+    assert "the run's deadline came before these queries were read" in outcome.reason

@@ -27,3 +27,12 @@ def test_wide_keeps_the_daily_delegation_changes_without_emptying_a_tenant() -> 
     changed = {t: (day0[t], day1[t]) for t in day0 if day0[t] != day1[t]}
     assert sorted(after - before for before, after in changed.values()) == [-1, 1]
     assert all(after >= 1 for _, after in changed.values())
+
+
+def test_wide_subscriptions_hold_about_a_thousand_compliance_rows_like_the_others() -> None:
+    from tools.azure_sim.estate import T_COMPLIANCE
+
+    estate = Estate("wide", seed=1)
+    sample = estate.subscriptions(0)[:60]
+    per_sub = [estate.type_count(s.sid, 0, T_COMPLIANCE) for s in sample]
+    assert 800 <= sum(per_sub) / len(per_sub) <= 1200
