@@ -56,6 +56,11 @@ CLAIM_ATTEMPTS = 20  # conditional updates lost to other workers before pacing a
 # a slow network): this process then spaces its claims wider, by STRETCH_UP a 429 up to
 # STRETCH_MAX, and back by STRETCH_DOWN a claim (about 140 claims to undo one 429).
 STRETCH_UP, STRETCH_MAX, STRETCH_DOWN = 1.1, 1.5, 0.9993
+# The furthest ahead a shared instant can honestly be: a few hundred claims queued at once, or
+# one Retry-After. Anything later (a clock that jumped, a huge Retry-After, an edited entity)
+# would stall every worker of the identity, and each claim would push it further: such a value
+# is ignored (this process claims from now and overwrites it under its ETag) and logged once.
+MAX_AHEAD = 60.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class SharedQuotaPacer(QuotaPacer):
         self._next_at = 0.0  # the shared instant as this process last wrote it
         self._alone_next_at = 0.0  # pacing alone while storage fails
         self._storage_down = False
+        self._warned_bogus = False
         self.stretch = 1.0  # this process's widening of the interval (see STRETCH_UP)
         self.claims = 0  # slots claimed
         self.transactions = 0  # table requests spent on them
@@ -134,7 +140,7 @@ class SharedQuotaPacer(QuotaPacer):
     def throttled(self, retry_after: float) -> None:
         super().throttled(retry_after)
         self.stretch = min(STRETCH_MAX, self.stretch * STRETCH_UP)
-        self._push(self._wall() + retry_after)
+        self._push(self._wall() + min(max(retry_after, 0.0), MAX_AHEAD))
 
     # --- the shared entity -------------------------------------------------------------------
 
@@ -201,7 +207,25 @@ class SharedQuotaPacer(QuotaPacer):
             self._etag, self._next_at = None, 0.0
             return
         self._etag = str(entity.metadata["etag"])
-        self._next_at = float(entity.get("NextAt") or 0.0)
+        self._next_at = self._sane(entity.get("NextAt"))
+
+    def _sane(self, stored: object) -> float:
+        """The stored instant when it is a finite time at most MAX_AHEAD from now; else 0.0
+        (claim from now), warned once: it is a clock that jumped or an edited entity."""
+        value = stored if isinstance(stored, int | float) and not isinstance(stored, bool) else None
+        if value is not None and value <= self._wall() + MAX_AHEAD:  # NaN fails, inf fails
+            return float(value)
+        if value is None and stored in (None, ""):
+            return 0.0
+        if not self._warned_bogus:
+            self._warned_bogus = True
+            log.warning(
+                "shared Resource Graph quota: ignoring a stored next instant that is not a time "
+                "within %.0f s from now (%s); claiming from now",
+                MAX_AHEAD,
+                type(stored).__name__,
+            )
+        return 0.0
 
     def _alone(self, now: float) -> float:
         slot = max(now, self._alone_next_at, self._next_at)

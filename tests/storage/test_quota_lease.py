@@ -155,3 +155,36 @@ def test_quota_off_or_no_storage_leaves_pacing_to_each_process(azurite: Azurite)
     assert shared_pacer(load_settings({"AUDITOR_ARG_QUOTA": "15/5"})) is None
     off = {"AUDITOR_STORAGE": azurite.connection_string, "AUDITOR_ARG_QUOTA": "off"}
     assert shared_pacer(load_settings(off)) is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [1_000_000.0 + 100 * 365 * 86_400, 1e300, "abc", "1e300"],
+    ids=["a-century-ahead", "1e300", "text", "numeric-text"],
+)
+def test_a_stored_instant_far_ahead_or_not_a_time_never_stalls_the_fleet(
+    pacers: list[SharedQuotaPacer], settings: Settings, stored: object
+) -> None:
+    # A clock that jumped, or anyone who can write the table, must not park every worker of
+    # the identity: each claim would also have pushed the instant further ahead.
+    clock = Clock()
+    a, b = (on_clock(p, clock) for p in pacers)
+    assert a.delay() == 0  # the entity exists
+    assert settings.storage is not None
+    with TableServiceClient.from_connection_string(settings.storage.connection_string) as svc:
+        table = svc.get_table_client(quota_table_name(settings.table_prefix))
+        table.upsert_entity({"PartitionKey": "quota", "RowKey": "resource-graph", "NextAt": stored})
+    interval = a.spec.interval
+    clock.now += 10
+    assert b.delay() == 0  # ignored: claimed from now, and the sane instant written back
+    assert a.delay() == pytest.approx(interval)
+
+
+def test_a_huge_retry_after_holds_the_fleet_at_most_a_minute(
+    pacers: list[SharedQuotaPacer],
+) -> None:
+    clock = Clock()
+    a, b = (on_clock(p, clock) for p in pacers)
+    a.delay()
+    a.throttled(1e12)
+    assert 0 < b.delay() <= 60.0
