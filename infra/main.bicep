@@ -196,6 +196,10 @@ var blobDeleteAction = 'Microsoft.Storage/storageAccounts/blobServices/container
 var blobMoveAction = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action'
 var blobPathAttribute = '@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path]'
 var apiRequestsOnlyCondition = '((!(ActionMatches{\'${blobWriteAction}\'}) AND !(ActionMatches{\'${blobAddAction}\'})) OR (${blobPathAttribute} StringStartsWith \'requests/\')) AND (!(ActionMatches{\'${blobDeleteAction}\'}) AND !(ActionMatches{\'${blobMoveAction}\'}))'
+// The collector writes anchors and packs, never verify's checkpoints (checkpoints/): those are
+// written by whoever runs `verify` with their own identity, so an identity that can edit the
+// snapshot tables cannot also vouch for them (docs/evidence.md, "Verify checkpoints").
+var collectorNoCheckpointsCondition = '(!(ActionMatches{\'${blobWriteAction}\'}) AND !(ActionMatches{\'${blobAddAction}\'})) OR (${blobPathAttribute} StringNotStartsWith \'checkpoints/\')'
 
 // ---------------------------------------------------------------------------------------------
 // Identities
@@ -557,7 +561,9 @@ resource dataBlobRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'Collector: write anchors and evidence packs (immutability forbids any change).'
+    description: 'Collector: write anchors and evidence packs (immutability forbids any change); never checkpoints/.'
+    condition: collectorNoCheckpointsCondition
+    conditionVersion: '2.0'
   }
 }
 

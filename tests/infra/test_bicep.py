@@ -887,3 +887,15 @@ def test_check_infra_fails_on_a_skip_without_reason() -> None:
     assert not check_infra.evaluate(report).ok
     report["results"]["skipped_checks"][0]["check_result"]["suppress_comment"] = "a real reason"
     assert check_infra.evaluate(report).ok
+
+
+def test_the_collector_identity_cannot_write_verify_checkpoints(main: dict[str, Any]) -> None:
+    # An identity that can edit the snapshot tables must not also be able to vouch for them.
+    ra = resource(main, "dataBlobRole")
+    assert _principal(ra) == "identity"
+    props = ra["properties"]
+    assert props["conditionVersion"] == "2.0"
+    condition = variable(main, props["condition"])
+    assert "StringNotStartsWith \\'checkpoints/\\'" in condition
+    for action in ("blobWriteAction", "blobAddAction"):
+        assert f"${{{action}}}" in condition
