@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from auditor.core.access import PolicyError, parse_policy
+from auditor.core.access import PolicyError, is_guid, parse_policy
 
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
 
@@ -163,6 +163,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "the same on every instance (Azure: a Key Vault reference; unset locally: one per "
         "process).",
     ),
+    # Set only when customers sign in (docs/dashboard.md, tenant:self): a user whose home
+    # tenant is another one is then a customer, granted nothing but tenant:self.
+    SettingSpec(
+        "AUDITOR_MANAGING_TENANT_ID",
+        None,
+        "Managing tenant id (GUID) when users of customer tenants sign in to the dashboard: "
+        "their users see only their own tenant through tenant:self grants. Unset: only the "
+        "managing tenant's users sign in.",
+    ),
     SettingSpec(
         "AUDITOR_RECOMMENDATION_MAX_RESOURCES",
         "200",
@@ -186,7 +195,7 @@ COLLECTOR_ONLY: frozenset[str] = frozenset(
 )
 
 # Settings only the API app reads: infra keeps them out of the collector.
-API_ONLY: frozenset[str] = frozenset({"AUDITOR_WEB_SECRET"})
+API_ONLY: frozenset[str] = frozenset({"AUDITOR_WEB_SECRET", "AUDITOR_MANAGING_TENANT_ID"})
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -324,6 +333,8 @@ class Settings:
     web_secret: str | None = field(default=None, repr=False)
     # (limit, window seconds) of the identity's Resource Graph quota; None: paced per process.
     arg_quota: tuple[int, float] | None = (15, 5.0)
+    # The tenant whose users are the operator's own; None when no customer signs in.
+    managing_tenant: str | None = None
 
     @property
     def arm_scope(self) -> str:
@@ -443,7 +454,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recommendation_max_resources=_int(env, "AUDITOR_RECOMMENDATION_MAX_RESOURCES", 0),
         web_secret=load_web_secret(env),
         arg_quota=load_arg_quota(env),
+        managing_tenant=load_managing_tenant(env),
     )
+
+
+def load_managing_tenant(env: Mapping[str, str]) -> str | None:
+    """AUDITOR_MANAGING_TENANT_ID in lower case, or None when unset; SettingsError naming it
+    when it is not a tenant id (a GUID)."""
+    value = _get(env, "AUDITOR_MANAGING_TENANT_ID")
+    if value is None:
+        return None
+    if not is_guid(value):
+        raise SettingsError(
+            "AUDITOR_MANAGING_TENANT_ID", f"must be a tenant id (GUID), got {value!r}"
+        )
+    return value.lower()
 
 
 def load_web_secret(env: Mapping[str, str]) -> str | None:

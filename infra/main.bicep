@@ -116,6 +116,9 @@ param apiAuthClientId string = ''
 @description('Tenant that issues tokens for the API (normally the managing tenant).')
 param apiAuthTenantId string = tenant().tenantId
 
+@description('Let users of customer tenants sign in to the dashboard (tenant:self grants, docs/dashboard.md): App Service Authentication then accepts tokens of every tenant (the common issuer; the app registration must be multi-tenant, consented in each customer tenant), and the app treats any user whose home tenant is not apiAuthTenantId as a customer who sees only their own tenant.')
+param customerSignIn bool = false
+
 @description('Extra audiences accepted by the API besides api://<apiAuthClientId> and <apiAuthClientId>.')
 param apiAuthExtraAudiences array = []
 
@@ -1097,6 +1100,12 @@ var apiSettings = concat(auditorSettings, [
     name: 'AUDITOR_WEB_SECRET'
     value: '@Microsoft.KeyVault(SecretUri=${webSecretValue.properties.secretUri})'
   }
+  // Empty (unset for the app) unless customers sign in: then every other tenant's user is a
+  // customer, granted tenant:self alone.
+  {
+    name: 'AUDITOR_MANAGING_TENANT_ID'
+    value: customerSignIn ? apiAuthTenantId : ''
+  }
   {
     name: 'AUDITOR_STORAGE__credential'
     value: 'managedidentity'
@@ -1336,7 +1345,9 @@ resource apiAuth 'Microsoft.Web/sites/config@2024-04-01' = {
         enabled: enableApiAuth
         registration: {
           clientId: apiAuthClientId
-          openIdIssuer: '${environment().authentication.loginEndpoint}${apiAuthTenantId}/v2.0'
+          // One tenant's issuer; with customerSignIn, the common endpoint (any tenant's
+          // token; the app tells customers apart by their home tenant).
+          openIdIssuer: customerSignIn ? '${environment().authentication.loginEndpoint}common/v2.0' : '${environment().authentication.loginEndpoint}${apiAuthTenantId}/v2.0'
         }
         validation: {
           allowedAudiences: empty(apiAuthClientId) ? apiAuthExtraAudiences : concat([

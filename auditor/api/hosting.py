@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -105,7 +106,12 @@ class LazyReader:
 def azure_app(settings: Settings | None = None) -> FastAPI:
     """The API as Azure Functions hosts it (see the module docstring)."""
     settings = settings or load_settings()
-    policy = access_policy(settings, default=AccessPolicy.deny_all())
+    # Users of other tenants sign in only in Azure (docs/dashboard.md, tenant:self); `serve`'s
+    # local principal belongs to no tenant and keeps the local policy.
+    policy = dataclasses.replace(
+        access_policy(settings, default=AccessPolicy.deny_all()),
+        managing_tenant=settings.managing_tenant,
+    )
     checked = settings
     reader = LazyReader(lambda: SnapshotStore.from_settings(checked))
     return create_app(

@@ -36,6 +36,15 @@ has no ``scp``, but it is only ever issued for a user, names no client (every ac
 carries ``azp`` or ``appid``; an ID token neither) and carries sign-in claims no app-only token
 has (``nonce``, ``preferred_username``, ``name``). Such a principal is a user.
 
+Customers signing in. When the policy knows the managing tenant (``AUDITOR_MANAGING_TENANT_ID``,
+set when App Service Authentication accepts sign-ins from every tenant), a principal whose home
+tenant is any other — or unknown — is a *customer*: it is admitted only by a ``"*"`` grant that
+names ``tenant:self``, and sees its own tenant alone through it. Nothing else a foreign token
+says counts: not its object id, groups or client id, and not its ``roles`` (a customer's admin
+assigns the app's roles in the customer's own enterprise application), so it never matches a
+``"*"`` tenants grant, a named tenant or ``operators``. An app-only token of another tenant gets
+nothing. Without a managing tenant (one issuer, local runs) every principal is treated as above.
+
 In Azure the caller comes from App Service Authentication, which injects the header
 ``X-MS-CLIENT-PRINCIPAL``: base64 of ``{"auth_typ", "name_typ", "role_typ",
 "claims": [{"typ", "val"}, ...]}``; it spells some claim types as URIs (``scp`` is
@@ -160,6 +169,8 @@ class AccessPolicy:
     # Who may read operations data (runs, digests, status): principal selectors as in grants.
     # An operator still sees only the tenant rows its grants name.
     operators: tuple[str, ...] = ()
+    # The operator's own tenant (lower case); when set, users of any other tenant are customers.
+    managing_tenant: str | None = None
 
     @classmethod
     def deny_all(cls) -> AccessPolicy:
@@ -171,8 +182,12 @@ class AccessPolicy:
         policy)."""
         return cls(grants=(Grant(principal=ANY, tenants=None),), operators=(ANY,))
 
+    def is_customer(self, principal: Principal) -> bool:
+        """True when `principal` is not of the managing tenant (which the policy knows)."""
+        return self.managing_tenant is not None and principal.home_tenant != self.managing_tenant
+
     def is_operator(self, principal: Principal | None) -> bool:
-        if principal is None:
+        if principal is None or self.is_customer(principal):
             return False
         return any(Grant(selector, None).matches(principal) for selector in self.operators)
 
@@ -180,6 +195,8 @@ class AccessPolicy:
         """The tenants `principal` may see (nothing when unauthenticated)."""
         if principal is None:
             return NOTHING
+        if self.is_customer(principal):
+            return self._customer_scope(principal)
         tenants: set[str] = set()
         for grant in self.grants:
             if not grant.matches(principal):
@@ -189,9 +206,27 @@ class AccessPolicy:
             tenants |= grant.tenants_of(principal)
         return TenantScope(everything=False, tenants=frozenset(tenants))
 
+    def _customer_scope(self, principal: Principal) -> TenantScope:
+        # Only "*" grants naming tenant:self, resolved to the customer's own tenant alone.
+        self_grants = [
+            grant
+            for grant in self.grants
+            if grant.principal == ANY and grant.tenants is not None and SELF_TENANT in grant.tenants
+        ]
+        if not self_grants or principal.app_only:
+            return NOTHING
+        return TenantScope(
+            everything=False, tenants=Grant(ANY, frozenset({SELF_TENANT})).tenants_of(principal)
+        )
+
     def allowed(self, principal: Principal | None, tenant_id: str) -> bool:
         """True only when a grant matching `principal` names `tenant_id` (or every tenant)."""
         return tenant_id in self.scope_of(principal)
+
+
+def is_guid(value: str) -> bool:
+    """A tenant, object or client id: a GUID, any case."""
+    return bool(_GUID.match(value))
 
 
 def is_principal_name(value: str) -> bool:

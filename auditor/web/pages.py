@@ -115,7 +115,10 @@ Sums = Annotated[TenantSummaries, Depends(summaries)]
 
 def is_operator(ctx: ApiContext, who: Principal) -> bool:
     """Operations is for callers with the app role ``operator``; locally (no roles) for a
-    principal that may see every tenant."""
+    principal that may see every tenant. Never for a customer: a foreign tenant's admin
+    assigns app roles in their own tenant."""
+    if ctx.policy.is_customer(who):
+        return False
     if ctx.local:
         return ctx.policy.scope_of(who).everything
     return not who.app_only and OPERATOR_ROLE in who.roles

@@ -63,6 +63,7 @@ def test_the_keyed_route_is_tried_first_by_the_hosts_name_ordering() -> None:
 
 def call_hosted(azurite: Azurite, store: SnapshotStore, policy: dict[str, Any],
                 requests: list[dict[str, Any]], auth_enabled: bool = True,
+                settings: dict[str, str] | None = None,
                 ) -> list[dict[str, Any]]:  # fmt: skip
     env = {
         **os.environ,
@@ -72,6 +73,7 @@ def call_hosted(azurite: Azurite, store: SnapshotStore, policy: dict[str, Any],
         "AUDITOR_STORAGE": azurite.connection_string,
         "AUDITOR_TABLE_PREFIX": store.tables.prefix,
         "AUDITOR_ACCESS_POLICY": json.dumps(policy),
+        **(settings or {}),
     }
     done = subprocess.run(
         [sys.executable, "-m", "tests.api.hosted_call"],
@@ -217,10 +219,11 @@ def test_without_app_service_authentication_pages_through_the_anonymous_function
     assert TENANT_A not in answer["body"]
 
 
-def id_token_session(object_id: str, home_tenant: str) -> dict[str, str]:
+def id_token_session(object_id: str, home_tenant: str, roles: tuple[str, ...] = ()
+                     ) -> dict[str, str]:  # fmt: skip
     """The principal header App Service Authentication sends for a person signed in to the
     dashboard: the ID token's claims, with its URI spellings (no scp, no client id)."""
-    claims = [
+    claims = [{"typ": "roles", "val": role} for role in roles] + [
         {"typ": "aud", "val": "11111111-2222-4000-8000-000000000001"},
         {"typ": "nonce", "val": "0f1e2d3c4b5a_20261201T000000Z"},
         {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": object_id},
@@ -258,3 +261,44 @@ def test_a_signed_in_customer_user_sees_their_own_tenant_alone_through_the_pages
     assert theirs["status"] == 404
     assert act["status"] == 200 and TENANT_B not in act["body"]
     assert nothing["status"] == 200 and "0 of 0 tenants shown" in nothing["body"]
+
+
+MANAGING = "aa000000-0000-4000-8000-0000000000aa"
+
+
+def test_once_customers_sign_in_a_customer_with_the_operator_role_sees_only_their_tenant(
+    azurite: Azurite, api_store: SnapshotStore, scenario: Scenario
+) -> None:
+    # customerSignIn (infra/main.bicep): the common issuer lets any tenant's user sign in and
+    # AUDITOR_MANAGING_TENANT_ID names ours. A customer's admin can give their own users the
+    # app's roles (and groups of the same ids): none of that, nor a '*' grant, reaches them.
+    carol = id_token_session("c0000000-0000-4000-8000-00000000000c", TENANT_A, ("operator",))
+    staff = id_token_session(ALICE, MANAGING, ("operator",))
+    policy = {
+        "grants": [{"principal": "*", "tenants": ["tenant:self"]},
+                   {"principal": "role:operator", "tenants": "*"}],
+        "operators": ["role:operator"],
+    }  # fmt: skip
+    mine, theirs, operations, api, ours = call_hosted(
+        azurite,
+        api_store,
+        policy,
+        [
+            {"url": f"{HOST}/", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/tenants/{TENANT_B}", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/operations", "headers": carol, "function": PAGES_FUNCTION},
+            {"url": f"{HOST}/api/runs", "headers": {**carol, "x-functions-key": "K"}},
+            {"url": f"{HOST}/", "headers": staff, "function": PAGES_FUNCTION},
+        ],
+        settings={"AUDITOR_MANAGING_TENANT_ID": MANAGING.upper()},
+    )
+    assert mine["status"] == 200
+    assert "1 of 1 tenants shown" in mine["body"]
+    assert f"/tenants/{TENANT_A}" in mine["body"] and TENANT_B not in mine["body"]
+    assert "/operations" not in mine["body"]
+    assert theirs["status"] == 404
+    assert operations["status"] == 404
+    assert api["status"] == 403, api
+    assert ours["status"] == 200
+    assert f"/tenants/{TENANT_A}" in ours["body"] and f"/tenants/{TENANT_B}" in ours["body"]
+    assert "/operations" in ours["body"]

@@ -27,10 +27,11 @@ print(json.dumps(sorted(f.get_function_name() for f in functions)))
 """
 
 
-def index(role: str | None) -> subprocess.CompletedProcess[str]:
+def index(role: str | None, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITOR_")}
     if role is not None:
         env["AUDITOR_ROLE"] = role
+    env.update(settings)
     return subprocess.run(
         [sys.executable, "-c", INDEX],
         cwd=REPO,
@@ -65,6 +66,15 @@ def test_a_bad_role_stops_the_app_at_load_naming_the_setting() -> None:
     assert "setting AUDITOR_ROLE: must be one of collector, api, all, got 'everything'" in (
         done.stderr
     )
+
+
+def test_a_managing_tenant_that_is_no_tenant_id_stops_the_api_at_load_naming_the_setting() -> None:
+    done = index("api", AUDITOR_MANAGING_TENANT_ID="contoso.onmicrosoft.com")
+    assert done.returncode != 0
+    assert (
+        "setting AUDITOR_MANAGING_TENANT_ID: must be a tenant id (GUID), "
+        "got 'contoso.onmicrosoft.com'"
+    ) in done.stderr
 
 
 def test_every_trigger_of_the_blueprint_is_a_collector_function() -> None:

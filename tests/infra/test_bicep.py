@@ -461,7 +461,9 @@ def test_api_authentication_is_optional_and_entra_only(main: dict[str, Any]) -> 
     assert aad["registration"]["clientId"] == "apiAuthClientId"
     # No secret stored: tokens are validated, and sign-in takes the ID-token flow.
     assert "clientSecretSettingName" not in aad["registration"]
-    assert aad["registration"]["openIdIssuer"].endswith("${apiAuthTenantId}/v2.0")
+    # One tenant's issuer unless customers sign in (tests/infra/test_web_infra.py).
+    issuer = aad["registration"]["openIdIssuer"]["operator"]["operands"]
+    assert issuer["false_value"].endswith("${apiAuthTenantId}/v2.0")
     # Only tokens for the API's own registration (and the listed extras) are accepted.
     audiences = render(aad["validation"]["allowedAudiences"])
     assert audiences == (

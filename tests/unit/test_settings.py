@@ -42,6 +42,8 @@ def test_token_scope_follows_a_sovereign_endpoint() -> None:
         ("AUDITOR_COLLECT_MAX_ROWS_PER_TENANT", "10"),
         ("AUDITOR_COLLECT_MAX_PAGES_PER_QUERY", "1"),
         ("AUDITOR_ACCESS_POLICY", "{not json"),
+        ("AUDITOR_MANAGING_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("AUDITOR_MANAGING_TENANT_ID", "aa000000-0000-4000-8000-0000000000aa,"),
         ("AUDITOR_STORAGE", "not a connection string"),
         ("AUDITOR_STORAGE__tableServiceUri", "nope"),
     ],
@@ -97,3 +99,9 @@ def test_the_local_sample_sets_the_caps_at_their_defaults() -> None:
         "AUDITOR_COLLECT_MAX_PAGES_PER_QUERY",
     ):
         assert sample[name] == defaults[name]
+
+
+def test_the_managing_tenant_is_unset_by_default_and_read_in_lower_case() -> None:
+    assert load_settings({}).managing_tenant is None
+    tenant = "AA000000-0000-4000-8000-0000000000AA"
+    assert load_settings({"AUDITOR_MANAGING_TENANT_ID": tenant}).managing_tenant == tenant.lower()
