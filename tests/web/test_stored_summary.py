@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient
 
 from auditor.adapters.blobs import EvidenceStore
@@ -207,3 +207,37 @@ def test_a_row_committed_before_summaries_shows_through_the_snapshot_path(
         assert "failed verification" not in page.text
         (item,) = client.get("/api/tenants").json()["value"]
         assert item["tenantId"] == tenant and item["summary"] is None
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"status": "bogus"},
+        {"scheduled_at": "not a time"},
+        {"counts": "[1, 2]"},
+        {"content_hash": None},
+    ],
+    ids=["status", "scheduled_at", "counts", "no-content-hash"],
+)
+def test_an_unreadable_latest_row_is_shown_as_failing_and_the_other_tenants_still_list(
+    forged_store: tuple[SnapshotStore, str, str], azurite: Azurite, edit: dict[str, Any]
+) -> None:
+    # One malformed row (anyone who can write the table) answered 500 for every tenant.
+    store, forged, honest = forged_store
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    table = service.get_table_client(store.tables.latest)
+    row = dict(table.get_entity(LATEST_PARTITION, forged))
+    for name, value in edit.items():
+        if value is None:
+            row.pop(name, None)
+        else:
+            row[name] = value
+    table.upsert_entity(row, mode=UpdateMode.REPLACE)
+    app = create_app(SnapshotHistory(store), AccessPolicy.allow_all(), local_principal="local")
+    client = TestClient(app, raise_server_exceptions=False)
+    page = client.get("/")
+    assert page.status_code == 200, page.text
+    assert forged in page.text and "failed verification" in page.text and honest in page.text
+    listed = client.get("/api/tenants")
+    assert listed.status_code == 200, listed.text
+    assert [t["tenantId"] for t in listed.json()["value"]] == [honest]

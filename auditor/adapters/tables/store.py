@@ -246,6 +246,18 @@ class _Claim:
     started_at: str
 
 
+# What index_entry raises on a row whose properties are missing or malformed.
+_MALFORMED = (KeyError, ValueError, TypeError, AttributeError)
+
+
+def _readable_entry(row: Mapping[str, Any]) -> SnapshotIndexEntry | str:
+    """The row's index entry, or why it cannot be read (never its content: it may be hostile)."""
+    try:
+        return index_entry(row)
+    except _MALFORMED as exc:
+        return f"the row cannot be read ({type(exc).__name__} in its properties)"
+
+
 def failed_posture(tenant: Tenant, reason: str) -> TenantPosture:
     """The content of a snapshot whose collection failed: no records, the reason as an error."""
     return registry.empty_posture(
@@ -403,11 +415,15 @@ class SnapshotStore:
             for key in row_keys:
                 with contextlib.suppress(ResourceNotFoundError):  # gone since listed
                     found.append(self._latest.get_entity(LATEST_PARTITION, key))
-        self._prefetch_anchors([index_entry(row) for row in found])
+        readable = [e for e in map(_readable_entry, found) if isinstance(e, SnapshotIndexEntry)]
+        self._prefetch_anchors(readable)
         return found
 
     def _verified_latest(self, row: Mapping[str, Any]) -> SnapshotIndexEntry | UnverifiedLatest:
-        entry = index_entry(row)
+        entry = _readable_entry(row)
+        if isinstance(entry, str):  # one malformed row must not hide every other tenant
+            log.error("latest row %s cannot be read: %s", row.get("RowKey"), entry)
+            return UnverifiedLatest(keys.unescape(str(row["RowKey"])), entry)
         problem = self.problem_of(row, entry)
         if not problem:
             return entry
