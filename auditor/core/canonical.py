@@ -40,7 +40,13 @@ from auditor.core.model import (
     Tenant,
     TenantPosture,
 )
-from auditor.core.snapshot import CarriedAssessment, Snapshot, Transition, slot_of
+from auditor.core.snapshot import (
+    CarriedAssessment,
+    Snapshot,
+    SnapshotIndexEntry,
+    Transition,
+    slot_of,
+)
 
 FORMAT = "auditor-snapshot/1"
 
@@ -562,17 +568,21 @@ def content_hash(
     return digest.hexdigest()
 
 
-def header_of(snapshot: Snapshot) -> SnapshotHeader:
-    index = snapshot.index
+def header_of_entry(entry: SnapshotIndexEntry) -> SnapshotHeader:
+    """What the hash binds besides the records, as the index entry states it."""
     return SnapshotHeader(
-        tenant_id=index.tenant_id,
-        snapshot_id=index.snapshot_id,
-        status=index.status,
-        collector_version=index.collector_version,
-        previous_snapshot_id=index.previous_snapshot_id,
-        previous_hash=index.previous_hash,
-        supersedes=index.supersedes,
+        tenant_id=entry.tenant_id,
+        snapshot_id=entry.snapshot_id,
+        status=entry.status,
+        collector_version=entry.collector_version,
+        previous_snapshot_id=entry.previous_snapshot_id,
+        previous_hash=entry.previous_hash,
+        supersedes=entry.supersedes,
     )
+
+
+def header_of(snapshot: Snapshot) -> SnapshotHeader:
+    return header_of_entry(snapshot.index)
 
 
 def snapshot_content_hash(snapshot: Snapshot) -> str:

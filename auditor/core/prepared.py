@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from auditor.core.canonical import (
-    SnapshotHeader,
     canonical_sections,
     content_hash,
+    header_of_entry,
     operations_of,
 )
 from auditor.core.index_summary import Key, PreviousFigures, summarize_posture
@@ -72,19 +72,6 @@ class PreparedSnapshot:
     operations: dict[str, float]
     # The diff projection of the content (auditor/core/projection.py): stored, never hashed.
     projection: list[str] = field(default_factory=list)
-
-
-def header_of_entry(entry: SnapshotIndexEntry) -> SnapshotHeader:
-    """What the hash binds besides the records, as the index entry states it."""
-    return SnapshotHeader(
-        tenant_id=entry.tenant_id,
-        snapshot_id=entry.snapshot_id,
-        status=entry.status,
-        collector_version=entry.collector_version,
-        previous_snapshot_id=entry.previous_snapshot_id,
-        previous_hash=entry.previous_hash,
-        supersedes=entry.supersedes,
-    )
 
 
 def prepare_snapshot(

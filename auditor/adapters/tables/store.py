@@ -106,6 +106,7 @@ from auditor.core.canonical import (
     decode_record,
     decode_sections,
     format_time,
+    header_of_entry,
     parse_time,
 )
 from auditor.core.evidence import Anchor, anchor_mismatch
@@ -117,7 +118,7 @@ from auditor.core.model import (
     Tenant,
     TenantPosture,
 )
-from auditor.core.prepared import Predecessor, PreparedSnapshot, header_of_entry, prepare_snapshot
+from auditor.core.prepared import Predecessor, PreparedSnapshot, prepare_snapshot
 from auditor.core.projection import DiffView
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
