@@ -9,6 +9,7 @@ visible tenants. Routes are not in the OpenAPI document: the API's contract stay
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -462,26 +463,31 @@ def request_pack(
     )
 
 
-@router.get("/tenants/{tenant}/evidence/{report}.xlsx")
-def download(request: Request, tenant: str, report: str, ctx: Ctx, who: Who) -> Response:
+def _pack_file(
+    tenant: str,
+    report: str,
+    ctx: ApiContext,
+    who: Principal,
+    route: Callable[[str, str, ApiContext, Principal, Any], Response],
+) -> Response:
+    """One of a visible tenant's pack files through its API route; a problem is a page error."""
     latest = latest_visible(ctx, who, tenant)
     if not _REPORT_ID.match(report):
         raise not_found()
     try:
-        return routes_reports.download_pack(latest.tenant_id, report, ctx, who, _reports(ctx))
+        return route(latest.tenant_id, report, ctx, who, _reports(ctx))
     except ApiProblem as problem:
         raise PageError(problem.status, "Not found", problem.detail) from None
+
+
+@router.get("/tenants/{tenant}/evidence/{report}.xlsx")
+def download(request: Request, tenant: str, report: str, ctx: Ctx, who: Who) -> Response:
+    return _pack_file(tenant, report, ctx, who, routes_reports.download_pack)
 
 
 @router.get("/tenants/{tenant}/evidence/{report}.oscal.json")
 def download_oscal(request: Request, tenant: str, report: str, ctx: Ctx, who: Who) -> Response:
-    latest = latest_visible(ctx, who, tenant)
-    if not _REPORT_ID.match(report):
-        raise not_found()
-    try:
-        return routes_reports.download_oscal(latest.tenant_id, report, ctx, who, _reports(ctx))
-    except ApiProblem as problem:
-        raise PageError(problem.status, "Not found", problem.detail) from None
+    return _pack_file(tenant, report, ctx, who, routes_reports.download_oscal)
 
 
 @router.get("/operations", response_class=HTMLResponse)
