@@ -394,16 +394,19 @@ class SnapshotStore:
                 current[key] = cached
             else:
                 changed.append(key)
-        for row in self._latest_rows_of(changed):
-            current[str(row["RowKey"])] = (_etag(row), self._verified_latest(row))
+        for row, read in self._latest_rows_of(changed):
+            current[str(row["RowKey"])] = (_etag(row), self._verified_latest(row, read))
         with self._latest_lock:
             self._latest_rows = current
         out = [e for _, e in current.values() if isinstance(e, SnapshotIndexEntry)]
         failing = [e for _, e in current.values() if isinstance(e, UnverifiedLatest)]
         return sorted(out, key=lambda e: e.tenant_id), sorted(failing)
 
-    def _latest_rows_of(self, row_keys: list[str]) -> list[Mapping[str, Any]]:
-        """The latest rows of `row_keys` in full: one by one when few, else in one query."""
+    def _latest_rows_of(
+        self, row_keys: list[str]
+    ) -> list[tuple[Mapping[str, Any], SnapshotIndexEntry | str]]:
+        """The latest rows of `row_keys` in full (one by one when few, else in one query),
+        each with its entry or why it cannot be read (parsed once, here)."""
         if not row_keys:
             return []
         if len(row_keys) > _FETCH_ONE_BY_ONE:
@@ -415,12 +418,13 @@ class SnapshotStore:
             for key in row_keys:
                 with contextlib.suppress(ResourceNotFoundError):  # gone since listed
                     found.append(self._latest.get_entity(LATEST_PARTITION, key))
-        readable = [e for e in map(_readable_entry, found) if isinstance(e, SnapshotIndexEntry)]
-        self._prefetch_anchors(readable)
-        return found
+        read = [(row, _readable_entry(row)) for row in found]
+        self._prefetch_anchors([e for _, e in read if isinstance(e, SnapshotIndexEntry)])
+        return read
 
-    def _verified_latest(self, row: Mapping[str, Any]) -> SnapshotIndexEntry | UnverifiedLatest:
-        entry = _readable_entry(row)
+    def _verified_latest(
+        self, row: Mapping[str, Any], entry: SnapshotIndexEntry | str
+    ) -> SnapshotIndexEntry | UnverifiedLatest:
         if isinstance(entry, str):  # one malformed row must not hide every other tenant
             log.error("latest row %s cannot be read: %s", row.get("RowKey"), entry)
             return UnverifiedLatest(keys.unescape(str(row["RowKey"])), entry)
