@@ -89,9 +89,11 @@ from auditor.adapters.tables.rows import (
     index_keys,
     is_committed,
     key_problem,
+    keyed_digest,
     latest_entity,
     pending_entity,
     property_digests,
+    row_digest,
 )
 from auditor.core import projection as diff_projection
 from auditor.core import registry
@@ -835,14 +837,18 @@ class SnapshotStore:
         entry = replace(entry, finished_at=self._clock(), attempt=attempt)
         layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
+        # Each entity digested once, for both the diff view's digest and the anchor's.
+        digests = [(str(e["RowKey"]), row_digest(e), _in_diff_view(e)) for e in entities]
         if diff_projection.SECTION in layout_sections:
-            row[DIFF_VIEW_DIGEST] = entities_digest(e for e in entities if _in_diff_view(e))
+            row[DIFF_VIEW_DIGEST] = keyed_digest((k, d) for k, d, seen in digests if seen)
         properties = property_digests(row)
         entry = replace(entry, row_digest=digest_of(properties), row_properties=properties)
         self._step("anchor")
         if self.ledger is not None:
             # Before the row is visible: what becomes visible is anchored by its own attempt.
-            self.ledger.write_anchor(Anchor.of(entry, entry.row_digest, entities_digest(entities)))
+            self.ledger.write_anchor(
+                Anchor.of(entry, entry.row_digest, keyed_digest((k, d) for k, d, _ in digests))
+            )
         self._step("commit")
         try:
             self._index.update_entity(
