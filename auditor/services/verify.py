@@ -345,8 +345,13 @@ def verify_runs(
 
 
 def verify_packs(
-    reader: SnapshotReader, evidence: EvidenceStore, tenant_id: str, result: Verification
+    entries: list[SnapshotIndexEntry],
+    evidence: EvidenceStore,
+    tenant_id: str,
+    result: Verification,
 ) -> None:
+    """The tenant's evidence packs against its committed snapshots (`entries`: the chain
+    verify_chain read, so the index is listed once per tenant)."""
     blobs = evidence.list_blobs(f"{tenant_id}/")
     by_report: dict[str, dict[str, str]] = {}
     metadata: dict[str, dict[str, str]] = {}
@@ -360,9 +365,7 @@ def verify_packs(
         b.name.rsplit("/", 1)[-1].removesuffix(".json")
         for b in evidence.list_blobs(f"{FAILURE_PREFIX}{tenant_id}/")
     }
-    known: dict[str, str] = {
-        e.snapshot_id: e.content_hash for e in reader.list_snapshots(tenant_id)
-    }
+    known: dict[str, str] = {e.snapshot_id: e.content_hash for e in entries}
     for report_id in sorted(by_report):
         names = by_report[report_id]
         subject = f"pack {report_id}"
@@ -503,7 +506,7 @@ def verify(
             reader, evidence, tenant_id, result, _start_from(evidence, tenant_id, checkpoints)
         )
         if reports:
-            verify_packs(reader, evidence, tenant_id, result)
+            verify_packs(chains[tenant_id].entries, evidence, tenant_id, result)
     before_latest = len(result.findings)
     verify_latest(reader, evidence, wanted, result)
     if checkpoints is not None:

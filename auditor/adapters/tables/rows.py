@@ -207,11 +207,15 @@ def row_digest(entity: Mapping[str, Any]) -> str:
 
 def entities_digest(entities: Iterable[Mapping[str, Any]]) -> str:
     """SHA-256 over a content partition's entities, in RowKey order: each key and its digest."""
+    return keyed_digest((str(e["RowKey"]), row_digest(e)) for e in entities)
+
+
+def keyed_digest(digests: Iterable[tuple[str, str]]) -> str:
+    """entities_digest from (RowKey, row_digest) pairs already computed (a commit digests
+    its entities once for both the diff view's digest and the anchor's)."""
     digest = hashlib.sha256()
-    for entity in sorted(entities, key=lambda e: str(e["RowKey"])):
-        digest.update(
-            f"{entity['RowKey']}\n{row_digest(entity)}\n".encode("utf-8", "surrogatepass")
-        )
+    for key, entity_digest in sorted(digests, key=lambda d: d[0]):
+        digest.update(f"{key}\n{entity_digest}\n".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

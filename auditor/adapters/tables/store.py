@@ -89,9 +89,11 @@ from auditor.adapters.tables.rows import (
     index_keys,
     is_committed,
     key_problem,
+    keyed_digest,
     latest_entity,
     pending_entity,
     property_digests,
+    row_digest,
 )
 from auditor.core import projection as diff_projection
 from auditor.core import registry
@@ -395,16 +397,19 @@ class SnapshotStore:
                 current[key] = cached
             else:
                 changed.append(key)
-        for row in self._latest_rows_of(changed):
-            current[str(row["RowKey"])] = (_etag(row), self._verified_latest(row))
+        for row, read in self._latest_rows_of(changed):
+            current[str(row["RowKey"])] = (_etag(row), self._verified_latest(row, read))
         with self._latest_lock:
             self._latest_rows = current
         out = [e for _, e in current.values() if isinstance(e, SnapshotIndexEntry)]
         failing = [e for _, e in current.values() if isinstance(e, UnverifiedLatest)]
         return sorted(out, key=lambda e: e.tenant_id), sorted(failing)
 
-    def _latest_rows_of(self, row_keys: list[str]) -> list[Mapping[str, Any]]:
-        """The latest rows of `row_keys` in full: one by one when few, else in one query."""
+    def _latest_rows_of(
+        self, row_keys: list[str]
+    ) -> list[tuple[Mapping[str, Any], SnapshotIndexEntry | str]]:
+        """The latest rows of `row_keys` in full (one by one when few, else in one query),
+        each with its entry or why it cannot be read (parsed once, here)."""
         if not row_keys:
             return []
         if len(row_keys) > _FETCH_ONE_BY_ONE:
@@ -416,12 +421,13 @@ class SnapshotStore:
             for key in row_keys:
                 with contextlib.suppress(ResourceNotFoundError):  # gone since listed
                     found.append(self._latest.get_entity(LATEST_PARTITION, key))
-        readable = [e for e in map(_readable_entry, found) if isinstance(e, SnapshotIndexEntry)]
-        self._prefetch_anchors(readable)
-        return found
+        read = [(row, _readable_entry(row)) for row in found]
+        self._prefetch_anchors([e for _, e in read if isinstance(e, SnapshotIndexEntry)])
+        return read
 
-    def _verified_latest(self, row: Mapping[str, Any]) -> SnapshotIndexEntry | UnverifiedLatest:
-        entry = _readable_entry(row)
+    def _verified_latest(
+        self, row: Mapping[str, Any], entry: SnapshotIndexEntry | str
+    ) -> SnapshotIndexEntry | UnverifiedLatest:
         if isinstance(entry, str):  # one malformed row must not hide every other tenant
             log.error("latest row %s cannot be read: %s", row.get("RowKey"), entry)
             return UnverifiedLatest(keys.unescape(str(row["RowKey"])), entry)
@@ -832,14 +838,18 @@ class SnapshotStore:
         entry = replace(entry, finished_at=self._clock(), attempt=attempt)
         layout = ContentLayout(partition_key, layout_sections, operations)
         row = committed_entity(entry, attempt, layout, claim.started_at)
+        # Each entity digested once, for both the diff view's digest and the anchor's.
+        digests = [(str(e["RowKey"]), row_digest(e), _in_diff_view(e)) for e in entities]
         if diff_projection.SECTION in layout_sections:
-            row[DIFF_VIEW_DIGEST] = entities_digest(e for e in entities if _in_diff_view(e))
+            row[DIFF_VIEW_DIGEST] = keyed_digest((k, d) for k, d, seen in digests if seen)
         properties = property_digests(row)
         entry = replace(entry, row_digest=digest_of(properties), row_properties=properties)
         self._step("anchor")
         if self.ledger is not None:
             # Before the row is visible: what becomes visible is anchored by its own attempt.
-            self.ledger.write_anchor(Anchor.of(entry, entry.row_digest, entities_digest(entities)))
+            self.ledger.write_anchor(
+                Anchor.of(entry, entry.row_digest, keyed_digest((k, d) for k, d, _ in digests))
+            )
         self._step("commit")
         try:
             self._index.update_entity(
