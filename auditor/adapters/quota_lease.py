@@ -5,13 +5,17 @@ managed identity, and every instance of the collector app is that identity. The 
 pacer (auditor/adapters/resource_graph.py) only knows the headers its own answers carried, so a
 fleet of processes spends the quota together and meets 429s, then waits out whole windows.
 
-This pacer spaces the fleet's queries evenly instead. One entity (``{prefix}Quota``,
-``resource-graph``) holds the instant the next query of the identity may be sent; a query
-claims it with a conditional update (ETag) that moves it one interval on, then sleeps until its
-slot. The interval is the window ÷ the limit, widened by ``HEADROOM`` so that the jitter between
-a slot and the request reaching Resource Graph does not put one query too many in a window. A
-429 (another client of the identity, a clock step) pushes the shared instant past its
-Retry-After, so the whole fleet waits once instead of each worker meeting its own 429.
+This pacer keeps the fleet's sent queries in one entity instead (``{prefix}Quota``,
+``resource-graph``): the instants of the identity's last `limit` queries, a sliding-window log
+like Resource Graph's own count. A query claims the next free instant with a conditional update
+(ETag), then sleeps until it: free is no earlier than the latest claimed instant, and no earlier
+than ``span`` after the `limit`-th latest, where the span is the window widened by ``HEADROOM``
+so that the jitter between a slot and its request reaching Resource Graph never puts one query
+too many in a window. A fleet that left the quota idle (every worker committing) may so send a
+burst of up to `limit` queries at once, as Resource Graph allows; a busy fleet is held to
+`limit` per span. A 429 (another client of the identity, a clock step) moves a shared
+``NotBefore`` past its Retry-After, so the whole fleet waits once instead of each worker
+meeting its own 429.
 
 Why a lease and not headers treated as shared state: measured in bench/bench_fleet.py and
 docs/scale.md (the headers say how many queries remain, not who will send the next one).
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +53,7 @@ log = logging.getLogger(__name__)
 
 PARTITION = "quota"
 ROW = "resource-graph"
-# Share of the quota the fleet plans to use: 15 intervals then span 5.26 s of a 5 s window,
+# Share of the quota the fleet plans to use: 15 slots then span 5.26 s of a 5 s window,
 # leaving 0.26 s for the spread between a slot and its request's arrival.
 HEADROOM = 0.95
 CLAIM_ATTEMPTS = 20  # conditional updates lost to other workers before pacing alone
@@ -71,9 +76,14 @@ class QuotaSpec:
     window: float
 
     @property
+    def span(self) -> float:
+        """Seconds that any `limit` consecutive slots of the fleet span at least."""
+        return self.window / HEADROOM
+
+    @property
     def interval(self) -> float:
-        """Seconds between two queries of the fleet."""
-        return self.window / self.limit / HEADROOM
+        """Seconds between two queries of a fleet that keeps the quota busy."""
+        return self.span / self.limit
 
     @property
     def rate(self) -> float:
@@ -102,8 +112,9 @@ class SharedQuotaPacer(QuotaPacer):
         self._service = service
         self._wall = clock
         self._claim_lock = threading.Lock()
-        self._etag: str | None = None  # of the entity as this process last wrote it
-        self._next_at = 0.0  # the shared instant as this process last wrote it
+        self._etag: str | None = None  # of the entity as this process last read or wrote it
+        self._slots: list[float] = []  # the fleet's last `limit` slots, ascending (ditto)
+        self._not_before = 0.0  # no slot before this instant (a 429's Retry-After)
         self._alone_next_at = 0.0  # pacing alone while storage fails
         self._storage_down = False
         self._warned_bogus = False
@@ -138,6 +149,8 @@ class SharedQuotaPacer(QuotaPacer):
         return max(throttled, slot - self._wall())
 
     def throttled(self, retry_after: float) -> None:
+        """A 429: the fleet waits out `retry_after` (at most MAX_AHEAD), and this process
+        spaces its slots wider for a while."""
         super().throttled(retry_after)
         self.stretch = min(STRETCH_MAX, self.stretch * STRETCH_UP)
         self._push(self._wall() + min(max(retry_after, 0.0), MAX_AHEAD))
@@ -149,10 +162,11 @@ class SharedQuotaPacer(QuotaPacer):
         with self._claim_lock:
             self.claims += 1
             try:
-                interval = self.spec.interval * self.stretch
                 for _ in range(CLAIM_ATTEMPTS):
-                    slot = max(now, self._next_at)
-                    if self._write(slot + interval):
+                    # Stored to the millisecond, rounded up: never a shade before it is free.
+                    slot = math.ceil(self._free_at(now) * 1000) / 1000
+                    slots = [*self._slots, slot][-self.spec.limit :]
+                    if self._write(slots, self._not_before):
                         self._recovered()
                         self.stretch = max(1.0, self.stretch * STRETCH_DOWN)
                         return slot
@@ -161,21 +175,34 @@ class SharedQuotaPacer(QuotaPacer):
                 self._failed(exc)
             return self._alone(now)
 
+    def _free_at(self, now: float) -> float:
+        """The first free instant from `now`: after the latest slot, and a span after the
+        `limit`-th latest (this process's stretch widens the span after its 429s)."""
+        slot = max(now, self._not_before, self._slots[-1] if self._slots else 0.0)
+        if len(self._slots) >= self.spec.limit:
+            slot = max(slot, self._slots[-self.spec.limit] + self.spec.span * self.stretch)
+        return slot
+
     def _push(self, not_before: float) -> None:
-        """Move the shared instant to at least `not_before` (after a 429)."""
+        """Hold every slot to at least `not_before` (after a 429)."""
         with self._claim_lock:
             try:
                 for _ in range(CLAIM_ATTEMPTS):
-                    if self._next_at >= not_before or self._write(not_before):
+                    if self._not_before >= not_before or self._write(self._slots, not_before):
                         return
                     self._read()
             except AzureError as exc:
                 self._failed(exc)
             self._alone_next_at = max(self._alone_next_at, not_before)
 
-    def _write(self, next_at: float) -> bool:
-        """Set the shared instant if nobody wrote it since we last saw it; False when lost."""
-        entity = {"PartitionKey": PARTITION, "RowKey": ROW, "NextAt": next_at}
+    def _write(self, slots: list[float], not_before: float) -> bool:
+        """Store the log if nobody wrote it since we last saw it; False when lost."""
+        entity = {
+            "PartitionKey": PARTITION,
+            "RowKey": ROW,
+            "Slots": " ".join(f"{t:.3f}" for t in slots),
+            "NotBefore": not_before,
+        }
         self.transactions += 1
         try:
             if self._etag is None:
@@ -196,7 +223,8 @@ class SharedQuotaPacer(QuotaPacer):
         except (ResourceExistsError, ResourceModifiedError):
             return False
         self._etag = str(meta["etag"])
-        self._next_at = next_at
+        self._slots = slots
+        self._not_before = not_before
         return True
 
     def _read(self) -> None:
@@ -204,10 +232,30 @@ class SharedQuotaPacer(QuotaPacer):
         try:
             entity = self._table.get_entity(PARTITION, ROW)
         except ResourceNotFoundError:
-            self._etag, self._next_at = None, 0.0
+            self._etag, self._slots, self._not_before = None, [], 0.0
             return
         self._etag = str(entity.metadata["etag"])
-        self._next_at = self._sane(entity.get("NextAt"))
+        self._slots = self._sane_slots(entity.get("Slots"))
+        self._not_before = self._sane(entity.get("NotBefore"))
+
+    def _sane_slots(self, stored: object) -> list[float]:
+        """The stored log when it is `limit` or fewer ascending times, none more than MAX_AHEAD
+        from now; else empty (claim from now), warned once."""
+        if stored in (None, ""):
+            return []
+        try:
+            slots = [float(part) for part in str(stored).split(" ")]
+        except ValueError:
+            slots = []
+        horizon = self._wall() + MAX_AHEAD
+        if (
+            0 < len(slots) <= self.spec.limit
+            and all(0.0 <= t <= horizon for t in slots)  # NaN fails, inf fails
+            and slots == sorted(slots)
+        ):
+            return slots
+        self._bogus(type(stored).__name__)
+        return []
 
     def _sane(self, stored: object) -> float:
         """The stored instant when it is a finite time at most MAX_AHEAD from now; else 0.0
@@ -217,18 +265,21 @@ class SharedQuotaPacer(QuotaPacer):
             return float(value)
         if value is None and stored in (None, ""):
             return 0.0
+        self._bogus(type(stored).__name__)
+        return 0.0
+
+    def _bogus(self, kind: str) -> None:
         if not self._warned_bogus:
             self._warned_bogus = True
             log.warning(
-                "shared Resource Graph quota: ignoring a stored next instant that is not a time "
-                "within %.0f s from now (%s); claiming from now",
+                "shared Resource Graph quota: ignoring a stored slot that is not a time within "
+                "%.0f s from now (%s); claiming from now",
                 MAX_AHEAD,
-                type(stored).__name__,
+                kind,
             )
-        return 0.0
 
     def _alone(self, now: float) -> float:
-        slot = max(now, self._alone_next_at, self._next_at)
+        slot = max(now, self._alone_next_at, self._not_before)
         self._alone_next_at = slot + self.spec.interval
         return slot
 
