@@ -72,6 +72,34 @@ def _key(entry: SnapshotIndexEntry) -> SnapshotKey:
     return (entry.tenant_id, entry.snapshot_id, entry.attempt, entry.content_hash)
 
 
+def read_full(reader: SnapshotReader, entry: SnapshotIndexEntry) -> CachedSnapshot:
+    """`entry`'s whole snapshot and its compliance index, as `reader` returns it."""
+    snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
+    if snapshot.index.content_hash != entry.content_hash:
+        # The index row and the content disagree: never cache under the wrong hash.
+        raise SnapshotNotFound(f"snapshot {entry.snapshot_id} changed while being read")
+    return CachedSnapshot(snapshot, ComplianceIndex(snapshot.posture.compliance))
+
+
+def read_view(reader: SnapshotReader, entry: SnapshotIndexEntry) -> CachedSnapshot | None:
+    """What a diff reads of `entry` when the reader stores diff projections (docs/schema.md):
+    the snapshot without the sections the projection stands for, indexed from the projection.
+    None when the reader has none or the snapshot predates the projection."""
+    read = getattr(reader, "get_diff_view", None)
+    view = read(entry.tenant_id, entry.snapshot_id) if read is not None else None
+    if view is None:
+        return None
+    if view.snapshot.index.content_hash != entry.content_hash:
+        raise SnapshotNotFound(f"snapshot {entry.snapshot_id} changed while being read")
+    return CachedSnapshot(view.snapshot, ComplianceIndex.from_projection(view.projection))
+
+
+def diff_input(reader: SnapshotReader, entry: SnapshotIndexEntry) -> CachedSnapshot:
+    """What a diff reads of `entry`, uncached: its diff view, else the whole snapshot."""
+    found = read_view(reader, entry)
+    return found if found is not None else read_full(reader, entry)
+
+
 class SnapshotHistory:
     """Read side used by the API (and anyone who diffs): the reader plus immutable caching."""
 
@@ -172,14 +200,7 @@ class SnapshotHistory:
     # -- content -------------------------------------------------------------------------------
 
     def _cached(self, entry: SnapshotIndexEntry) -> CachedSnapshot:
-        def load() -> CachedSnapshot:
-            snapshot = self.reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
-            if snapshot.index.content_hash != entry.content_hash:
-                # The index row and the content disagree: never cache under the wrong hash.
-                raise SnapshotNotFound(f"snapshot {entry.snapshot_id} changed while being read")
-            return CachedSnapshot(snapshot, ComplianceIndex(snapshot.posture.compliance))
-
-        return self._snapshots.get_or_load(_key(entry), load)
+        return self._snapshots.get_or_load(_key(entry), lambda: read_full(self.reader, entry))
 
     def _for_diff(self, entry: SnapshotIndexEntry) -> CachedSnapshot:
         """What a diff reads of a snapshot: the full snapshot when cached, else its diff view
@@ -188,21 +209,11 @@ class SnapshotHistory:
         cached = self._snapshots.get(key)
         if cached is not None:
             return cached
-        read_view = getattr(self.reader, "get_diff_view", None)
-        if read_view is None:
+        if getattr(self.reader, "get_diff_view", None) is None:
             return self._cached(entry)
-
-        def load() -> CachedSnapshot | None:
-            view = read_view(entry.tenant_id, entry.snapshot_id)
-            if view is None:
-                return None
-            if view.snapshot.index.content_hash != entry.content_hash:
-                raise SnapshotNotFound(f"snapshot {entry.snapshot_id} changed while being read")
-            return CachedSnapshot(view.snapshot, ComplianceIndex.from_projection(view.projection))
-
         found = self._views.get(key)
         if found is None:
-            found = load()
+            found = read_view(self.reader, entry)
             if found is None:
                 return self._cached(entry)  # predates the projection: read in full
             self._views.put(key, found)

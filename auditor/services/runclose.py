@@ -47,6 +47,7 @@ from auditor.core.model import CollectionStatus
 from auditor.core.runs import REJECTED_FORMAT, poisoned_job
 from auditor.core.schedule import latest_occurrence
 from auditor.core.snapshot import SnapshotIndexEntry, SnapshotNotFound, SnapshotTampered
+from auditor.services.history import diff_input
 from auditor.services.notify import Notifier, sinks_from_settings
 from auditor.settings import Settings
 
@@ -239,17 +240,22 @@ class RunCloser:
         if entry.status is CollectionStatus.FAILED:
             return None, None, None
         previous = self._previous_with_content(entry)
+        if previous is None:
+            return None, None, None
+        # Each end as a diff reads it (its projection, not its records): the closer reads
+        # DIGEST_WORKERS tenants at once in the process of the run's last worker.
         try:
-            after = self.store.get_snapshot(entry.tenant_id, entry.snapshot_id)
-            before = (
-                self.store.get_snapshot(entry.tenant_id, previous.snapshot_id) if previous else None
-            )
+            after = diff_input(self.store, entry)
+            before = diff_input(self.store, previous)
         except (SnapshotNotFound, SnapshotTampered) as exc:
             log.error("run.digest: %s %s not compared: %s", entry.tenant_id, entry.snapshot_id, exc)
             return None, None, None
-        if before is None or previous is None:
-            return None, None, None
-        changes = diff_snapshots(before, after).summary
+        changes = diff_snapshots(
+            before.snapshot,
+            after.snapshot,
+            before_index=before.compliance,
+            after_index=after.compliance,
+        ).summary
         # None when either end was taken before alerts were collected: unknown, not zero.
         alerts = changes.alerts.new_high if changes.alerts is not None else None
         return diff_summary(changes), previous.snapshot_id, alerts

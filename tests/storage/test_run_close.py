@@ -20,9 +20,12 @@ from auditor.adapters.queues import SnapshotQueue, max_dequeue_count
 from auditor.adapters.tables import SnapshotStore
 from auditor.adapters.tables.run_digests import DigestTampered, RunDigestStore
 from auditor.adapters.tables.runs import RunStore
+from auditor.api.documents import diff_summary
 from auditor.core.canonical import format_time
+from auditor.core.diff import diff_snapshots
 from auditor.core.digest import digest_hash
 from auditor.core.runs import SnapshotJob
+from auditor.core.snapshot import Snapshot
 from auditor.services.runclose import ClosedRun, make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
@@ -30,10 +33,11 @@ from tests.listener import CountingListener
 from tests.receiver import Receiver, deployment_env
 from tests.storage.test_concurrency import Sequencer
 from tools.devservices import Azurite
-from tools.posture_factory import FakeSource, make_posture, tenant_id_for
+from tools.posture_factory import FakeSource, flip_states, make_posture, tenant_id_for
 
 SLOT = datetime(2024, 5, 1, 2, tzinfo=UTC)
 SLOT_ID = "20240501T020000Z"
+DAYS = (SLOT_ID, "20240502T020000Z")
 A, B = tenant_id_for(41), tenant_id_for(42)
 SECRET = "s3cret-for-the-webhook-tests"
 
@@ -350,3 +354,45 @@ def test_a_delivery_another_worker_is_sending_is_left_to_it_until_its_lease_ends
     services.now += SENDING_LEASE
     service.sweep_run(SLOT_ID)
     assert len(receiver.received) == 1  # that worker was lost: the sweep sends it
+
+
+class WholeReadsCounted(SnapshotStore):
+    """The real store, recording which snapshots were read whole."""
+
+    whole: list[str]
+
+    def get_snapshot(self, tenant_id: str, snapshot_id: str, *, verify: bool = True) -> Snapshot:
+        self.whole.append(f"{tenant_id}/{snapshot_id}")
+        return super().get_snapshot(tenant_id, snapshot_id, verify=verify)
+
+
+def test_the_digest_compares_each_tenant_through_its_projection_not_its_whole_snapshots(
+    settings: Settings,
+) -> None:
+    # The run's last worker closes it, comparing every tenant at once: reading whole
+    # snapshots there made that worker's memory the fleet's peak (issue 15).
+    day1 = [make_posture(A), make_posture(B, seed=1)]
+    day2 = [flip_states(p, 0.3) for p in day1]
+    store = WholeReadsCounted.from_settings(settings)
+    store.whole = []
+    runs = RunStore.from_settings(settings)
+    for slot, postures in ((SLOT, day1), (SLOT + timedelta(days=1), day2)):
+        closer = make_closer(settings, store, runs, None)
+        closer.clock = lambda slot=slot: slot + timedelta(minutes=30)  # type: ignore[misc]
+        service = SnapshotService(
+            store, runs, FakeSource(postures), clock=closer.clock, closer=closer
+        )
+        service.run_inline(slot)
+        closer.close()
+    found = RunDigestStore.from_settings(settings).digest("20240502T020000Z")
+    assert found is not None
+    tenants = found[1]["tenants"]
+    assert {t["tenantId"] for t in tenants} == {A, B}  # type: ignore[index]
+    assert store.whole == []
+    with SnapshotStore.from_settings(settings) as plain:  # the truth: whole snapshots
+        for tenant in tenants:  # type: ignore[attr-defined]
+            before, after = (plain.get_snapshot(tenant["tenantId"], s) for s in DAYS)
+            assert tenant["summary"] == diff_summary(diff_snapshots(before, after).summary)
+            assert sum(tenant["summary"]["posture"].values()) > 0
+    store.close()
+    runs.close()
