@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auditor.core.diff import ComplianceIndex, Diff, diff_snapshots
+from auditor.core.projection import acyclic_build
 from auditor.core.runs import Delegation
 from auditor.core.snapshot import (
     Snapshot,
@@ -228,17 +229,19 @@ class SnapshotHistory:
 
         def compute() -> Diff:
             # The two ends are read at once: their storage round trips, inflating and hashing
-            # overlap (each about half of a cold diff).
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            # overlap (each about half of a cold diff). Their indexes and the diff are large
+            # containers of strings and tuples: the cyclic collector is paused for all of it,
+            # not for each part (each pause ended by a collection walking the whole heap).
+            with acyclic_build(), ThreadPoolExecutor(max_workers=2) as pool:
                 later = pool.submit(self._for_diff, after)
                 old = self._for_diff(before)
                 new = later.result()
-            return diff_snapshots(
-                old.snapshot,
-                new.snapshot,
-                before_index=old.compliance,
-                after_index=new.compliance,
-            )
+                return diff_snapshots(
+                    old.snapshot,
+                    new.snapshot,
+                    before_index=old.compliance,
+                    after_index=new.compliance,
+                )
 
         return self._diffs.get_or_load((_key(before), _key(after)), compute)
 

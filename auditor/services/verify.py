@@ -118,9 +118,16 @@ def check_snapshot(
     reader: SnapshotReader, entry: SnapshotIndexEntry
 ) -> tuple[str | None, str, str | None]:
     """check_content, and whether the snapshot's diff projection says what its content says
-    (None when it does, predates the projection, or the content itself failed)."""
+    (None when it does, predates the projection, or the content itself failed). The anchored
+    store gives both from one read of the snapshot's entities."""
+    both = getattr(reader, "get_snapshot_and_projection", None)
+    stored: list[str] | None = None
+    unreadable: str | None = None
     try:
-        snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
+        if both is not None:
+            snapshot, stored, unreadable = both(entry.tenant_id, entry.snapshot_id)
+        else:
+            snapshot = reader.get_snapshot(entry.tenant_id, entry.snapshot_id)
     except SnapshotNotFound as exc:
         return f"content missing ({exc})", "", None
     except AzureError:
@@ -130,7 +137,11 @@ def check_snapshot(
     actual = snapshot_content_hash(snapshot)
     if actual != entry.content_hash:
         return f"content hashes to {actual}, the index says {entry.content_hash}", "", None
-    return None, snapshot.content_digest, check_projection(reader, snapshot)
+    if both is None:
+        return None, snapshot.content_digest, check_projection(reader, snapshot)
+    if unreadable is not None:
+        return None, snapshot.content_digest, f"diff projection altered or unreadable: {unreadable}"
+    return None, snapshot.content_digest, projection_problem(snapshot, stored)
 
 
 def check_projection(reader: SnapshotReader, snapshot: Snapshot) -> str | None:
@@ -146,6 +157,11 @@ def check_projection(reader: SnapshotReader, snapshot: Snapshot) -> str | None:
         raise
     except Exception as exc:  # altered entities or an undecodable stream
         return f"diff projection altered or unreadable: {type(exc).__name__}: {exc}"
+    return projection_problem(snapshot, stored)
+
+
+def projection_problem(snapshot: Snapshot, stored: list[str] | None) -> str | None:
+    """Whether `stored` (the projection lines; None: predates it) says what the content says."""
     if stored is None:
         return None
     posture = snapshot.posture

@@ -39,10 +39,21 @@ class ReadCounting(SnapshotStore):
     """The real store as verify reads it, noting which snapshots' content it reads."""
 
     read: list[str]
+    reread: list[str]  # snapshots whose partition was read again, for the projection alone
 
     def get_snapshot(self, tenant_id: str, snapshot_id: str, *, verify: bool = True) -> Snapshot:
         self.read.append(snapshot_id)
         return super().get_snapshot(tenant_id, snapshot_id, verify=verify)
+
+    def get_snapshot_and_projection(
+        self, tenant_id: str, snapshot_id: str
+    ) -> tuple[Snapshot, list[str] | None, str | None]:
+        self.read.append(snapshot_id)
+        return super().get_snapshot_and_projection(tenant_id, snapshot_id)
+
+    def get_projection(self, tenant_id: str, snapshot_id: str) -> list[str] | None:
+        self.reread.append(snapshot_id)
+        return super().get_projection(tenant_id, snapshot_id)
 
 
 @pytest.fixture
@@ -50,6 +61,7 @@ def raw(settings: Settings) -> Iterator[ReadCounting]:
     with ReadCounting.from_settings(settings, anchored=False) as reader:
         assert isinstance(reader, ReadCounting)
         reader.read = []
+        reader.reread = []
         yield reader
 
 
@@ -117,6 +129,7 @@ def test_a_passing_verify_anchors_a_checkpoint_naming_the_head_and_its_hashes(
     result = _check(raw, evidence)
     assert result.ok and _scope(result) == "full: no checkpoint yet"
     assert sorted(raw.read) == [e.snapshot_id for e in history]  # the first run reads all
+    assert raw.reread == []  # each snapshot's entities once: its projection is among them
 
     document, name = _stored_checkpoint(evidence, 1)
     head = history[-1]

@@ -116,18 +116,25 @@ def iter_section_lines(entities: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     PackingError when the stream is cut short or damaged (a missing or corrupted entity).
     """
     decompressor = zlib.decompressobj()
-    pending = b""
+    # The unfinished line, in pieces: a projection's line runs to megabytes, and joining each
+    # part onto it as it arrives would copy it once a part.
+    pending: list[bytes] = []
     for entity in entities:
         for part in entity_parts(entity):
             try:
-                data = pending + decompressor.decompress(part)
+                data = decompressor.decompress(part)
             except zlib.error as exc:
                 raise PackingError(f"damaged section stream: {exc}") from exc
-            *complete, pending = data.split(b"\n")
+            if b"\n" not in data:
+                pending.append(data)
+                continue
+            pending.append(data)
+            *complete, last = b"".join(pending).split(b"\n")
+            pending = [last]
             for line in complete:
                 yield line.decode("utf-8")
     try:
-        tail = pending + decompressor.flush()
+        tail = b"".join(pending) + decompressor.flush()
     except zlib.error as exc:  # pragma: no cover - flush of a decompressor rarely fails
         raise PackingError(f"damaged section stream: {exc}") from exc
     if not decompressor.eof or tail or decompressor.unused_data:

@@ -495,11 +495,39 @@ class SnapshotStore:
         With `verify` (the default) the content is hashed again and CorruptSnapshot raised
         unless it matches the index row's content hash; with an anchor ledger the row and the
         stored entities are also checked against the attempt's anchor (SnapshotTampered)."""
+        return self._full(tenant_id, snapshot_id, verify=verify)[0]
+
+    def get_snapshot_and_projection(
+        self, tenant_id: str, snapshot_id: str
+    ) -> tuple[Snapshot, list[str] | None, str | None]:
+        """get_snapshot and get_projection from one read of the snapshot's entities (what
+        verify compares): the verified snapshot, its stored projection lines (None when it
+        predates the projection or they cannot be read) and why they cannot be read (their
+        entities differ from what the attempt wrote, or do not decode), else None."""
+        snapshot, row, every = self._full(tenant_id, snapshot_id, verify=True)
+        layout = content_layout(row)
+        stored = isinstance(row.get(DIFF_VIEW_DIGEST), str)
+        if not stored or diff_projection.SECTION not in layout.sections:
+            return snapshot, None, None
+        try:
+            self._check_diff_view(row, snapshot.index, [e for e in every if _in_diff_view(e)])
+            with _corruption_reported(tenant_id, snapshot_id):
+                lines = _section_lines(layout, every, [diff_projection.SECTION])
+        except (SnapshotTampered, CorruptSnapshot) as exc:
+            return snapshot, None, f"{type(exc).__name__}: {exc}"
+        return snapshot, lines[diff_projection.SECTION], None
+
+    def _full(
+        self, tenant_id: str, snapshot_id: str, *, verify: bool
+    ) -> tuple[Snapshot, Mapping[str, Any], list[Mapping[str, Any]]]:
+        """(the snapshot, its committed row, every entity of its content partition)."""
         row = self._committed_row(tenant_id, snapshot_id)
         entry = self._checked(row) if verify else index_entry(row)
         layout = content_layout(row)
+        every = list(_query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}))
         with _corruption_reported(tenant_id, snapshot_id):
-            lines, digest = self._read_sections(layout, SECTIONS)
+            lines = _section_lines(layout, every, SECTIONS)
+            digest = entities_digest(every)
             if verify:
                 actual = content_hash(_header(entry), lines)
                 if actual != entry.content_hash:
@@ -515,13 +543,14 @@ class SnapshotStore:
                         "stored content entities differ from what the attempt wrote",
                     )
             content = decode_sections(lines, layout.operations)
-        return Snapshot(
+        snapshot = Snapshot(
             index=entry,
             posture=content.posture,
             transitions=content.transitions,
             carried=content.carried,
             content_digest=digest,
         )
+        return snapshot, row, every
 
     def delegation(self) -> Delegation | None:
         """Who the latest full run found delegated (from the runs table; None before any)."""
@@ -683,16 +712,24 @@ class SnapshotStore:
             return None, {}
         query, parameters = _diff_view_query(layout.partition_key)
         rows = [r for r in _query(self._content, query, parameters) if _in_diff_view(r)]
-        if entities_digest(rows) != expected:
+        self._check_diff_view(row, entry, rows)
+        wanted = [n for n in layout.sections if n not in diff_projection.STANDS_FOR]
+        with _corruption_reported(entry.tenant_id, entry.snapshot_id):
+            lines = _section_lines(layout, rows, [*wanted, *(ALWAYS_HASHED - set(STANDS_FOR))])
+        return layout, lines
+
+    @staticmethod
+    def _check_diff_view(
+        row: Mapping[str, Any], entry: SnapshotIndexEntry, rows: list[Mapping[str, Any]]
+    ) -> None:
+        """SnapshotTampered unless `rows` (the diff view's entities) are what the committed
+        row's diff view digest covers."""
+        if entities_digest(rows) != row.get(DIFF_VIEW_DIGEST):
             raise SnapshotTampered(
                 entry.tenant_id,
                 entry.snapshot_id,
                 "stored diff projection entities differ from what the attempt wrote",
             )
-        wanted = [n for n in layout.sections if n not in diff_projection.STANDS_FOR]
-        with _corruption_reported(entry.tenant_id, entry.snapshot_id):
-            lines = _section_lines(layout, rows, [*wanted, *(ALWAYS_HASHED - set(STANDS_FOR))])
-        return layout, lines
 
     # -----------------------------------------------------------------------------------------
     # Write side
