@@ -273,7 +273,9 @@ def test_the_time_bound_stops_a_slow_collection(fresh: Simulator) -> None:
     with pytest.raises(DeadlineExceeded):
         for _ in graph.query(query, stats=stats, deadline=deadline):
             pass
-    assert 1 <= stats.pages < 6  # stopped early: the estate needs more pages than that
+    # Stopped early: the estate needs more pages than that. How many came first depends on how
+    # busy the machine is (under load the token and the first slow page can take the second).
+    assert stats.pages < 6
 
 
 def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
