@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from auditor.adapters.queues import HostQueueOptions
 from tools.azure_sim.launcher import CONFLICTING_ENV, Simulator, start_simulator
 from tools.devservices import REPO, Azurite, start_azurite
 
@@ -164,7 +165,7 @@ def outcome(env: dict[str, str], slot: str) -> tuple[int, bool]:
 
 
 def run_fleet(
-    workers: int, env: dict[str, str], concurrency: int = 1
+    workers: int, env: dict[str, str], concurrency: int
 ) -> tuple[float, list[float], float]:
     """Start `workers` worker processes, wait for all: (wall seconds, peak MB of each, CPU
     seconds of all)."""
@@ -230,7 +231,7 @@ def keep_tenants(sim: Simulator, count: int | None) -> int:
 
 
 def measure(
-    sim: Simulator, azurite: Azurite, workers: int, limit: int, window: float, concurrency: int = 1
+    sim: Simulator, azurite: Azurite, workers: int, limit: int, window: float, concurrency: int
 ) -> FleetResult:
     env = storage_env(azurite, sim, f"fleet{workers}x{int(time.time()) % 100000}")
     slot, tenants, planning = plan(env)
@@ -266,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=None, help="first N tenants only")
     parser.add_argument("--fleets", default="1,2,4,8", help="fleet sizes, comma-separated")
     parser.add_argument("--quota", default="15/5", help="LIMIT/WINDOW_S of the one principal")
+    in_hand = HostQueueOptions.from_host_json().in_hand
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="messages each worker works at once"
+        "--concurrency",
+        type=int,
+        default=in_hand,
+        help=f"messages each worker works at once (default {in_hand}: one instance, host.json)",
     )
     args = parser.parse_args(argv)
     fleets = [int(n) for n in args.fleets.split(",")]

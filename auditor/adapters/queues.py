@@ -38,6 +38,11 @@ def poison_queue_name(queue_name: str) -> str:
     return f"{queue_name}-poison"
 
 
+# The queue extension's defaults when host.json leaves them unset: batchSize 16, and
+# newBatchThreshold half of it.
+DEFAULT_BATCH_SIZE = 16
+
+
 def max_dequeue_count(host_json: Path = HOST_JSON) -> int:
     """host.json's extensions.queues.maxDequeueCount (the host's default when unset)."""
     try:
@@ -65,11 +70,14 @@ class HostQueueOptions:
     """How the Functions host works a queue, from host.json: a failed message is retried after
     `retry_delay_seconds` (``visibilityTimeout``) and poisoned after `max_dequeue_count` tries;
     a message in hand stays hidden for `hold_seconds` (``functionTimeout``, the longest a
-    function may run), so one whose worker died is retried after that."""
+    function may run), so one whose worker died is retried after that. One instance works up
+    to `in_hand` messages at once: ``batchSize``, and ``newBatchThreshold`` more fetched while
+    the batch runs."""
 
     max_dequeue_count: int
     retry_delay_seconds: int
     hold_seconds: int
+    in_hand: int = DEFAULT_BATCH_SIZE + DEFAULT_BATCH_SIZE // 2
 
     @classmethod
     def from_host_json(cls, host_json: Path = HOST_JSON) -> HostQueueOptions:
@@ -80,10 +88,12 @@ class HostQueueOptions:
         queues = config.get("extensions", {}).get("queues", {})
         timeout = _duration(str(config.get("functionTimeout") or "00:30:00"))
         visibility = _duration(str(queues.get("visibilityTimeout") or "00:00:00"))
+        batch = int(queues.get("batchSize") or DEFAULT_BATCH_SIZE)
         return cls(
             max_dequeue_count=max_dequeue_count(host_json),
             retry_delay_seconds=int(visibility.total_seconds()),
             hold_seconds=int(timeout.total_seconds()),
+            in_hand=batch + int(queues.get("newBatchThreshold", batch // 2)),
         )
 
 

@@ -59,9 +59,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--concurrency",
         type=_positive,
-        default=1,
+        default=None,
         metavar="N",
-        help="messages worked at once (default %(default)s)",
+        help=(
+            "messages worked at once (default: as the host works them on one instance, "
+            "host.json's batchSize + newBatchThreshold: "
+            f"{HostQueueOptions.from_host_json().in_hand})"
+        ),
     )
     parser.add_argument(
         "--until-empty",
@@ -74,11 +78,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    options = HostQueueOptions.from_host_json()
+    concurrency = args.concurrency or options.in_hand
     with ExitStack() as stack:
         worker = Worker(
             open_lanes(settings, args.queues, stack),
-            HostQueueOptions.from_host_json(),
-            concurrency=args.concurrency,
+            options,
+            concurrency=concurrency,
             until_empty=args.until_empty,
         )
 
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         print(
-            f"working {', '.join(args.queues)} with {args.concurrency} at once, "
+            f"working {', '.join(args.queues)} with {concurrency} at once, "
             + ("until empty" if args.until_empty else "until stopped"),
             file=sys.stderr,
             flush=True,

@@ -4,7 +4,6 @@ Graph quota, the caps, the collection time bound and figures the benchmarks meas
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from auditor.settings import CollectLimits, load_arg_quota, load_settings
 from tests.infra.test_bicep import MAIN, _parse, param_default
 
 REPO = Path(__file__).resolve().parents[2]
-HOST = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
-QUEUES = HOST["extensions"]["queues"]
 
 # Measured (docs/scale.md, with the command that measured each):
 # Tenants in hand, fleet-wide, that keep the quota busy: one worker spends 10.3 s a `large`
@@ -34,9 +31,8 @@ MEMORY_SHARE = 0.8  # of an instance's memory the messages in hand may use
 
 def in_hand_per_instance() -> int:
     """What the host works at once on one instance: batchSize, plus newBatchThreshold more
-    fetched while the batch runs."""
-    batch = int(QUEUES["batchSize"])
-    return batch + int(QUEUES.get("newBatchThreshold", batch // 2))
+    fetched while the batch runs (what `worker` works at once by default)."""
+    return HostQueueOptions.from_host_json().in_hand
 
 
 def rate() -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +49,20 @@ def queue(settings: Settings) -> Iterator[WorkQueue]:
 def test_host_json_gives_the_hosts_rules() -> None:
     options = HostQueueOptions.from_host_json()
     assert options == HostQueueOptions(max_dequeue_count=5, retry_delay_seconds=30,
-                                       hold_seconds=1800)  # fmt: skip
+                                       hold_seconds=1800, in_hand=3)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("queues", "in_hand"),
+    [({"batchSize": 2, "newBatchThreshold": 1}, 3), ({"batchSize": 4}, 6), ({}, 24)],
+    ids=["both", "threshold-unset", "neither"],
+)
+def test_an_instance_works_a_batch_and_its_threshold_at_once(
+    tmp_path: Path, queues: dict[str, int], in_hand: int
+) -> None:
+    host = tmp_path / "host.json"
+    host.write_text(json.dumps({"version": "2.0", "extensions": {"queues": queues}}))
+    assert HostQueueOptions.from_host_json(host).in_hand == in_hand
 
 
 def test_the_worker_command_snapshots_every_queued_tenant_through_the_triggers_call(
@@ -66,10 +81,11 @@ def test_the_worker_command_snapshots_every_queued_tenant_through_the_triggers_c
     monkeypatch.setattr(snapshot_service, "on_queue_message", counted)
     with snapshot_service.open_service(settings, source=fake) as service:
         service.plan_run(SLOT, enqueue=True)
-    assert main(["worker", "--queues", "snapshots", "--concurrency", "2"]) == 0
+    # By default as one instance of the host: batchSize + newBatchThreshold messages at once.
+    assert main(["worker", "--queues", "snapshots"]) == 0
     out, err = capsys.readouterr()
     assert out == "3 messages: 3 succeeded, 0 to retry, 0 moved to a poison queue\n"
-    assert err.startswith("working snapshots with 2 at once, until empty")
+    assert err.startswith("working snapshots with 3 at once, until empty")
     assert calls == [1, 1, 1] and sorted(fake.collected) == [A, B, C]
     with SnapshotStore.from_settings(settings) as store:
         assert [e.tenant_id for e in store.list_tenants()] == sorted([A, B, C])
