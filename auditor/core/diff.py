@@ -255,6 +255,40 @@ class _ProjectedRecords(Mapping[RecordKey, ProjectedRecord]):
         return len(self._projection)
 
 
+StateTuple = tuple[str, str, str, str, str]
+SEP = "\0"
+
+
+def _joined(states: Iterable[StateTuple], strings: Iterable[str]) -> frozenset[str] | None:
+    """Each (key, state) as one string, its values joined by SEP; None when a value holds SEP
+    (`strings`: every value the states may hold, when known; else the states are checked)."""
+    if strings == ():
+        found = list(states)
+        if SEP in "".join(value for state in found for value in state):
+            return None
+        return frozenset(map(SEP.join, found))
+    if SEP in "".join(strings):
+        return None
+    return frozenset(map(SEP.join, states))
+
+
+def differing(
+    old: ComplianceIndex, new: ComplianceIndex, comparable: set[str]
+) -> tuple[set[RecordKey], set[RecordKey]]:
+    """Keys of the records whose (key, state) is found only in `old`, and only in `new`, of
+    the `comparable` subscriptions."""
+    if old.joined is not None and new.joined is not None:
+        gone, came = old.joined - new.joined, new.joined - old.joined
+        split = [[t.split(SEP) for t in found] for found in (gone, came)]
+        return tuple(  # type: ignore[return-value]
+            {(p[0], p[1], p[2], p[3]) for p in parts if p[0] in comparable} for parts in split
+        )
+    return (
+        {t[:4] for t in old.states - new.states if t[0] in comparable},
+        {t[:4] for t in new.states - old.states if t[0] in comparable},
+    )
+
+
 class ComplianceIndex:
     """A snapshot's compliance records arranged for diffing; build once per snapshot and reuse.
 
@@ -262,21 +296,33 @@ class ComplianceIndex:
     then costs set differences, not a walk over every record.
     """
 
-    __slots__ = ("_controls", "_standards", "control_rows", "projected", "records", "states")
+    __slots__ = (
+        "_controls",
+        "_standards",
+        "_tuples",
+        "control_rows",
+        "joined",
+        "projected",
+        "records",
+    )
 
     def __init__(self, records: Sequence[ComplianceRecord]) -> None:
         self.records: Mapping[RecordKey, DiffRecord] = dict(
             zip(map(_KEY, records), records, strict=True)
         )
-        # (subscription, standard, control, assessment, state)
-        self.states: frozenset[tuple[str, str, str, str, str]] = frozenset(
-            map(_KEY_AND_STATE, records)
-        )
+        # Each record's (subscription, standard, control, assessment, state) joined by SEP into
+        # one string (strings are not tracked by the cyclic collector, 5-tuples are: a diff of
+        # two 100,000-record snapshots otherwise pays a collection walking 200,000 of them);
+        # None when a value holds SEP, which would make two keys one: then 5-tuples.
+        self.joined: frozenset[str] | None = _joined(map(_KEY_AND_STATE, records), ())
+        self._tuples: frozenset[StateTuple] | None = None
         # From a projection: its controls and records (else the snapshot's are read).
         self.control_rows: Sequence[ControlRow] | None = None
         self.projected: _ProjectedRecords | None = None
         self._standards: frozenset[tuple[str, str]] | None = None
         self._controls: frozenset[tuple[str, str, str]] | None = None
+        if self.joined is None:
+            self._tuples = frozenset(map(_KEY_AND_STATE, records))
 
     @classmethod
     def from_projection(cls, projection: Projection) -> ComplianceIndex:
@@ -285,9 +331,19 @@ class ComplianceIndex:
         index = cls(())
         index.projected = index.records = _ProjectedRecords(projection)
         with acyclic_build():
-            index.states = frozenset(projection.keys_and_states())
+            index.joined = _joined(projection.keys_and_states(), projection.strings)
+            if index.joined is None:
+                index._tuples = frozenset(projection.keys_and_states())
         index.control_rows = projection.controls
         return index
+
+    @property
+    def states(self) -> frozenset[StateTuple]:
+        """(subscription, standard, control, assessment, state) of every record."""
+        if self._tuples is None:
+            joined = self.joined or frozenset()
+            self._tuples = frozenset(tuple(s.split(SEP)) for s in joined)  # type: ignore[misc]
+        return self._tuples
 
     @property
     def standards(self) -> frozenset[tuple[str, str]]:
@@ -593,8 +649,7 @@ def diff_snapshots(
     scope_changes = list(changes)
 
     # Records whose (key, state) is found at one end only: a transition, or an appearance.
-    old_keys = {t[:4] for t in old.states - new.states if t[0] in comparable}
-    new_keys = {t[:4] for t in new.states - old.states if t[0] in comparable}
+    old_keys, new_keys = differing(old, new, comparable)
     for key in old_keys & new_keys:
         was, now = old.records[key], new.records[key]
         since, days = _failing(after, new, key, now.state)

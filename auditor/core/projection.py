@@ -215,6 +215,11 @@ class Projection:
             text["state"], strict=True,
         )  # fmt: skip
 
+    @property
+    def strings(self) -> list[str]:
+        """The table of strings: every value a key or state may hold."""
+        return self._strings
+
     def __len__(self) -> int:
         return len(self.keys)
 

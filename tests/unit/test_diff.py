@@ -408,3 +408,29 @@ def test_every_difference_is_reported_once_in_the_right_category(
     assert sum(diff.summary.posture.values()) + len(diff.summary.assignments) == len(diff.changes)
     keys = [c.sort_key for c in diff.changes]
     assert len(keys) == len(set(keys))
+
+
+def test_values_that_would_run_together_when_joined_are_still_told_apart() -> None:
+    # The index joins each record's values with NUL (strings cost the cyclic collector
+    # nothing); a value holding NUL must not make two records one.
+    before = [rec(S1, "PCI\0x", "1.1", A1, P), rec(S1, "PCI", "x\x001.1", A1, F)]
+    after = [rec(S1, "PCI\0x", "1.1", A1, F), rec(S1, "PCI", "x\x001.1", A1, P)]
+    diff = diff_snapshots(snap(DAY1, before), snap(DAY2, after))
+    kinds = sorted((c.standard, c.change) for c in diff.changes if c.level is Level.ASSESSMENT)
+    assert kinds == [("PCI", ChangeKind.IMPROVED), ("PCI\0x", ChangeKind.REGRESSED)]
+    assert ComplianceIndex(before).joined is None
+    assert ComplianceIndex(before[:1]).joined is None
+    assert ComplianceIndex([rec(S1, "PCI", "1.1", A1, P)]).joined is not None
+
+
+def test_a_joined_index_and_a_tuple_index_diff_as_two_tuple_indexes() -> None:
+    plain = [rec(S1, "PCI", "1.1", A1, P), rec(S1, "PCI", "1.2", A2, F)]
+    odd = [
+        rec(S1, "PCI", "1.1", A1, F),
+        rec(S1, "PCI", "1.2", A2, F),
+        rec(S1, "PCI", "1.2", "a\0b", P),
+    ]
+    diff = diff_snapshots(snap(DAY1, plain), snap(DAY2, odd))
+    changed = sorted((c.assessment, c.change) for c in diff.changes if c.level is Level.ASSESSMENT)
+    assert changed == [(A1, ChangeKind.REGRESSED), ("a\0b", ChangeKind.ADDED)]
+    assert ComplianceIndex(odd).joined is None and ComplianceIndex(plain).joined is not None
