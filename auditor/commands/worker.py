@@ -63,8 +63,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help=(
             "messages worked at once (default: as the host works them on one instance, "
-            "host.json's batchSize + newBatchThreshold: "
-            f"{HostQueueOptions.from_host_json().in_hand})"
+            "host.json's batchSize + newBatchThreshold)"
         ),
     )
     parser.add_argument(

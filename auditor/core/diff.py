@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
@@ -259,17 +260,17 @@ StateTuple = tuple[str, str, str, str, str]
 SEP = "\0"
 
 
-def _joined(states: Iterable[StateTuple], strings: Iterable[str]) -> frozenset[str] | None:
-    """Each (key, state) as one string, its values joined by SEP; None when a value holds SEP
-    (`strings`: every value the states may hold, when known; else the states are checked)."""
-    if strings == ():
-        found = list(states)
-        if SEP in "".join(value for state in found for value in state):
-            return None
-        return frozenset(map(SEP.join, found))
-    if SEP in "".join(strings):
+def _joined(states: Iterable[StateTuple], values: Iterable[str]) -> frozenset[str] | None:
+    """Each (key, state) as one string, its values joined by SEP; None when one of `values`
+    (every value the states hold) contains SEP, which would make two keys one."""
+    if SEP in "".join(values):
         return None
     return frozenset(map(SEP.join, states))
+
+
+def _split_keys(joined: Iterable[str], comparable: set[str]) -> set[RecordKey]:
+    parts = (t.split(SEP) for t in joined)
+    return {(p[0], p[1], p[2], p[3]) for p in parts if p[0] in comparable}
 
 
 def differing(
@@ -278,10 +279,9 @@ def differing(
     """Keys of the records whose (key, state) is found only in `old`, and only in `new`, of
     the `comparable` subscriptions."""
     if old.joined is not None and new.joined is not None:
-        gone, came = old.joined - new.joined, new.joined - old.joined
-        split = [[t.split(SEP) for t in found] for found in (gone, came)]
-        return tuple(  # type: ignore[return-value]
-            {(p[0], p[1], p[2], p[3]) for p in parts if p[0] in comparable} for parts in split
+        return (
+            _split_keys(old.joined - new.joined, comparable),
+            _split_keys(new.joined - old.joined, comparable),
         )
     return (
         {t[:4] for t in old.states - new.states if t[0] in comparable},
@@ -314,15 +314,16 @@ class ComplianceIndex:
         # one string (strings are not tracked by the cyclic collector, 5-tuples are: a diff of
         # two 100,000-record snapshots otherwise pays a collection walking 200,000 of them);
         # None when a value holds SEP, which would make two keys one: then 5-tuples.
-        self.joined: frozenset[str] | None = _joined(map(_KEY_AND_STATE, records), ())
-        self._tuples: frozenset[StateTuple] | None = None
+        states: list[StateTuple] = list(map(_KEY_AND_STATE, records))
+        self.joined: frozenset[str] | None = _joined(states, chain.from_iterable(states))
+        self._tuples: frozenset[StateTuple] | None = (
+            None if self.joined is not None else frozenset(states)
+        )
         # From a projection: its controls and records (else the snapshot's are read).
         self.control_rows: Sequence[ControlRow] | None = None
         self.projected: _ProjectedRecords | None = None
         self._standards: frozenset[tuple[str, str]] | None = None
         self._controls: frozenset[tuple[str, str, str]] | None = None
-        if self.joined is None:
-            self._tuples = frozenset(map(_KEY_AND_STATE, records))
 
     @classmethod
     def from_projection(cls, projection: Projection) -> ComplianceIndex:
@@ -341,8 +342,8 @@ class ComplianceIndex:
     def states(self) -> frozenset[StateTuple]:
         """(subscription, standard, control, assessment, state) of every record."""
         if self._tuples is None:
-            joined = self.joined or frozenset()
-            self._tuples = frozenset(tuple(s.split(SEP)) for s in joined)  # type: ignore[misc]
+            parts = (t.split(SEP) for t in self.joined or ())
+            self._tuples = frozenset((p[0], p[1], p[2], p[3], p[4]) for p in parts)
         return self._tuples
 
     @property

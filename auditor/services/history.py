@@ -210,8 +210,6 @@ class SnapshotHistory:
         cached = self._snapshots.get(key)
         if cached is not None:
             return cached
-        if getattr(self.reader, "get_diff_view", None) is None:
-            return self._cached(entry)
         found = self._views.get(key)
         if found is None:
             found = read_view(self.reader, entry)

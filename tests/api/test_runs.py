@@ -21,12 +21,11 @@ from auditor.adapters.tables.runs import RunStore
 from auditor.api import create_app
 from auditor.core.access import AccessPolicy, Principal, parse_policy
 from auditor.services.operations import Operations, operations_from_settings
-from auditor.services.runclose import make_closer
-from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
 from tests.api.conftest import TestClient, principal_header
+from tests.daily_runs import run_days
 from tools.devservices import Azurite
-from tools.posture_factory import FakeSource, flip_states, make_posture, tenant_id_for
+from tools.posture_factory import flip_states, make_posture, tenant_id_for
 
 TENANTS = (tenant_id_for(61), tenant_id_for(62), tenant_id_for(63))
 DAY1 = datetime(2024, 5, 1, 2, tzinfo=UTC)
@@ -56,14 +55,7 @@ def operations(run_settings: Settings) -> Iterator[Operations]:
     runs = RunStore.from_settings(run_settings)
     day1 = [make_posture(t, seed=n) for n, t in enumerate(TENANTS)]
     day2 = [flip_states(day1[0], 0.3), *day1[1:]]
-    for day, postures in ((DAY1, day1), (DAY2, day2)):
-        closer = make_closer(run_settings, store, runs, None)
-        closer.clock = lambda day=day: day + timedelta(minutes=5)  # type: ignore[misc]
-        service = SnapshotService(
-            store, runs, FakeSource(postures), clock=closer.clock, closer=closer
-        )
-        service.run_inline(day)
-        closer.close()
+    run_days(run_settings, store, runs, ((DAY1, day1), (DAY2, day2)))
     made = operations_from_settings(run_settings)
     yield made
     made.close()

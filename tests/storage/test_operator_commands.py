@@ -14,12 +14,11 @@ from auditor import cli
 from auditor.adapters.queues import SnapshotQueue
 from auditor.adapters.tables import SnapshotStore
 from auditor.adapters.tables.runs import RunStore
-from auditor.services.runclose import make_closer
-from auditor.services.snapshot import SnapshotService
 from auditor.settings import load_settings
+from tests.daily_runs import run_days
 from tests.receiver import Receiver, deployment_env
 from tools.devservices import Azurite
-from tools.posture_factory import FakeSource, flip_states, make_posture, tenant_id_for
+from tools.posture_factory import flip_states, make_posture, tenant_id_for
 
 A, B = tenant_id_for(81), tenant_id_for(82)
 DAY1 = datetime(2024, 5, 1, 2, tzinfo=UTC)
@@ -39,12 +38,7 @@ def env(
     queue = SnapshotQueue.from_settings(settings)
     day1 = [make_posture(A, subscriptions=1), make_posture(B, subscriptions=1, seed=1)]
     day2 = [flip_states(day1[0], 0.3), day1[1]]
-    for day, postures in ((DAY1, day1), (DAY2, day2)):
-        closer = make_closer(settings, store, runs, queue)
-        closer.clock = lambda day=day: day + timedelta(minutes=5)  # type: ignore[misc]
-        SnapshotService(store, runs, FakeSource(postures), queue, clock=closer.clock,
-                        closer=closer).run_inline(day)  # fmt: skip
-        closer.close()
+    run_days(settings, store, runs, ((DAY1, day1), (DAY2, day2)), queue=queue)
     store.close()
     runs.close()
     queue.close()

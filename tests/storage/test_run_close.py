@@ -29,6 +29,7 @@ from auditor.core.snapshot import Snapshot
 from auditor.services.runclose import ClosedRun, make_closer
 from auditor.services.snapshot import SnapshotService
 from auditor.settings import Settings, load_settings
+from tests.daily_runs import run_days
 from tests.listener import CountingListener
 from tests.receiver import Receiver, deployment_env
 from tests.storage.test_concurrency import Sequencer
@@ -376,14 +377,8 @@ def test_the_digest_compares_each_tenant_through_its_projection_not_its_whole_sn
     store = WholeReadsCounted.from_settings(settings)
     store.whole = []
     runs = RunStore.from_settings(settings)
-    for slot, postures in ((SLOT, day1), (SLOT + timedelta(days=1), day2)):
-        closer = make_closer(settings, store, runs, None)
-        closer.clock = lambda slot=slot: slot + timedelta(minutes=30)  # type: ignore[misc]
-        service = SnapshotService(
-            store, runs, FakeSource(postures), clock=closer.clock, closer=closer
-        )
-        service.run_inline(slot)
-        closer.close()
+    days = ((SLOT, day1), (SLOT + timedelta(days=1), day2))
+    run_days(settings, store, runs, days, closed_after=timedelta(minutes=30))
     found = RunDigestStore.from_settings(settings).digest("20240502T020000Z")
     assert found is not None
     tenants = found[1]["tenants"]

@@ -506,8 +506,7 @@ class SnapshotStore:
         entities differ from what the attempt wrote, or do not decode), else None."""
         snapshot, row, every = self._full(tenant_id, snapshot_id, verify=True)
         layout = content_layout(row)
-        stored = isinstance(row.get(DIFF_VIEW_DIGEST), str)
-        if not stored or diff_projection.SECTION not in layout.sections:
+        if not _has_projection(row, layout):
             return snapshot, None, None
         try:
             self._check_diff_view(row, snapshot.index, [e for e in every if _in_diff_view(e)])
@@ -524,10 +523,8 @@ class SnapshotStore:
         row = self._committed_row(tenant_id, snapshot_id)
         entry = self._checked(row) if verify else index_entry(row)
         layout = content_layout(row)
-        every = list(_query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}))
         with _corruption_reported(tenant_id, snapshot_id):
-            lines = _section_lines(layout, every, SECTIONS)
-            digest = entities_digest(every)
+            lines, digest, every = self._read_sections(layout, SECTIONS)
             if verify:
                 actual = content_hash(_header(entry), lines)
                 if actual != entry.content_hash:
@@ -673,10 +670,11 @@ class SnapshotStore:
 
     def _read_sections(
         self, layout: ContentLayout, sections: Iterable[str]
-    ) -> tuple[dict[str, list[str]], str]:
-        """The lines of `sections`, and the digest of every entity of the partition."""
+    ) -> tuple[dict[str, list[str]], str, list[Mapping[str, Any]]]:
+        """The lines of `sections`, the digest of every entity of the partition, and those
+        entities (read once: verify takes the projection from them too)."""
         every = list(_query(self._content, "PartitionKey eq @pk", {"pk": layout.partition_key}))
-        return _section_lines(layout, every, sections), entities_digest(every)
+        return _section_lines(layout, every, sections), entities_digest(every), every
 
     # -----------------------------------------------------------------------------------------
     # The diff view (auditor/core/projection.py)
@@ -707,8 +705,7 @@ class SnapshotStore:
         self, row: Mapping[str, Any], entry: SnapshotIndexEntry
     ) -> tuple[ContentLayout | None, dict[str, list[str]]]:
         layout = content_layout(row)
-        expected = row.get(DIFF_VIEW_DIGEST)
-        if not isinstance(expected, str) or diff_projection.SECTION not in layout.sections:
+        if not _has_projection(row, layout):
             return None, {}
         query, parameters = _diff_view_query(layout.partition_key)
         rows = [r for r in _query(self._content, query, parameters) if _in_diff_view(r)]
@@ -972,7 +969,7 @@ class SnapshotStore:
         if problem is None:
             layout = content_layout(base)
             try:
-                lines, digest = self._read_sections(layout, SECTIONS)
+                lines, digest, _ = self._read_sections(layout, SECTIONS)
                 actual = content_hash(_header(entry), lines)
             except (CorruptSnapshot, PackingError) as exc:
                 problem = str(exc)
@@ -1139,6 +1136,11 @@ class SnapshotStore:
 
 DIFF_VIEW_DIGEST = "diff_view_digest"  # index row: digest of the entities a diff view reads
 STANDS_FOR = frozenset(diff_projection.STANDS_FOR)
+
+
+def _has_projection(row: Mapping[str, Any], layout: ContentLayout) -> bool:
+    """Whether the committed row's snapshot stores a diff projection (and its digest)."""
+    return isinstance(row.get(DIFF_VIEW_DIGEST), str) and diff_projection.SECTION in layout.sections
 
 
 def _in_diff_view(entity: Mapping[str, Any]) -> bool:
