@@ -244,16 +244,25 @@ class _ProjectedRecords(Mapping[RecordKey, ProjectedRecord]):
     """A projection's records by key, each built when a diff asks for it."""
 
     def __init__(self, projection: Projection) -> None:
-        self._projection = projection
+        self.projection = projection
+        # Positions found so far (a memo: the projection never changes); a diff of two ends
+        # holding the same records fills it with the positions it compared.
+        self._positions: dict[RecordKey, int] = {}
 
     def __getitem__(self, key: RecordKey) -> ProjectedRecord:
-        return self._projection.record(self._projection.position_of(key))
+        position = self._positions.get(key)
+        if position is None:
+            position = self._positions[key] = self.projection.position_of(key)
+        return self.projection.record(position)
+
+    def remember(self, key: RecordKey, position: int) -> None:
+        self._positions[key] = position
 
     def __iter__(self) -> Iterator[RecordKey]:
-        return iter(dict.fromkeys(self._projection.keys))  # each key once, as a dict's keys
+        return iter(dict.fromkeys(self.projection.keys))  # each key once, as a dict's keys
 
     def __len__(self) -> int:
-        return len(self._projection)
+        return len(self.projection)
 
 
 StateTuple = tuple[str, str, str, str, str]
@@ -278,6 +287,10 @@ def differing(
 ) -> tuple[set[RecordKey], set[RecordKey]]:
     """Keys of the records whose (key, state) is found only in `old`, and only in `new`, of
     the `comparable` subscriptions."""
+    if old.projected is not None and new.projected is not None:
+        found = _differing_in_place(old.projected, new.projected, comparable)
+        if found is not None:
+            return found
     if old.joined is not None and new.joined is not None:
         return (
             _split_keys(old.joined - new.joined, comparable),
@@ -289,6 +302,34 @@ def differing(
     )
 
 
+def _differing_in_place(
+    old: _ProjectedRecords, new: _ProjectedRecords, comparable: set[str]
+) -> tuple[set[RecordKey], set[RecordKey]] | None:
+    """`differing` for two projections holding the same keys in the same order (None when
+    they do not): their state columns compared position by position, no key built but those
+    of the records that changed. For each, the states of every record of its key at both ends
+    are compared as sets, which is what `differing` compares."""
+    before, after = old.projection, new.projection
+    if not before.same_keys(after):
+        return None
+    gone: set[RecordKey] = set()
+    came: set[RecordKey] = set()
+    for position in before.changed_positions(after):
+        key = before.key_at(position)
+        if key[0] not in comparable:
+            continue
+        run = before.run_of(position)
+        was = {before.state_at(p) for p in run}
+        now = {after.state_at(p) for p in run}
+        if was - now:
+            gone.add(key)
+        if now - was:
+            came.add(key)
+        old.remember(key, run[-1])  # the last of equal keys, as a dict keeps
+        new.remember(key, run[-1])
+    return gone, came
+
+
 class ComplianceIndex:
     """A snapshot's compliance records arranged for diffing; build once per snapshot and reuse.
 
@@ -298,10 +339,11 @@ class ComplianceIndex:
 
     __slots__ = (
         "_controls",
+        "_joined",
+        "_ready",
         "_standards",
         "_tuples",
         "control_rows",
-        "joined",
         "projected",
         "records",
     )
@@ -315,10 +357,11 @@ class ComplianceIndex:
         # two 100,000-record snapshots otherwise pays a collection walking 200,000 of them);
         # None when a value holds SEP, which would make two keys one: then 5-tuples.
         states: list[StateTuple] = list(map(_KEY_AND_STATE, records))
-        self.joined: frozenset[str] | None = _joined(states, chain.from_iterable(states))
+        self._joined: frozenset[str] | None = _joined(states, chain.from_iterable(states))
         self._tuples: frozenset[StateTuple] | None = (
-            None if self.joined is not None else frozenset(states)
+            None if self._joined is not None else frozenset(states)
         )
+        self._ready = True  # a projection's are built on first use (``joined``)
         # From a projection: its controls and records (else the snapshot's are read).
         self.control_rows: Sequence[ControlRow] | None = None
         self.projected: _ProjectedRecords | None = None
@@ -328,21 +371,38 @@ class ComplianceIndex:
     @classmethod
     def from_projection(cls, projection: Projection) -> ComplianceIndex:
         """The index of a snapshot's diff projection: the same keys and states as the index
-        of its records, with a record's fields built only for the keys a diff reports."""
+        of its records, with a record's fields built only for the keys a diff reports, and
+        its (key, state) strings only when a diff cannot compare state columns in place."""
         index = cls(())
         index.projected = index.records = _ProjectedRecords(projection)
-        with acyclic_build():
-            index.joined = _joined(projection.keys_and_states(), projection.strings)
-            if index.joined is None:
-                index._tuples = frozenset(projection.keys_and_states())
         index.control_rows = projection.controls
+        index._ready = False
         return index
+
+    def _build(self) -> None:
+        assert self.projected is not None
+        projection = self.projected.projection
+        with acyclic_build():
+            joined = _joined(projection.keys_and_states(), projection.strings)
+            if joined is None:
+                self._tuples = frozenset(projection.keys_and_states())
+            self._joined = joined
+        self._ready = True  # last: a concurrent reader sees both built, or builds them too
+
+    @property
+    def joined(self) -> frozenset[str] | None:
+        """Each (key, state) as one string (None when a value holds SEP: see ``states``)."""
+        if not self._ready:
+            self._build()
+        return self._joined
 
     @property
     def states(self) -> frozenset[StateTuple]:
         """(subscription, standard, control, assessment, state) of every record."""
+        if not self._ready:
+            self._build()
         if self._tuples is None:
-            parts = (t.split(SEP) for t in self.joined or ())
+            parts = (t.split(SEP) for t in self._joined or ())
             self._tuples = frozenset((p[0], p[1], p[2], p[3], p[4]) for p in parts)
         return self._tuples
 

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, count, repeat
-from operator import attrgetter, itemgetter
+from itertools import chain, compress, count, repeat
+from operator import attrgetter, itemgetter, ne
 
 from auditor.core.canonical import CanonicalFormatError, dumps, format_time, parse_time
 from auditor.core.model import ComplianceRecord, ControlSummary, State
@@ -56,6 +56,7 @@ _RECORD_COLUMNS = (
     ("first_failed", "s"),
 )
 _CONTROL_COLUMNS = (("subscription", "s"), ("standard", "s"), ("control", "s"), ("state", "s"))
+KEY_COLUMNS = ("subscription", "standard", "control", "assessment")
 _GROUPS = (("records", _RECORD_COLUMNS), ("controls", _CONTROL_COLUMNS))
 # Array typecodes a column may be stored with: unsigned 32-bit (I) or, for counts above it,
 # unsigned 64-bit (Q): counts are at most 2**53 - 1 (normalize.MAX_COUNT). Unsigned, so that
@@ -186,34 +187,40 @@ def _projection_lines(
 
 
 class Projection:
-    """A decoded projection: record keys and (key, state) pairs built with C-level maps; a
-    record's other fields built only when a diff asks for it."""
+    """A decoded projection: its integer columns and table of strings. Nothing is built per
+    record until asked for: two ends holding the same records (the usual day to day) are
+    diffed by comparing their state columns (``same_keys``, ``changed_positions``); the keys
+    as tuples, and a record's other fields, are built only when a diff needs them."""
 
-    __slots__ = ("_records", "_strings", "_text", "controls", "keys")
+    __slots__ = ("_keys", "_records", "_strings", "controls")
 
     def __init__(
         self, strings: list[str], records: dict[str, array.array[int]], controls: list[ControlRow]
     ) -> None:
         self._strings = strings
         self._records = records
-        self._text = {
-            name: list(map(strings.__getitem__, records[name]))
-            for name in ("subscription", "standard", "control", "assessment", "state")
-        }
-        text = self._text
-        self.keys: list[RecordKey] = list(
-            zip(text["subscription"], text["standard"], text["control"], text["assessment"],
-                strict=True)
-        )  # fmt: skip
+        self._keys: list[RecordKey] | None = None
         self.controls = controls
+
+    def _text(self, name: str) -> Iterator[str]:
+        return map(self._strings.__getitem__, self._records[name])
+
+    @property
+    def keys(self) -> list[RecordKey]:
+        """Every record's key in record order, built on first use."""
+        if self._keys is None:
+            with acyclic_build():
+                self._keys = list(zip(*map(self._text, KEY_COLUMNS), strict=True))
+        return self._keys
+
+    @property
+    def keys_built(self) -> bool:
+        """Whether ``keys`` was asked for (a diff in place never asks)."""
+        return self._keys is not None
 
     def keys_and_states(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(subscription, standard, control, assessment, state value) of every record."""
-        text = self._text
-        return zip(
-            text["subscription"], text["standard"], text["control"], text["assessment"],
-            text["state"], strict=True,
-        )  # fmt: skip
+        return zip(*map(self._text, (*KEY_COLUMNS, "state")), strict=True)
 
     @property
     def strings(self) -> list[str]:
@@ -221,7 +228,42 @@ class Projection:
         return self._strings
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self._records["state"])
+
+    def key_at(self, position: int) -> RecordKey:
+        strings, columns = self._strings, self._records
+        return (
+            strings[columns["subscription"][position]],
+            strings[columns["standard"][position]],
+            strings[columns["control"][position]],
+            strings[columns["assessment"][position]],
+        )
+
+    def state_at(self, position: int) -> str:
+        return self._strings[self._records["state"][position]]
+
+    def same_keys(self, other: Projection) -> bool:
+        """Whether `other` holds the same record keys in the same order. Decided on numbers:
+        equal key columns that number the same strings (the first `used` of both tables)."""
+        mine, theirs = self._records, other._records
+        if any(mine[name] != theirs[name] for name in KEY_COLUMNS):
+            return False
+        used = 1 + max((max(mine[name]) for name in KEY_COLUMNS if mine[name]), default=-1)
+        return self._strings[:used] == other._strings[:used]
+
+    def changed_positions(self, other: Projection) -> list[int]:
+        """Positions whose state differs in `other` (meaningful when ``same_keys``)."""
+        return list(compress(count(), map(ne, self._text("state"), other._text("state"))))
+
+    def run_of(self, position: int) -> range:
+        """The positions holding the key at `position`: records are in key order, so they are
+        adjacent (one, unless the content holds a key twice)."""
+        key, low, high = self.key_at(position), position, position + 1
+        while low > 0 and self.key_at(low - 1) == key:
+            low -= 1
+        while high < len(self) and self.key_at(high) == key:
+            high += 1
+        return range(low, high)
 
     def position_of(self, key: RecordKey) -> int:
         """Where the record of `key` is (KeyError when none is): records are in key order, so
@@ -235,7 +277,7 @@ class Projection:
         columns, strings = self._records, self._strings
         first = columns["first_failed"][position]  # 0: not failing
         return ProjectedRecord(
-            state=_STATES[self._text["state"][position]],
+            state=_STATES[self.state_at(position)],
             passed_resources=columns["passed"][position],
             failed_resources=columns["failed"][position],
             skipped_resources=columns["skipped"][position],
@@ -296,18 +338,16 @@ def decode_projection(lines: Sequence[str]) -> Projection:
             position += 1
         columns.append(decoded)
     records, control_columns = columns
-    # The columns mapped to strings below raise IndexError for a number past the table; these
-    # two are mapped record by record later, so they are checked here.
-    _checked_numbers(records["description"], "description", len(strings))
+    # The record columns are mapped to strings only when a diff asks (the controls' columns,
+    # mapped below, raise IndexError for a number past the table): checked here.
+    for name in (*KEY_COLUMNS, "description"):
+        _checked_numbers(records[name], name, len(strings))
     _checked_numbers(records["first_failed"], "first_failed", len(strings) + 1)
     for column in (records["state"], control_columns["state"]):
         if any(n >= len(strings) or strings[n] not in _STATES for n in set(column)):
             raise CanonicalFormatError("projection: a state column names no state")
     for n in set(records["first_failed"]) - {0}:
         parse_time(strings[n - 1])
-    # Interned: the two ends of a diff then share their identifier strings, and comparing their
-    # (key, state) tuples stops at identity instead of comparing characters.
-    strings = list(map(sys.intern, strings))
     text = {name: map(strings.__getitem__, control_columns[name]) for name, _ in _CONTROL_COLUMNS}
     try:
         with acyclic_build():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import base64
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -224,3 +225,98 @@ def test_a_malformed_projection_is_a_format_error(
 ) -> None:
     with pytest.raises(CanonicalFormatError, match=problem):
         decode_projection(edit(_projection()))
+
+
+def projected_indexes(before: Snapshot, after: Snapshot) -> tuple[Diff, ComplianceIndex, ...]:
+    (old, old_index), (new, new_index) = as_stored(before), as_stored(after)
+    diff = diff_snapshots(old, new, before_index=old_index, after_index=new_index)
+    return diff, old_index, new_index
+
+
+values = st.tuples(
+    st.sampled_from(list(State)),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 2),
+    st.sampled_from(["", "Encrypt disks"]),
+    st.one_of(st.none(), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    old=records,
+    new_values=st.lists(values, min_size=24, max_size=24),
+    old_collected=collected,
+    new_collected=collected,
+)
+def test_ends_holding_the_same_records_are_compared_in_place_and_say_the_same(
+    old: dict[Key, tuple[State, int, int, int, str, int | None]],
+    new_values: list[tuple[State, int, int, int, str, int | None]],
+    old_collected: tuple[str, ...],
+    new_collected: tuple[str, ...],
+) -> None:
+    # The usual day to day: the same assessments, some in another state, counts or streak.
+    new = dict(zip(old, new_values, strict=False))
+    control_states = {key[:3]: State.PASSED for key in old}
+    before = snapshot(DAY1, old, control_states, {}, old_collected)
+    after = snapshot(DAY2, new, control_states, {}, new_collected)
+    projected, old_index, new_index = projected_indexes(before, after)
+    assert projected == diff_snapshots(before, after)
+    # Compared in place: neither projection built its list of keys (nor the (key, state)
+    # strings), so the cold diff costs no step per record.
+    assert old_index.projected is not None and new_index.projected is not None
+    assert old_index.projected.projection.keys_built is False
+    assert new_index.projected.projection.keys_built is False
+
+
+def test_a_key_held_twice_is_compared_in_place_as_its_set_of_states() -> None:
+    # A content holding one key twice (never collected so: rows are de-duplicated by id; a
+    # stored snapshot is read as it is) diffs as before: the key's states compared as sets.
+    key = (SUBS[0], "PCI", "1", ASSESSMENTS[0])
+    other = (SUBS[0], "PCI", "1", ASSESSMENTS[1])
+    cases = [
+        ((State.PASSED, State.FAILED), (State.FAILED, State.FAILED)),  # one state left
+        ((State.PASSED, State.FAILED), (State.PASSED, State.SKIPPED)),
+        ((State.FAILED, State.PASSED), (State.PASSED, State.FAILED)),  # the same set
+    ]
+    for was, now in cases:
+        ends = []
+        for snapshot_id, states in ((DAY1, was), (DAY2, now)):
+            posture = snapshot(snapshot_id, {other: (State.PASSED, 1, 0, 0, "", None)}, {}, {},
+                               SUBS).posture  # fmt: skip
+            twice = tuple(
+                ComplianceRecord(*key, state, 1, 0, 0, "", "BuiltIn", "") for state in states
+            )
+            posture = dataclasses.replace(posture, compliance=posture.compliance + twice)
+            streaks = {k: Transition(EPOCH, EPOCH, None) for k in (key, other)}
+            ends.append(Snapshot(index_entry(posture, snapshot_id), posture, streaks))
+        projected, old_index, _ = projected_indexes(*ends)
+        assert old_index.projected is not None
+        assert old_index.projected.projection.keys_built is False, (was, now)
+        full = diff_snapshots(*(as_canonical(end) for end in ends))
+        assert projected.changes == full.changes, (was, now)
+        assert projected.summary == full.summary, (was, now)
+
+
+def as_canonical(end: Snapshot) -> Snapshot:
+    """`end` with its records in canonical order (key, then state), as the store reads them."""
+    ordered = sorted(end.posture.compliance, key=lambda r: (*r.key, r.state.value))
+    posture = dataclasses.replace(end.posture, compliance=tuple(ordered))
+    return dataclasses.replace(end, posture=posture)
+
+
+def test_equal_key_columns_that_number_other_strings_are_not_the_same_records() -> None:
+    # The same shape in another subscription: every column holds the same numbers, but they
+    # number other strings; the diff must see one subscription's records leave, another's come.
+    shape = {(SUBS[0], "PCI", "1", ASSESSMENTS[0]): (State.PASSED, 1, 0, 0, "", None)}
+    moved = {(SUBS[1], *key[1:]): value for key, value in shape.items()}
+    before = snapshot(DAY1, shape, {}, {}, SUBS)
+    after = snapshot(DAY2, moved, {}, {}, SUBS)
+    projected, old_index, _ = projected_indexes(before, after)
+    assert projected == diff_snapshots(before, after)
+    assert old_index.projected is not None and old_index.projected.projection.keys_built
+    assert {(c.subscription_id, c.change) for c in projected.changes} == {
+        (SUBS[0], ChangeKind.REMOVED),
+        (SUBS[1], ChangeKind.ADDED),
+    }
