@@ -94,10 +94,11 @@ def build_evidence_pack(message: func.QueueMessage) -> None:
 # identity comes from App Service Authentication.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 if ROLE in ("api", "all"):
-    from auditor.api.hosting import azure_app
+    from auditor.api.hosting import azure_app, settle_heap
     from auditor.api.http_functions import http_functions
 
     app.register_functions(http_functions(azure_app()))
+    settle_heap()  # the API's start-up heap, out of every later full collection
 if ROLE in ("collector", "all"):
     app.register_functions(collector)
     # The run digest's figures as metrics in Application Insights (logs go there via the host).

@@ -11,12 +11,15 @@
   principal; without ``AUDITOR_ACCESS_POLICY`` that principal may see every tenant, with it the
   policy applies exactly as in Azure. Only loopback Host headers are answered, and links are
   built from the bound address.
+
+Both hosts call ``settle_heap()`` once the app is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -128,6 +131,16 @@ def azure_app(settings: Settings | None = None) -> FastAPI:
         keyed_function=API_FUNCTION,
         web_secret=shared_web_secret(checked),
     )
+
+
+def settle_heap() -> None:
+    """Collect once, then move what is left (modules, the app, its settings: objects that live
+    as long as the process) out of the cyclic collector's reach. Otherwise the process's first
+    full collection walks that whole heap (70 to 120 ms for the API's, measured) during some
+    request: typically a new instance's first cold diff. Called by a process that serves, once,
+    after building its app; garbage of later requests is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def shared_web_secret(settings: Settings, env: Mapping[str, str] | None = None) -> str | None:

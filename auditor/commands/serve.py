@@ -101,7 +101,7 @@ def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
     import uvicorn
 
     from auditor.adapters.queues import HostQueueOptions
-    from auditor.api.hosting import local_app
+    from auditor.api.hosting import local_app, settle_heap
     from auditor.services.worker import Worker, open_lanes
     from auditor.settings import load_settings
 
@@ -125,6 +125,7 @@ def _serve(args: argparse.Namespace, sock: socket.socket, base_url: str) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s audit %(message)s"))
         audit.addHandler(handler)
         audit.propagate = False
+    settle_heap()
     print(
         f"auditor API on {base_url}/api (principal {args.principal}); reference {base_url}"
         "/api/docs; working the report queue",

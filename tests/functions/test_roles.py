@@ -81,3 +81,30 @@ def test_every_trigger_of_the_blueprint_is_a_collector_function() -> None:
     # A trigger declared on `collector` is registered in the collector role and only there.
     source = (REPO / "function_app.py").read_text(encoding="utf-8")
     assert "@app." not in source, "declare triggers on the collector blueprint, not on app"
+
+
+FROZEN = """
+import gc, json
+from tests.functions.worker import indexed_functions
+indexed_functions()
+print(json.dumps(gc.get_freeze_count()))
+"""
+
+
+@pytest.mark.parametrize(("role", "frozen"), [("api", True), ("all", True), ("collector", False)])
+def test_loading_the_api_moves_its_start_up_heap_out_of_the_cyclic_collector(
+    role: str, frozen: bool
+) -> None:
+    # Otherwise a new instance's first full collection walks the whole import-time heap during
+    # a request (70 to 120 ms, typically in its first cold diff: docs/scale.md, Cold reads).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITOR_")}
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN],
+        cwd=REPO,
+        env={**env, "AUDITOR_ROLE": role},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (json.loads(done.stdout.strip().splitlines()[-1]) > 10_000) is frozen
