@@ -369,6 +369,23 @@ def flip_states(posture: TenantPosture, fraction: float, seed: int = 1) -> Tenan
     )
 
 
+def replace_assessments(posture: TenantPosture, fraction: float, seed: int = 1) -> TenantPosture:
+    """The same posture with `fraction` of the compliance records replaced by records of new
+    assessments (same control and state, another assessment id): assessments that went away
+    and others that came."""
+    rng = random.Random(seed)
+    chosen = set(
+        rng.sample(range(len(posture.compliance)), int(len(posture.compliance) * fraction))
+    )
+    compliance = tuple(
+        dataclasses.replace(record, assessment=stable_id(f"{record.assessment}/replaced/{seed}"))
+        if number in chosen
+        else record
+        for number, record in enumerate(posture.compliance)
+    )
+    return dataclasses.replace(posture, compliance=compliance)
+
+
 def missing_subscription(posture: TenantPosture, subscription_id: str) -> TenantPosture:
     """The posture as an incomplete collection that could not read one subscription."""
     c = posture.completeness
