@@ -35,7 +35,13 @@ from auditor.core.model import (
     SecureScore,
     State,
 )
-from auditor.core.projection import ControlRow, ProjectedRecord, Projection, acyclic_build
+from auditor.core.projection import (
+    SEP,
+    ControlRow,
+    ProjectedRecord,
+    Projection,
+    acyclic_build,
+)
 from auditor.core.recommendation_diff import RecommendationDiff, diff_recommendations
 from auditor.core.registry import ALERTS, RECOMMENDATIONS, Section, records_of
 from auditor.core.snapshot import Snapshot, SnapshotIndexEntry, compliance_of_states
@@ -266,7 +272,6 @@ class _ProjectedRecords(Mapping[RecordKey, ProjectedRecord]):
 
 
 StateTuple = tuple[str, str, str, str, str]
-SEP = "\0"
 
 
 def _joined(states: Iterable[StateTuple], values: Iterable[str]) -> frozenset[str] | None:
@@ -382,11 +387,11 @@ class ComplianceIndex:
     def _build(self) -> None:
         assert self.projected is not None
         projection = self.projected.projection
-        with acyclic_build():
-            joined = _joined(projection.keys_and_states(), projection.strings)
-            if joined is None:
+        joined = projection.joined_states()
+        if joined is None:
+            with acyclic_build():
                 self._tuples = frozenset(projection.keys_and_states())
-            self._joined = joined
+        self._joined = joined
         self._ready = True  # last: a concurrent reader sees both built, or builds them too
 
     @property
@@ -410,13 +415,24 @@ class ComplianceIndex:
     def standards(self) -> frozenset[tuple[str, str]]:
         """(subscription, standard) pairs that have at least one record."""
         if self._standards is None:
-            self._standards = frozenset(map(_STANDARD, self.records))
+            projected = self.projected
+            self._standards = (
+                frozenset(map(_STANDARD, self.records))
+                if projected is None
+                else projected.projection.standards()
+            )
         return self._standards
 
     @property
     def controls(self) -> frozenset[tuple[str, str, str]]:
+        """(subscription, standard, control) triples that have at least one record."""
         if self._controls is None:
-            self._controls = frozenset(map(_CONTROL, self.records))
+            projected = self.projected
+            self._controls = (
+                frozenset(map(_CONTROL, self.records))
+                if projected is None
+                else projected.projection.control_keys()
+            )
         return self._controls
 
     def controls_of(self, snapshot: Snapshot) -> Sequence[ControlRow]:

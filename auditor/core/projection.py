@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, compress, count, repeat
-from operator import attrgetter, itemgetter, ne
+from operator import add, attrgetter, itemgetter, ne
+from typing import TypeVar
 
 from auditor.core.canonical import CanonicalFormatError, dumps, format_time, parse_time
 from auditor.core.model import ComplianceRecord, ControlSummary, State
@@ -57,6 +58,9 @@ _RECORD_COLUMNS = (
 )
 _CONTROL_COLUMNS = (("subscription", "s"), ("standard", "s"), ("control", "s"), ("state", "s"))
 KEY_COLUMNS = ("subscription", "standard", "control", "assessment")
+# Joins a record's key (and state) into one string: it sorts before every other character, so
+# joined keys sort as the key tuples do; a table holding it is searched as tuples instead.
+SEP = "\0"
 _GROUPS = (("records", _RECORD_COLUMNS), ("controls", _CONTROL_COLUMNS))
 # Array typecodes a column may be stored with: unsigned 32-bit (I) or, for counts above it,
 # unsigned 64-bit (Q): counts are at most 2**53 - 1 (normalize.MAX_COUNT). Unsigned, so that
@@ -192,7 +196,7 @@ class Projection:
     diffed by comparing their state columns (``same_keys``, ``changed_positions``); the keys
     as tuples, and a record's other fields, are built only when a diff needs them."""
 
-    __slots__ = ("_keys", "_records", "_strings", "controls")
+    __slots__ = ("_joined_keys", "_keys", "_records", "_strings", "controls", "joinable")
 
     def __init__(
         self, strings: list[str], records: dict[str, array.array[int]], controls: list[ControlRow]
@@ -200,6 +204,9 @@ class Projection:
         self._strings = strings
         self._records = records
         self._keys: list[RecordKey] | None = None
+        self._joined_keys: list[str] | None = None
+        # Whether keys can be joined by SEP (no string holds it, so no two keys join alike).
+        self.joinable = SEP not in "".join(strings)
         self.controls = controls
 
     def _text(self, name: str) -> Iterator[str]:
@@ -215,12 +222,44 @@ class Projection:
 
     @property
     def keys_built(self) -> bool:
-        """Whether ``keys`` was asked for (a diff in place never asks)."""
-        return self._keys is not None
+        """Whether a key per record was built (tuples, or joined): a diff in place builds none."""
+        return self._keys is not None or self._joined_keys is not None
 
     def keys_and_states(self) -> Iterator[tuple[str, str, str, str, str]]:
         """(subscription, standard, control, assessment, state value) of every record."""
         return zip(*map(self._text, (*KEY_COLUMNS, "state")), strict=True)
+
+    def _joined(self) -> list[str]:
+        """Every record's key joined by SEP, in record order (``joinable`` only): searched in
+        place of the key tuples, which the cyclic collector would walk."""
+        if self._joined_keys is None:
+            self._joined_keys = list(map(SEP.join, zip(*map(self._text, KEY_COLUMNS), strict=True)))
+        return self._joined_keys
+
+    def joined_states(self) -> frozenset[str] | None:
+        """Every record's key and state value joined by SEP; None unless ``joinable``."""
+        if not self.joinable:
+            return None
+        suffixes = {n: SEP + self._strings[n] for n in set(self._records["state"])}
+        states = map(suffixes.__getitem__, self._records["state"])
+        with acyclic_build():
+            return frozenset(map(add, self._joined(), states))
+
+    def standards(self) -> frozenset[tuple[str, str]]:
+        """(subscription, standard) of the records: told apart by number, then named."""
+        get, columns = self._strings.__getitem__, self._records
+        pairs = set(zip(columns["subscription"], columns["standard"], strict=True))
+        return frozenset((get(sub), get(standard)) for sub, standard in pairs)
+
+    def control_keys(self) -> frozenset[tuple[str, str, str]]:
+        """(subscription, standard, control) of the records, as ``standards``."""
+        get, columns = self._strings.__getitem__, self._records
+        triples = set(
+            zip(columns["subscription"], columns["standard"], columns["control"], strict=True)
+        )
+        return frozenset(
+            (get(sub), get(standard), get(control)) for sub, standard, control in triples
+        )
 
     @property
     def strings(self) -> list[str]:
@@ -268,10 +307,9 @@ class Projection:
     def position_of(self, key: RecordKey) -> int:
         """Where the record of `key` is (KeyError when none is): records are in key order, so
         a binary search, not a map of every key (the last of equal keys, as a dict keeps)."""
-        position = bisect_right(self.keys, key) - 1
-        if position < 0 or self.keys[position] != key:
-            raise KeyError(key)
-        return position
+        if self.joinable:
+            return _position(self._joined(), SEP.join(key), key)
+        return _position(self.keys, key, key)
 
     def record(self, position: int) -> ProjectedRecord:
         columns, strings = self._records, self._strings
@@ -284,6 +322,16 @@ class Projection:
             description=strings[columns["description"][position]],
             first_failed=None if first == 0 else parse_time(strings[first - 1]),
         )
+
+
+_Searched = TypeVar("_Searched", str, RecordKey)
+
+
+def _position(keys: Sequence[_Searched], probe: _Searched, key: RecordKey) -> int:
+    position = bisect_right(keys, probe) - 1
+    if position < 0 or keys[position] != probe:
+        raise KeyError(key)
+    return position
 
 
 def _decode_column(line: str, group: str, name: str, kind: str, length: int) -> array.array[int]:

@@ -320,3 +320,26 @@ def test_equal_key_columns_that_number_other_strings_are_not_the_same_records() 
         (SUBS[0], ChangeKind.REMOVED),
         (SUBS[1], ChangeKind.ADDED),
     }
+
+
+def test_keys_that_would_join_alike_are_told_apart_by_a_projection() -> None:
+    # Joined by NUL, (…, "1\0x", "a") and (…, "1", "x\0a") are one string: a projection whose
+    # strings hold NUL searches and compares its keys as tuples.
+    first = (SUBS[0], "PCI", "1\0x", "a")
+    second = (SUBS[0], "PCI", "1", "x\0a")
+    gone = (SUBS[0], "PCI", "2", "b")
+    old = {
+        first: (State.PASSED, 1, 0, 0, "", None),
+        second: (State.FAILED, 0, 1, 0, "", 3),
+        gone: (State.PASSED, 1, 0, 0, "", None),
+    }
+    new = {first: (State.FAILED, 0, 2, 0, "", 5), second: (State.FAILED, 0, 1, 0, "", 3)}
+    before = snapshot(DAY1, old, {}, {}, SUBS)
+    after = snapshot(DAY2, new, {}, {}, SUBS)
+    projected, old_index, _ = projected_indexes(before, after)
+    assert old_index.projected is not None and not old_index.projected.projection.joinable
+    assert projected == diff_snapshots(before, after)
+    assert [(c.control, c.assessment, c.change) for c in projected.changes] == [
+        ("1\0x", "a", ChangeKind.REGRESSED),
+        ("2", None, ChangeKind.REMOVED),
+    ]
