@@ -345,13 +345,16 @@ def with_states(
     )
 
 
+def _sample(posture: TenantPosture, fraction: float, seed: int) -> set[int]:
+    """Positions of `fraction` of the compliance records, chosen by `seed`."""
+    records = len(posture.compliance)
+    return set(random.Random(seed).sample(range(records), int(records * fraction)))
+
+
 def flip_states(posture: TenantPosture, fraction: float, seed: int = 1) -> TenantPosture:
     """The same posture with `fraction` of the compliance records in another state (passed <->
     failed; summaries recomputed)."""
-    rng = random.Random(seed)
-    chosen = set(
-        rng.sample(range(len(posture.compliance)), int(len(posture.compliance) * fraction))
-    )
+    chosen = _sample(posture, fraction, seed)
     flipped = []
     for number, record in enumerate(posture.compliance):
         if number in chosen:
@@ -373,10 +376,7 @@ def replace_assessments(posture: TenantPosture, fraction: float, seed: int = 1) 
     """The same posture with `fraction` of the compliance records replaced by records of new
     assessments (same control and state, another assessment id): assessments that went away
     and others that came."""
-    rng = random.Random(seed)
-    chosen = set(
-        rng.sample(range(len(posture.compliance)), int(len(posture.compliance) * fraction))
-    )
+    chosen = _sample(posture, fraction, seed)
     compliance = tuple(
         dataclasses.replace(record, assessment=stable_id(f"{record.assessment}/replaced/{seed}"))
         if number in chosen

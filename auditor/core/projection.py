@@ -196,13 +196,26 @@ class Projection:
     diffed by comparing their state columns (``same_keys``, ``changed_positions``); the keys
     as tuples, and a record's other fields, are built only when a diff needs them."""
 
-    __slots__ = ("_joined_keys", "_keys", "_records", "_strings", "controls", "joinable")
+    __slots__ = (
+        "_joined_keys",
+        "_key_strings",
+        "_keys",
+        "_records",
+        "_strings",
+        "controls",
+        "joinable",
+    )
 
     def __init__(
-        self, strings: list[str], records: dict[str, array.array[int]], controls: list[ControlRow]
+        self,
+        strings: list[str],
+        records: dict[str, array.array[int]],
+        controls: list[ControlRow],
+        key_strings: int,
     ) -> None:
         self._strings = strings
         self._records = records
+        self._key_strings = key_strings  # the key columns number strings below this
         self._keys: list[RecordKey] | None = None
         self._joined_keys: list[str] | None = None
         # Whether keys can be joined by SEP (no string holds it, so no two keys join alike).
@@ -229,7 +242,7 @@ class Projection:
         """(subscription, standard, control, assessment, state value) of every record."""
         return zip(*map(self._text, (*KEY_COLUMNS, "state")), strict=True)
 
-    def _joined(self) -> list[str]:
+    def _keys_joined(self) -> list[str]:
         """Every record's key joined by SEP, in record order (``joinable`` only): searched in
         place of the key tuples, which the cyclic collector would walk."""
         if self._joined_keys is None:
@@ -243,23 +256,22 @@ class Projection:
         suffixes = {n: SEP + self._strings[n] for n in set(self._records["state"])}
         states = map(suffixes.__getitem__, self._records["state"])
         with acyclic_build():
-            return frozenset(map(add, self._joined(), states))
+            return frozenset(map(add, self._keys_joined(), states))
+
+    def _distinct(self, names: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        """The distinct values of the records' `names` columns together: told apart by their
+        numbers (one C-level pass), then named."""
+        get = self._strings.__getitem__
+        found = set(zip(*(self._records[name] for name in names), strict=True))
+        return (tuple(map(get, numbers)) for numbers in found)
 
     def standards(self) -> frozenset[tuple[str, str]]:
-        """(subscription, standard) of the records: told apart by number, then named."""
-        get, columns = self._strings.__getitem__, self._records
-        pairs = set(zip(columns["subscription"], columns["standard"], strict=True))
-        return frozenset((get(sub), get(standard)) for sub, standard in pairs)
+        """(subscription, standard) of the records."""
+        return frozenset((s, t) for s, t in self._distinct(KEY_COLUMNS[:2]))
 
     def control_keys(self) -> frozenset[tuple[str, str, str]]:
-        """(subscription, standard, control) of the records, as ``standards``."""
-        get, columns = self._strings.__getitem__, self._records
-        triples = set(
-            zip(columns["subscription"], columns["standard"], columns["control"], strict=True)
-        )
-        return frozenset(
-            (get(sub), get(standard), get(control)) for sub, standard, control in triples
-        )
+        """(subscription, standard, control) of the records."""
+        return frozenset((s, t, c) for s, t, c in self._distinct(KEY_COLUMNS[:3]))
 
     @property
     def strings(self) -> list[str]:
@@ -287,7 +299,7 @@ class Projection:
         mine, theirs = self._records, other._records
         if any(mine[name] != theirs[name] for name in KEY_COLUMNS):
             return False
-        used = 1 + max((max(mine[name]) for name in KEY_COLUMNS if mine[name]), default=-1)
+        used = self._key_strings  # equal columns: the same bound at both ends
         return self._strings[:used] == other._strings[:used]
 
     def changed_positions(self, other: Projection) -> list[int]:
@@ -308,7 +320,7 @@ class Projection:
         """Where the record of `key` is (KeyError when none is): records are in key order, so
         a binary search, not a map of every key (the last of equal keys, as a dict keeps)."""
         if self.joinable:
-            return _position(self._joined(), SEP.join(key), key)
+            return _position(self._keys_joined(), SEP.join(key), key)
         return _position(self.keys, key, key)
 
     def record(self, position: int) -> ProjectedRecord:
@@ -354,9 +366,12 @@ def _decode_column(line: str, group: str, name: str, kind: str, length: int) -> 
     return column
 
 
-def _checked_numbers(column: array.array[int], name: str, strings: int) -> None:
-    if column and max(column) >= strings:
+def _checked_numbers(column: array.array[int], name: str, strings: int) -> int:
+    """1 + the highest number in `column` (0 when empty); a format error past `strings`."""
+    bound = max(column, default=-1) + 1
+    if bound > strings:
         raise CanonicalFormatError(f"projection column {name} names no string")
+    return bound
 
 
 def decode_projection(lines: Sequence[str]) -> Projection:
@@ -388,8 +403,8 @@ def decode_projection(lines: Sequence[str]) -> Projection:
     records, control_columns = columns
     # The record columns are mapped to strings only when a diff asks (the controls' columns,
     # mapped below, raise IndexError for a number past the table): checked here.
-    for name in (*KEY_COLUMNS, "description"):
-        _checked_numbers(records[name], name, len(strings))
+    key_strings = max(_checked_numbers(records[name], name, len(strings)) for name in KEY_COLUMNS)
+    _checked_numbers(records["description"], "description", len(strings))
     _checked_numbers(records["first_failed"], "first_failed", len(strings) + 1)
     for column in (records["state"], control_columns["state"]):
         if any(n >= len(strings) or strings[n] not in _STATES for n in set(column)):
@@ -403,7 +418,7 @@ def decode_projection(lines: Sequence[str]) -> Projection:
                 zip(text["subscription"], text["standard"], text["control"],
                     map(_STATES.__getitem__, text["state"]), strict=True)
             )  # fmt: skip
-            return Projection(strings, records, controls)
+            return Projection(strings, records, controls, key_strings)
     except IndexError:
         raise CanonicalFormatError("projection: a column names no string") from None
 
